@@ -1,0 +1,270 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * libsptcore: the golden model of the SPT chip's arithmetic.
+ *
+ * BFP8 (OCP MXINT8), the hierarchical bit-mask compressed tensor format
+ * (uapi/spt_format.h, docs/formats.md), threshold pruning, sparse GEMMs for
+ * the three training passes with fused epilogues, per-operation counters and
+ * an analytic cycle and energy model.  The QEMU device model and the
+ * runtime's CPU backend both link this library: its results define the chip.
+ *
+ * Conventions:
+ *  - every function validates its arguments and returns 0 or a negative
+ *    errno value (-EINVAL bad argument, -EDOM NaN/Inf input, -ENOSPC output
+ *    buffer too small, -EBADMSG malformed compressed data, -E2BIG size beyond
+ *    the format's limits, -ENOMEM);
+ *  - matrices are row-major; BFP8 blocks run along the last axis (columns),
+ *    which is always the reduction axis of the GEMM that consumes them;
+ *  - results are bit-identical across the scalar, AVX2 and AVX-512 paths and
+ *    independent of thread count: accumulation order is fixed (docs/formats.md).
+ *  - the library keeps no state except the selected SIMD path.
+ */
+#ifndef SPT_CORE_H
+#define SPT_CORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "spt_format.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- errors and SIMD dispatch ------------------------------------------ */
+
+/* A static message for a (negative) error code returned by this library. */
+const char *spt_core_strerror(int err);
+
+enum spt_isa {
+	SPT_ISA_AUTO = 0,	/* best the CPU supports */
+	SPT_ISA_SCALAR = 1,
+	SPT_ISA_AVX2 = 2,
+	SPT_ISA_AVX512 = 3,	/* AVX-512 F/BW/VL, VNNI where present */
+};
+
+/* 1 if this build and this CPU can run @isa, else 0. */
+int spt_core_isa_supported(enum spt_isa isa);
+/* Select the path used by later calls (process-wide); -ENOTSUP if unsupported. */
+int spt_core_set_isa(enum spt_isa isa);
+/* The path in use (never SPT_ISA_AUTO). */
+enum spt_isa spt_core_get_isa(void);
+const char *spt_core_isa_name(enum spt_isa isa);
+
+/* ---- BFP8 (MXINT8) ------------------------------------------------------ */
+
+enum spt_round {
+	SPT_ROUND_EVEN = 0,		/* round to nearest, ties to even */
+	SPT_ROUND_STOCHASTIC = 1,	/* unbiased, deterministic in the seed */
+};
+
+/*
+ * Quantise one block of @n (1..32) values: E = floor(log2(max|x|)) clamped to
+ * [-127, 127] (all-zero block: E = -127), k = clamp(round(x * 2^(6-E)),
+ * -127, 127).  @index is the global element index of x[0]; with stochastic
+ * rounding the random draw for element i depends only on (seed, index + i).
+ * Elements n..31 of @k are set to 0.  -EDOM if any x is NaN or infinite.
+ */
+int spt_bfp8_quantize_block(const float *x, unsigned int n, enum spt_round round,
+			    uint64_t seed, uint64_t index, int8_t k[32], int *exp);
+
+/* Value of element @k of a block with exponent @exp: k * 2^(exp-6). */
+float spt_bfp8_value(int8_t k, int exp);
+
+/*
+ * Quantise a rows x cols matrix block-wise along its columns and write the
+ * dequantised values to @out (which may equal @in).
+ */
+int spt_bfp8_quantize(const float *in, float *out, size_t rows, size_t cols,
+		      enum spt_round round, uint64_t seed);
+
+/* ---- threshold pruning -------------------------------------------------- */
+
+enum spt_prune_mode {
+	SPT_PRUNE_OFF = 0,
+	SPT_PRUNE_DETERMINISTIC = 1,	/* |x| < tau -> 0 */
+	SPT_PRUNE_STOCHASTIC = 2,	/* |x| < tau -> sign(x)*tau w.p. |x|/tau, else 0 */
+};
+
+struct spt_prune {
+	enum spt_prune_mode mode;
+	float tau;		/* >= 0 and finite */
+	uint64_t seed;		/* stochastic draws depend on (seed, element index) */
+};
+
+/* ---- compressed tensors ------------------------------------------------- */
+
+struct spt_encode_opts {
+	enum spt_round round;
+	uint64_t round_seed;
+	struct spt_prune prune;
+};
+
+/* Default options: nearest-even, no pruning. */
+void spt_encode_opts_init(struct spt_encode_opts *o);
+
+struct spt_tensor_stats {
+	uint64_t elements;	/* rows * cols */
+	uint64_t natural_zeros;	/* inputs exactly zero */
+	uint64_t pruned;	/* nonzero inputs zeroed by the threshold */
+	uint64_t underflow;	/* survivors that quantised to zero */
+	uint64_t nonzeros;	/* elements stored (set L2 bits) */
+	uint64_t nz_blocks;	/* blocks stored (set L1 bits) */
+	double sum_abs;		/* sum |x| over all inputs */
+	double sum_abs_kept;	/* sum |x| over survivors, after pruning */
+	uint64_t bytes;		/* encoded size */
+};
+
+/* Upper bound of the encoded size of a rows x cols tensor; 0 if too large. */
+size_t spt_ct_bound(uint32_t rows, uint32_t cols);
+
+/*
+ * Prune (o->prune), quantise and encode a rows x cols FP32 matrix into @out
+ * (@cap bytes).  @o may be NULL for defaults, @stats may be NULL.  Sums in
+ * @stats are taken in row-major order.
+ */
+int spt_ct_encode(const float *in, uint32_t rows, uint32_t cols,
+		  const struct spt_encode_opts *o, void *out, size_t cap,
+		  size_t *out_len, struct spt_tensor_stats *stats);
+
+struct spt_ct_info {
+	uint32_t rows, cols, blocks_per_row, tiles;
+	uint64_t nz_blocks, nonzeros, total_bytes;
+};
+
+/*
+ * Fully validate @len bytes of untrusted data as a compressed tensor (every
+ * header field, offset, mask and value) without reading outside them.
+ * On success fill @info (may be NULL).  -EBADMSG on any inconsistency.
+ */
+int spt_ct_validate(const void *buf, size_t len, struct spt_ct_info *info);
+
+/* Validate and decode into @out, which holds exactly @elems = rows*cols floats. */
+int spt_ct_decode(const void *buf, size_t len, float *out, size_t elems);
+
+/*
+ * Re-block for the transposed operand: decode a rows x cols tensor and
+ * encode its cols x rows transpose (blocks now along the old rows) with @o.
+ */
+int spt_ct_transpose(const void *in, size_t in_len,
+		     const struct spt_encode_opts *o, void *out, size_t cap,
+		     size_t *out_len, struct spt_tensor_stats *stats);
+
+/* ---- counters and the analytic cycle/energy model (modeled) ------------ */
+
+struct spt_counters {
+	uint64_t dense_macs;		/* M*N*K of the operation */
+	uint64_t exec_macs;		/* MACs with both operands nonzero */
+	uint64_t bytes_read;		/* compressed operand bytes read */
+	uint64_t bytes_written;		/* output bytes written */
+	uint64_t dense_fp16_bytes;	/* what dense FP16 operands and output would move */
+	uint64_t blocks;		/* block pairs processed (exponent adds) */
+	uint64_t elements_out;		/* outputs produced */
+	/* filled by spt_model_apply(); all modeled, not measured */
+	uint64_t cycles;
+	double energy_pj;
+	double eff_tops_per_w;		/* 2 * dense_macs / energy */
+	double exec_tops_per_w;		/* 2 * exec_macs / energy */
+};
+
+/* Add @b into @a (cycles and energy too; TOPS/W recomputed). */
+void spt_counters_add(struct spt_counters *a, const struct spt_counters *b);
+
+/* Every constant of the model; defaults in research/algorithms.md. */
+struct spt_energy_model {
+	double mac_pj;			/* one executed BFP8 MAC (8b mult + 32b add) */
+	double skip_check_pj;		/* mask test per dense MAC position */
+	double exp_add_pj;		/* per block pair: exponent add and FP32 accumulate */
+	double sram_pj_per_byte;
+	double dram_pj_per_byte;
+	double static_mw;		/* leakage and clock, per second of modeled time */
+	double clock_mhz;
+	double macs_per_cycle;		/* MAC array size */
+	double utilisation;		/* 0 < u <= 1 */
+	double dram_gbytes_per_s;
+};
+
+void spt_energy_model_init(struct spt_energy_model *m);
+/* -EINVAL unless every field is finite, positive (static_mw, skip_check_pj >= 0). */
+int spt_energy_model_check(const struct spt_energy_model *m);
+/* Fill c->cycles, energy_pj and the TOPS/W figures from the other counters. */
+int spt_model_apply(const struct spt_energy_model *m, struct spt_counters *c);
+
+/* ---- sparse GEMMs ------------------------------------------------------- */
+
+/*
+ * One kernel serves the three training passes: C[M x N] = A[M x K] * B[N x K]^T
+ * where A and B are compressed tensors blocked along their K columns.
+ *
+ *   forward        Y  = X  * W   : A = X  (M x K),      B = W^T (N x K)
+ *   backward       dX = dY * W^T : A = dY (M x N),      B = W   (K x N)
+ *   weight update  dW = X^T * dY : A = X^T (K x M),     B = dY^T (N x M)
+ *
+ * (the transposed operands come from spt_ct_transpose).  Inside a block the
+ * products are summed exactly in int32; across blocks each block's sum is
+ * scaled, t = ((float)isum * 2^(Ea-6)) * 2^(Eb-6), and added to an FP32
+ * accumulator starting at 0 in increasing block order.  Blocks where either
+ * operand is zero are skipped (adding them would add +0.0).
+ */
+enum spt_pass { SPT_PASS_FWD = 0, SPT_PASS_BWD = 1, SPT_PASS_WG = 2 };
+
+enum spt_act {
+	SPT_ACT_NONE = 0,
+	SPT_ACT_RELU = 1,	/* y = max(y, 0) */
+	SPT_ACT_RELU_GRAD = 2,	/* y = 0 where the mask tensor is zero */
+};
+
+/* Fused epilogue, applied per output in this order: bias, act, prune, encode. */
+struct spt_gemm_epilogue {
+	const float *bias;		/* N floats added per row, or NULL */
+	enum spt_act act;
+	const void *mask;		/* RELU_GRAD: compressed M x N tensor */
+	size_t mask_len;
+	float scale;			/* multiply before bias (0 means 1) */
+};
+
+struct spt_gemm_out {
+	float *y;			/* M x N FP32 result (after the epilogue), or NULL */
+	void *ct;			/* compressed result, or NULL */
+	size_t ct_cap;
+	size_t ct_len;			/* out */
+	struct spt_encode_opts enc;	/* pruning and rounding of the compressed result */
+	struct spt_tensor_stats stats;	/* out: statistics of the compressed result */
+};
+
+/*
+ * Run one pass.  @ep may be NULL (no epilogue).  At least one of out->y and
+ * out->ct must be set.  @cnt (may be NULL) receives the operation's counters
+ * (cycles and energy left zero: see spt_model_apply).
+ */
+int spt_gemm(enum spt_pass pass, const void *a, size_t a_len,
+	     const void *b, size_t b_len, const struct spt_gemm_epilogue *ep,
+	     struct spt_gemm_out *out, struct spt_counters *cnt);
+
+/* ---- training step helpers (run on the chip too) ----------------------- */
+
+/*
+ * Softmax cross-entropy over @rows rows of @classes logits with integer
+ * labels.  Writes the mean loss to @loss, the number of rows whose argmax
+ * equals the label to @correct (may be NULL), and, if @dlogits is not NULL,
+ * the gradient of the mean loss (softmax - onehot) / rows.
+ */
+int spt_softmax_xent(const float *logits, const uint8_t *labels, uint32_t rows,
+		     uint32_t classes, float *loss, uint32_t *correct,
+		     float *dlogits);
+
+/*
+ * SGD with momentum and weight decay on FP32 master weights, per element:
+ * g' = g + wd*w; v = momentum*v + g'; w = w - lr*v.
+ */
+int spt_sgd_momentum(float *w, float *v, const float *g, size_t n, float lr,
+		     float momentum, float weight_decay);
+
+/* Inverse normal CDF (for the pruning threshold formula); p in (0, 1). */
+double spt_norm_ppf(double p);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SPT_CORE_H */

@@ -1,0 +1,538 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The hierarchical bit-mask compressed tensor format (uapi/spt_format.h):
+ * encode with fused threshold pruning, validate, decode, unpack, transpose.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ct_internal.h"
+
+/* Stochastic pruning draws from a stream distinct from rounding's. */
+#define PRUNE_SALT 0x70726e65736c7421ull
+
+struct ct_geom {
+	uint32_t rows, cols, bpr;
+	uint64_t nblocks, tiles;
+	uint64_t payload_off;	/* header + tile table */
+};
+
+static int geom_init(uint32_t rows, uint32_t cols, struct ct_geom *g)
+{
+	if (rows == 0 || cols == 0)
+		return -EINVAL;
+	if (rows > SPT_CT_MAX_DIM || cols > SPT_CT_MAX_DIM)
+		return -E2BIG;
+	g->rows = rows;
+	g->cols = cols;
+	g->bpr = (cols + SPT_BLOCK_ELEMS - 1) / SPT_BLOCK_ELEMS;
+	g->nblocks = (uint64_t)rows * g->bpr;
+	g->tiles = (g->nblocks + SPT_TILE_BLOCKS - 1) / SPT_TILE_BLOCKS;
+	g->payload_off = SPT_CT_HEADER_SIZE + 4 * (g->tiles + 1);
+	return 0;
+}
+
+size_t spt_ct_bound(uint32_t rows, uint32_t cols)
+{
+	struct ct_geom g;
+	uint64_t b;
+
+	if (geom_init(rows, cols, &g))
+		return 0;
+	b = g.payload_off + 8 * g.tiles + g.nblocks * (5 + SPT_BLOCK_ELEMS);
+	if (b > SIZE_MAX)
+		return 0;
+	return (size_t)b;
+}
+
+void spt_encode_opts_init(struct spt_encode_opts *o)
+{
+	if (!o)
+		return;
+	memset(o, 0, sizeof(*o));
+	o->round = SPT_ROUND_EVEN;
+	o->prune.mode = SPT_PRUNE_OFF;
+}
+
+static int opts_check(const struct spt_encode_opts *o)
+{
+	if (o->round != SPT_ROUND_EVEN && o->round != SPT_ROUND_STOCHASTIC)
+		return -EINVAL;
+	switch (o->prune.mode) {
+	case SPT_PRUNE_OFF:
+		return 0;
+	case SPT_PRUNE_DETERMINISTIC:
+	case SPT_PRUNE_STOCHASTIC:
+		if (!isfinite(o->prune.tau) || o->prune.tau < 0.0f)
+			return -EINVAL;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+/*
+ * Sum of 32 lanes (absent elements are +0) in the fixed order every path
+ * uses: eight strided partial sums, then halves folded 4, 2, 1.
+ */
+float spt_block_sum(const float v[32])
+{
+	float s[8];
+	int j;
+
+	for (j = 0; j < 8; j++)
+		s[j] = ((v[j] + v[j + 8]) + v[j + 16]) + v[j + 24];
+	for (j = 0; j < 4; j++)
+		s[j] = s[j] + s[j + 4];
+	s[0] = s[0] + s[2];
+	s[1] = s[1] + s[3];
+	return s[0] + s[1];
+}
+
+struct enc_state {
+	const struct spt_encode_opts *o;
+	struct spt_tensor_stats st;
+};
+
+/*
+ * Prune and quantise one block.  Returns its L2 mask (0: absent block) and
+ * fills k/exp; -EDOM through *err on NaN/Inf.
+ */
+static uint32_t encode_block(struct enc_state *s, const float *x, unsigned int n,
+			     uint64_t index, int8_t k[32], int *exp, int *err)
+{
+	const struct spt_prune *pr = &s->o->prune;
+	float v[32], a_all[32], a_kept[32];
+	float amax = 0.0f;
+	uint32_t l2 = 0;
+	unsigned int i;
+
+	for (i = 0; i < n; i++) {
+		float xi = x[i], a = fabsf(xi);
+
+		if (!isfinite(a)) {
+			*err = -EDOM;
+			return 0;
+		}
+		a_all[i] = a;
+		if (xi == 0.0f) {
+			s->st.natural_zeros++;
+			xi = 0.0f;
+		} else if (pr->mode != SPT_PRUNE_OFF && a < pr->tau) {
+			if (pr->mode == SPT_PRUNE_STOCHASTIC &&
+			    spt_rng_unit(pr->seed ^ PRUNE_SALT, index + i) < a / pr->tau) {
+				xi = copysignf(pr->tau, xi);
+				a = pr->tau;
+			} else {
+				xi = 0.0f;
+				a = 0.0f;
+				s->st.pruned++;
+			}
+		}
+		v[i] = xi;
+		a_kept[i] = a;
+		if (a > amax)
+			amax = a;
+	}
+	for (; i < SPT_BLOCK_ELEMS; i++)
+		v[i] = a_all[i] = a_kept[i] = 0.0f;
+	s->st.sum_abs += spt_block_sum(a_all);
+	s->st.sum_abs_kept += spt_block_sum(a_kept);
+	if (amax == 0.0f)
+		return 0;
+	*exp = spt_bfp8_exponent(amax);
+	spt_bfp8_quantize_known(v, n, *exp, s->o->round, s->o->round_seed, index, k);
+	for (i = 0; i < n; i++) {
+		if (k[i])
+			l2 |= 1u << i;
+		else if (v[i] != 0.0f)
+			s->st.underflow++;
+	}
+	return l2;
+}
+
+static void header_write(uint8_t *p, const struct ct_geom *g, uint64_t nzb,
+			 uint64_t nnz, uint32_t payload, uint64_t total)
+{
+	memset(p, 0, SPT_CT_HEADER_SIZE);
+	spt_st32(p + 0, SPT_CT_MAGIC);
+	p[4] = SPT_CT_VERSION & 0xff;
+	p[5] = SPT_CT_VERSION >> 8;
+	spt_st32(p + 8, g->rows);
+	spt_st32(p + 12, g->cols);
+	spt_st32(p + 16, g->bpr);
+	spt_st32(p + 20, (uint32_t)g->tiles);
+	spt_st64(p + 24, nzb);
+	spt_st64(p + 32, nnz);
+	spt_st32(p + 40, payload);
+	spt_st64(p + 48, total);
+}
+
+int spt_ct_encode(const float *in, uint32_t rows, uint32_t cols,
+		  const struct spt_encode_opts *o, void *out, size_t cap,
+		  size_t *out_len, struct spt_tensor_stats *stats)
+{
+	struct spt_encode_opts def;
+	struct enc_state s;
+	struct ct_geom g;
+	uint8_t *p = out, *table;
+	uint64_t pos, t;
+	int err = 0;
+
+	if (!o) {
+		spt_encode_opts_init(&def);
+		o = &def;
+	}
+	if (!in || !out || !out_len)
+		return -EINVAL;
+	err = opts_check(o);
+	if (err)
+		return err;
+	err = geom_init(rows, cols, &g);
+	if (err)
+		return err;
+	if (g.tiles > UINT32_MAX)
+		return -E2BIG;
+	if (cap < g.payload_off)
+		return -ENOSPC;
+	memset(&s, 0, sizeof(s));
+	s.o = o;
+	table = p + SPT_CT_HEADER_SIZE;
+	pos = g.payload_off;
+	for (t = 0; t < g.tiles; t++) {
+		uint64_t b, b0 = t * SPT_TILE_BLOCKS, b1 = b0 + SPT_TILE_BLOCKS;
+		uint64_t l1 = 0, l1pos = pos;
+
+		if (b1 > g.nblocks)
+			b1 = g.nblocks;
+		if (pos - g.payload_off > UINT32_MAX)
+			return -E2BIG;
+		spt_st32(table + 4 * t, (uint32_t)(pos - g.payload_off));
+		if (cap - pos < 8)
+			return -ENOSPC;
+		pos += 8;
+		for (b = b0; b < b1; b++) {
+			uint32_t r = (uint32_t)(b / g.bpr), c = (uint32_t)(b % g.bpr);
+			uint32_t c0 = c * SPT_BLOCK_ELEMS;
+			unsigned int n = cols - c0 < SPT_BLOCK_ELEMS ? cols - c0 : SPT_BLOCK_ELEMS;
+			uint64_t index = (uint64_t)r * cols + c0;
+			uint32_t l2, m;
+			int8_t k[32];
+			int e = 0;
+			unsigned int cnt;
+
+			l2 = encode_block(&s, in + index, n, index, k, &e, &err);
+			if (err)
+				return err;
+			if (!l2)
+				continue;
+			cnt = (unsigned int)__builtin_popcount(l2);
+			if (cap - pos < 5 + cnt)
+				return -ENOSPC;
+			spt_st32(p + pos, l2);
+			p[pos + 4] = (uint8_t)(e + SPT_E8M0_BIAS);
+			pos += 5;
+			for (m = l2; m; m &= m - 1)
+				p[pos++] = (uint8_t)k[__builtin_ctz(m)];
+			l1 |= 1ull << (b - b0);
+			s.st.nz_blocks++;
+			s.st.nonzeros += cnt;
+		}
+		spt_st64(p + l1pos, l1);
+	}
+	if (pos - g.payload_off > UINT32_MAX)
+		return -E2BIG;
+	spt_st32(table + 4 * g.tiles, (uint32_t)(pos - g.payload_off));
+	header_write(p, &g, s.st.nz_blocks, s.st.nonzeros,
+		     (uint32_t)(pos - g.payload_off), pos);
+	*out_len = (size_t)pos;
+	if (stats) {
+		s.st.elements = (uint64_t)rows * cols;
+		s.st.bytes = pos;
+		*stats = s.st;
+	}
+	return 0;
+}
+
+/* ---- reading -------------------------------------------------------- */
+
+struct ct_hdr {
+	struct ct_geom g;
+	uint64_t nz_blocks, nonzeros, payload, total;
+};
+
+static int header_parse(const uint8_t *p, size_t len, struct ct_hdr *h)
+{
+	uint32_t bpr, tiles;
+
+	if (len < SPT_CT_HEADER_SIZE)
+		return -EBADMSG;
+	if (spt_ld32(p) != SPT_CT_MAGIC ||
+	    (p[4] | p[5] << 8) != SPT_CT_VERSION || (p[6] | p[7]) != 0 ||
+	    spt_ld32(p + 44) != 0 || spt_ld64(p + 56) != 0)
+		return -EBADMSG;
+	if (geom_init(spt_ld32(p + 8), spt_ld32(p + 12), &h->g))
+		return -EBADMSG;
+	bpr = spt_ld32(p + 16);
+	tiles = spt_ld32(p + 20);
+	h->nz_blocks = spt_ld64(p + 24);
+	h->nonzeros = spt_ld64(p + 32);
+	h->payload = spt_ld32(p + 40);
+	h->total = spt_ld64(p + 48);
+	if (bpr != h->g.bpr || tiles != h->g.tiles || h->total != len ||
+	    h->g.payload_off > len || len - h->g.payload_off != h->payload)
+		return -EBADMSG;
+	return 0;
+}
+
+static int tiles_check(const uint8_t *p, const struct ct_hdr *h)
+{
+	const struct ct_geom *g = &h->g;
+	const uint8_t *tab = p + SPT_CT_HEADER_SIZE, *pl = p + g->payload_off;
+	uint32_t ragged = g->cols % SPT_BLOCK_ELEMS;
+	uint64_t nzb = 0, nnz = 0, t;
+
+	if (spt_ld32(tab) != 0 || spt_ld32(tab + 4 * g->tiles) != h->payload)
+		return -EBADMSG;
+	for (t = 0; t < g->tiles; t++) {
+		uint32_t o0 = spt_ld32(tab + 4 * t), o1 = spt_ld32(tab + 4 * t + 4);
+		uint64_t nb = g->nblocks - t * SPT_TILE_BLOCKS, l1;
+		const uint8_t *q, *end;
+
+		if (o1 < o0 || o1 > h->payload || o1 - o0 < 8)
+			return -EBADMSG;
+		q = pl + o0;
+		end = pl + o1;
+		l1 = spt_ld64(q);
+		q += 8;
+		if (nb < SPT_TILE_BLOCKS && (l1 >> nb))
+			return -EBADMSG;
+		for (; l1; l1 &= l1 - 1) {
+			uint64_t b = t * SPT_TILE_BLOCKS + (unsigned int)__builtin_ctzll(l1);
+			uint32_t l2;
+			size_t n, j;
+
+			if (end - q < 5)
+				return -EBADMSG;
+			l2 = spt_ld32(q);
+			if (!l2 || q[4] == SPT_E8M0_NAN)
+				return -EBADMSG;
+			if (ragged && b % g->bpr == g->bpr - 1 && (l2 >> ragged))
+				return -EBADMSG;
+			q += 5;
+			n = (size_t)__builtin_popcount(l2);
+			if ((size_t)(end - q) < n)
+				return -EBADMSG;
+			for (j = 0; j < n; j++)
+				if (q[j] == 0 || q[j] == 0x80)
+					return -EBADMSG;
+			q += n;
+			nzb++;
+			nnz += n;
+		}
+		if (q != end)
+			return -EBADMSG;
+	}
+	if (nzb != h->nz_blocks || nnz != h->nonzeros)
+		return -EBADMSG;
+	return 0;
+}
+
+static int ct_open(const void *buf, size_t len, struct ct_hdr *h)
+{
+	int err;
+
+	if (!buf)
+		return -EINVAL;
+	err = header_parse(buf, len, h);
+	if (err)
+		return err;
+	return tiles_check(buf, h);
+}
+
+int spt_ct_validate(const void *buf, size_t len, struct spt_ct_info *info)
+{
+	struct ct_hdr h;
+	int err = ct_open(buf, len, &h);
+
+	if (err)
+		return err;
+	if (info) {
+		info->rows = h.g.rows;
+		info->cols = h.g.cols;
+		info->blocks_per_row = h.g.bpr;
+		info->tiles = (uint32_t)h.g.tiles;
+		info->nz_blocks = h.nz_blocks;
+		info->nonzeros = h.nonzeros;
+		info->total_bytes = h.total;
+	}
+	return 0;
+}
+
+/* 2^(e-6) as a float, exact for every E8M0 exponent (subnormal below -126). */
+static float elem_scale(int e)
+{
+	int sh = e - 6;
+	union {
+		uint32_t u;
+		float f;
+	} v;
+
+	if (sh >= -126) {
+		v.u = (uint32_t)(sh + 127) << 23;
+		return v.f;
+	}
+	v.u = 1u << (23 - (-126 - sh));	/* subnormal power of two */
+	return v.f;
+}
+
+/* Walk a validated tensor's blocks: fn(ctx, block, l2, exp, packed values). */
+#define FOR_EACH_BLOCK(p, h, BODY)							\
+	do {										\
+		const uint8_t *tab_ = (p) + SPT_CT_HEADER_SIZE;				\
+		const uint8_t *pl_ = (p) + (h)->g.payload_off;				\
+		uint64_t t_;								\
+		for (t_ = 0; t_ < (h)->g.tiles; t_++) {					\
+			const uint8_t *q_ = pl_ + spt_ld32(tab_ + 4 * t_);		\
+			uint64_t l1_ = spt_ld64(q_);					\
+			q_ += 8;							\
+			for (; l1_; l1_ &= l1_ - 1) {					\
+				uint64_t blk = t_ * SPT_TILE_BLOCKS +			\
+					       (unsigned int)__builtin_ctzll(l1_);	\
+				uint32_t l2 = spt_ld32(q_);				\
+				int ex = (int)q_[4] - SPT_E8M0_BIAS;			\
+				const int8_t *vals = (const int8_t *)(q_ + 5);		\
+				q_ += 5 + (unsigned int)__builtin_popcount(l2);		\
+				BODY							\
+			}								\
+		}									\
+	} while (0)
+
+static void decode_trusted(const uint8_t *p, const struct ct_hdr *h, float *out)
+{
+	const struct ct_geom *g = &h->g;
+
+	memset(out, 0, (size_t)g->rows * g->cols * sizeof(float));
+	FOR_EACH_BLOCK(p, h, {
+		float s = elem_scale(ex);
+		float *dst = out + (blk / g->bpr) * g->cols +
+			     (blk % g->bpr) * SPT_BLOCK_ELEMS;
+		uint32_t m;
+		int j;
+
+		if (l2 == 0xffffffffu) {
+			for (j = 0; j < 32; j++)
+				dst[j] = (float)vals[j] * s;
+		} else {
+			for (m = l2; m; m &= m - 1)
+				dst[__builtin_ctz(m)] = (float)*vals++ * s;
+		}
+	});
+}
+
+int spt_ct_decode(const void *buf, size_t len, float *out, size_t elems)
+{
+	struct ct_hdr h;
+	int err;
+
+	if (!buf || !out)
+		return -EINVAL;
+	err = ct_open(buf, len, &h);
+	if (err)
+		return err;
+	if (elems != (uint64_t)h.g.rows * h.g.cols)
+		return -EINVAL;
+	decode_trusted(buf, &h, out);
+	return 0;
+}
+
+void spt_unpacked_free(struct spt_unpacked *u)
+{
+	if (!u)
+		return;
+	free(u->exp);
+	free(u->l2);
+	free(u->k);
+	memset(u, 0, sizeof(*u));
+}
+
+int spt_ct_unpack(const void *buf, size_t len, struct spt_unpacked *u)
+{
+	struct ct_hdr h;
+	uint64_t b;
+	size_t kbytes;
+	int err;
+
+	if (!buf || !u)
+		return -EINVAL;
+	memset(u, 0, sizeof(*u));
+	err = ct_open(buf, len, &h);
+	if (err)
+		return err;
+	if (h.g.nblocks > SIZE_MAX / 64)
+		return -E2BIG;
+	kbytes = (size_t)h.g.nblocks * SPT_BLOCK_ELEMS;
+	u->exp = malloc((size_t)h.g.nblocks * sizeof(*u->exp));
+	u->l2 = calloc((size_t)h.g.nblocks, sizeof(*u->l2));
+	u->k = aligned_alloc(64, (kbytes + 63) & ~(size_t)63);
+	if (!u->exp || !u->l2 || !u->k) {
+		spt_unpacked_free(u);
+		return -ENOMEM;
+	}
+	memset(u->k, 0, kbytes);
+	for (b = 0; b < h.g.nblocks; b++)
+		u->exp[b] = SPT_EXP_ABSENT;
+	u->rows = h.g.rows;
+	u->cols = h.g.cols;
+	u->bpr = h.g.bpr;
+	u->nblocks = h.g.nblocks;
+	u->nz_blocks = h.nz_blocks;
+	u->nonzeros = h.nonzeros;
+	u->bytes = h.total;
+	FOR_EACH_BLOCK((const uint8_t *)buf, &h, {
+		int8_t *dst = u->k + blk * SPT_BLOCK_ELEMS;
+		uint32_t m;
+
+		u->exp[blk] = (int16_t)ex;
+		u->l2[blk] = l2;
+		for (m = l2; m; m &= m - 1)
+			dst[__builtin_ctz(m)] = *vals++;
+	});
+	return 0;
+}
+
+int spt_ct_transpose(const void *in, size_t in_len,
+		     const struct spt_encode_opts *o, void *out, size_t cap,
+		     size_t *out_len, struct spt_tensor_stats *stats)
+{
+	struct ct_hdr h;
+	float *a, *t;
+	size_t r, c, rows, cols;
+	int err;
+
+	if (!in || !out || !out_len)
+		return -EINVAL;
+	err = ct_open(in, in_len, &h);
+	if (err)
+		return err;
+	rows = h.g.rows;
+	cols = h.g.cols;
+	if (rows * cols > SIZE_MAX / 2 / sizeof(float))
+		return -E2BIG;
+	a = malloc(rows * cols * sizeof(float));
+	t = malloc(rows * cols * sizeof(float));
+	if (!a || !t) {
+		free(a);
+		free(t);
+		return -ENOMEM;
+	}
+	decode_trusted(in, &h, a);
+	for (r = 0; r < rows; r++)
+		for (c = 0; c < cols; c++)
+			t[c * rows + r] = a[r * cols + c];
+	free(a);
+	err = spt_ct_encode(t, (uint32_t)cols, (uint32_t)rows, o, out, cap, out_len, stats);
+	free(t);
+	return err;
+}

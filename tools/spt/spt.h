@@ -1,0 +1,22 @@
+/* SPDX-License-Identifier: MIT */
+/* The spt command: one function per subcommand, listed in main.c. */
+#ifndef SPT_TOOL_H
+#define SPT_TOOL_H
+
+#include <stdio.h>
+
+int cmd_codec(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+
+/* Print "spt: <fmt>" to stderr; returns 1 (the exit status for errors). */
+int spt_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Read a whole file; *len receives its size.  NULL (message printed) on error. */
+void *spt_read_file(const char *path, size_t *len);
+/* Write a whole file atomically (temp file + rename).  0 or 1 (message printed). */
+int spt_write_file(const char *path, const void *buf, size_t len);
+/* Parse "R,C" into two positive u32s. 0 on success. */
+int spt_parse_shape(const char *s, unsigned int *rows, unsigned int *cols);
+/* Parse an unsigned 64-bit integer; 0 on success. */
+int spt_parse_u64(const char *s, unsigned long long *v);
+
+#endif
