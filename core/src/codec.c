@@ -5,10 +5,21 @@
  */
 #include <errno.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "ct_internal.h"
+#include "codec_simd.h"
+
+#ifdef SPT_NO_SIMD
+#define use_avx2() 0
+#else
+static int use_avx2(void)
+{
+	return spt_core_get_isa() >= SPT_ISA_AVX2;
+}
+#endif
 
 /* Stochastic pruning draws from a stream distinct from rounding's. */
 #define PRUNE_SALT 0x70726e65736c7421ull
@@ -178,7 +189,9 @@ int spt_ct_encode(const float *in, uint32_t rows, uint32_t cols,
 	struct ct_geom g;
 	uint8_t *p = out, *table;
 	uint64_t pos, t;
-	int err = 0;
+	uint32_t r = 0, c = 0;
+	int err = 0, simd;
+	float tau;
 
 	if (!o) {
 		spt_encode_opts_init(&def);
@@ -198,6 +211,9 @@ int spt_ct_encode(const float *in, uint32_t rows, uint32_t cols,
 		return -ENOSPC;
 	memset(&s, 0, sizeof(s));
 	s.o = o;
+	simd = use_avx2() && o->round == SPT_ROUND_EVEN &&
+	       o->prune.mode != SPT_PRUNE_STOCHASTIC;
+	tau = o->prune.mode == SPT_PRUNE_DETERMINISTIC ? o->prune.tau : 0.0f;
 	table = p + SPT_CT_HEADER_SIZE;
 	pos = g.payload_off;
 	for (t = 0; t < g.tiles; t++) {
@@ -213,7 +229,6 @@ int spt_ct_encode(const float *in, uint32_t rows, uint32_t cols,
 			return -ENOSPC;
 		pos += 8;
 		for (b = b0; b < b1; b++) {
-			uint32_t r = (uint32_t)(b / g.bpr), c = (uint32_t)(b % g.bpr);
 			uint32_t c0 = c * SPT_BLOCK_ELEMS;
 			unsigned int n = cols - c0 < SPT_BLOCK_ELEMS ? cols - c0 : SPT_BLOCK_ELEMS;
 			uint64_t index = (uint64_t)r * cols + c0;
@@ -222,22 +237,50 @@ int spt_ct_encode(const float *in, uint32_t rows, uint32_t cols,
 			int e = 0;
 			unsigned int cnt;
 
-			l2 = encode_block(&s, in + index, n, index, k, &e, &err);
-			if (err)
-				return err;
+#ifndef SPT_NO_SIMD
+			if (simd && n == SPT_BLOCK_ELEMS) {
+				struct spt_blk_stats bs = { 0 };
+
+				l2 = spt_encode_block32_avx2(in + index, tau, k, &e, &bs);
+				if (bs.bad)
+					return -EDOM;
+				s.st.natural_zeros += bs.natural_zeros;
+				s.st.pruned += bs.pruned;
+				s.st.underflow += bs.underflow;
+				s.st.sum_abs += bs.sum_abs;
+				s.st.sum_abs_kept += bs.sum_kept;
+			} else
+#endif
+			{
+				l2 = encode_block(&s, in + index, n, index, k, &e, &err);
+				if (err)
+					return err;
+			}
 			if (!l2)
-				continue;
+				goto next;
 			cnt = (unsigned int)__builtin_popcount(l2);
 			if (cap - pos < 5 + cnt)
 				return -ENOSPC;
 			spt_st32(p + pos, l2);
 			p[pos + 4] = (uint8_t)(e + SPT_E8M0_BIAS);
 			pos += 5;
-			for (m = l2; m; m &= m - 1)
-				p[pos++] = (uint8_t)k[__builtin_ctz(m)];
+#ifndef SPT_NO_SIMD
+			if (simd && cap - pos >= SPT_BLOCK_ELEMS + 8) {
+				pos += spt_pack_avx2(k, l2, p + pos);
+			} else
+#endif
+			{
+				for (m = l2; m; m &= m - 1)
+					p[pos++] = (uint8_t)k[__builtin_ctz(m)];
+			}
 			l1 |= 1ull << (b - b0);
 			s.st.nz_blocks++;
 			s.st.nonzeros += cnt;
+next:
+			if (++c == g.bpr) {
+				c = 0;
+				r++;
+			}
 		}
 		spt_st64(p + l1pos, l1);
 	}
@@ -286,6 +329,28 @@ static int header_parse(const uint8_t *p, size_t len, struct ct_hdr *h)
 	return 0;
 }
 
+static inline uint64_t has_zero_byte(uint64_t v)
+{
+	return (v - 0x0101010101010101ull) & ~v & 0x8080808080808080ull;
+}
+
+/* No value byte is 0 or -128 (0x80): checked eight bytes at a time. */
+static int values_valid(const uint8_t *q, size_t n)
+{
+	uint64_t bad = 0, v;
+
+	for (; n >= 8; n -= 8, q += 8) {
+		memcpy(&v, q, 8);
+		bad |= has_zero_byte(v) | has_zero_byte(v ^ 0x8080808080808080ull);
+	}
+	if (n) {
+		v = 0x0101010101010101ull;
+		memcpy(&v, q, n);
+		bad |= has_zero_byte(v) | has_zero_byte(v ^ 0x8080808080808080ull);
+	}
+	return !bad;
+}
+
 static int tiles_check(const uint8_t *p, const struct ct_hdr *h)
 {
 	const struct ct_geom *g = &h->g;
@@ -311,7 +376,7 @@ static int tiles_check(const uint8_t *p, const struct ct_hdr *h)
 		for (; l1; l1 &= l1 - 1) {
 			uint64_t b = t * SPT_TILE_BLOCKS + (unsigned int)__builtin_ctzll(l1);
 			uint32_t l2;
-			size_t n, j;
+			size_t n;
 
 			if (end - q < 5)
 				return -EBADMSG;
@@ -324,9 +389,8 @@ static int tiles_check(const uint8_t *p, const struct ct_hdr *h)
 			n = (size_t)__builtin_popcount(l2);
 			if ((size_t)(end - q) < n)
 				return -EBADMSG;
-			for (j = 0; j < n; j++)
-				if (q[j] == 0 || q[j] == 0x80)
-					return -EBADMSG;
+			if (!values_valid(q, n))
+				return -EBADMSG;
 			q += n;
 			nzb++;
 			nnz += n;
@@ -409,10 +473,72 @@ static float elem_scale(int e)
 		}									\
 	} while (0)
 
+#ifndef SPT_NO_SIMD
+/* Tile by tile, writing absent blocks as zeros instead of clearing first. */
+static void decode_avx2(const uint8_t *p, const struct ct_hdr *h, float *out)
+{
+	const struct ct_geom *g = &h->g;
+	const uint8_t *tab = p + SPT_CT_HEADER_SIZE, *pl = p + g->payload_off;
+	const uint8_t *end = p + h->total;
+	uint32_t ragged = g->cols % SPT_BLOCK_ELEMS;
+	uint64_t t, b;
+	uint32_t c = 0;
+	float *row = out;
+
+	for (t = 0; t < g->tiles; t++) {
+		const uint8_t *q = pl + spt_ld32(tab + 4 * t);
+		uint64_t l1 = spt_ld64(q), b1 = (t + 1) * SPT_TILE_BLOCKS;
+
+		q += 8;
+		if (b1 > g->nblocks)
+			b1 = g->nblocks;
+		for (b = t * SPT_TILE_BLOCKS; b < b1; b++, l1 >>= 1) {
+			float *dst = row + (size_t)c * SPT_BLOCK_ELEMS;
+			unsigned int n = ragged && c == g->bpr - 1 ? ragged : SPT_BLOCK_ELEMS;
+
+			if (++c == g->bpr) {
+				c = 0;
+				row += g->cols;
+			}
+			uint32_t l2, m, cnt;
+			float s;
+
+			if (!(l1 & 1)) {
+				if (n == SPT_BLOCK_ELEMS)
+					spt_zero_block_avx2(dst);
+				else
+					memset(dst, 0, n * sizeof(float));
+				continue;
+			}
+			l2 = spt_ld32(q);
+			s = elem_scale((int)q[4] - SPT_E8M0_BIAS);
+			q += 5;
+			cnt = (uint32_t)__builtin_popcount(l2);
+			if (n == SPT_BLOCK_ELEMS && end - q >= (ptrdiff_t)(cnt + 8)) {
+				spt_expand_block_avx2((const int8_t *)q, l2, s, dst);
+			} else {
+				const int8_t *v = (const int8_t *)q;
+
+				memset(dst, 0, n * sizeof(float));
+				for (m = l2; m; m &= m - 1)
+					dst[__builtin_ctz(m)] = (float)*v++ * s;
+			}
+			q += cnt;
+		}
+	}
+}
+#endif
+
 static void decode_trusted(const uint8_t *p, const struct ct_hdr *h, float *out)
 {
 	const struct ct_geom *g = &h->g;
 
+#ifndef SPT_NO_SIMD
+	if (use_avx2()) {
+		decode_avx2(p, h, out);
+		return;
+	}
+#endif
 	memset(out, 0, (size_t)g->rows * g->cols * sizeof(float));
 	FOR_EACH_BLOCK(p, h, {
 		float s = elem_scale(ex);
