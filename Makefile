@@ -91,7 +91,7 @@ fuzz: $(FUZZ_BIN)
 
 # ---- results and the one closing line ---------------------------------------
 # Every suite writes $(BUILD)/results/<suite>: "<passed> <failed>".
-CHECK_SUITES := unit unit-san fuzz lint $(CHECK_SUITES)
+CHECK_SUITES := unit unit-san cli fuzz lint $(CHECK_SUITES)
 RESULTS    := $(BUILD)/results
 
 deps:
@@ -111,6 +111,9 @@ suite-unit-san: $(UNIT_SAN)
 suite-fuzz: $(FUZZ_BIN)
 	$(Q)mkdir -p $(RESULTS)
 	-$(Q)bash tests/run-fuzz.sh $(RESULTS)/fuzz $(FUZZ_SECONDS) $(FUZZ_BIN)
+suite-cli: $(BUILD)/bin/spt
+	$(Q)mkdir -p $(RESULTS)
+	-$(Q)bash tests/cli/test_codec.sh $(RESULTS)/cli $(BUILD)/bin/spt
 suite-lint:
 	$(Q)mkdir -p $(RESULTS)
 	-$(Q)bash tests/run-lint.sh $(RESULTS)/lint

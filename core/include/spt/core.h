@@ -120,8 +120,10 @@ size_t spt_ct_bound(uint32_t rows, uint32_t cols);
 
 /*
  * Prune (o->prune), quantise and encode a rows x cols FP32 matrix into @out
- * (@cap bytes).  @o may be NULL for defaults, @stats may be NULL.  Sums in
- * @stats are taken in row-major order.
+ * (@cap bytes).  @o may be NULL for defaults, @stats may be NULL.  The sums
+ * in @stats are deterministic: each block's 32 values are summed in float in
+ * a fixed tree order (docs/formats.md), block sums are added in double in
+ * row-major block order.
  */
 int spt_ct_encode(const float *in, uint32_t rows, uint32_t cols,
 		  const struct spt_encode_opts *o, void *out, size_t cap,
