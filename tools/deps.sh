@@ -7,13 +7,13 @@ set -euo pipefail
 groups=("$@")
 [ ${#groups[@]} -gt 0 ] || groups=(base qemu guest lint)
 
-pkgs_base="gcc make pkg-config check libsubunit-dev libopenblas-dev libdrm-dev libnl-genl-3-dev \
+pkgs_base="gcc make pkg-config check libsubunit-dev libopenblas-dev libdrm-dev libnl-genl-3-dev zlib1g-dev \
 clang libclang-rt-14-dev llvm xz-utils cpio"
 pkgs_qemu="dpkg-dev ninja-build libglib2.0-dev libpixman-1-dev zlib1g-dev libfdt-dev \
 python3-venv python3-setuptools flex bison qemu-system-data/bookworm-backports seabios \
 meson/bookworm-backports python3-pycotap/bookworm-backports"
 pkgs_guest="busybox-static dataset-fashion-mnist kmod"
-pkgs_lint="sparse shellcheck"
+pkgs_lint="sparse shellcheck cppcheck"
 # The guest kernel and headers come from bookworm-backports; KVER pins them.
 KVER_SERIES=6.12
 
@@ -73,10 +73,14 @@ PREFEOF
 	rm -f /var/lib/spt-apt-updated
 }
 
-# pkg[/suite] -> installed?
+# pkg[/suite] -> installed?  A package wanted from backports must be the
+# backports build (bookworm's meson, say, is too old).
 is_installed() {
 	local p=${1%%/*}
-	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed"
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || return 1
+	case $1 in
+	*/bookworm-backports) dpkg-query -W -f='${Version}' "$p" | grep -q '~bpo' ;;
+	esac
 }
 
 missing=()

@@ -226,7 +226,9 @@ struct spt_gemm_epilogue {
 };
 
 struct spt_gemm_out {
-	float *y;			/* M x N FP32 result (after the epilogue), or NULL */
+	float *y;			/* M x N FP32 result, or NULL: after scale, bias,
+					 * act and pruning, before quantisation (the
+					 * compressed result decodes to y quantised) */
 	void *ct;			/* compressed result, or NULL */
 	size_t ct_cap;
 	size_t ct_len;			/* out */

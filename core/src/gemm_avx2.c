@@ -1,0 +1,224 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * AVX2 GEMM kernel: 64 output columns (8 x 8 lanes) per tile.  For one row
+ * of A and one block, every nonzero pair (2m, 2m+1) of A's block multiplies
+ * the B pair row m of the tile with vpmaddwd into int32 sums, so the work
+ * scales with A's nonzeros.  Blocks are taken KC at a time so that the
+ * tile's B pairs (KC * 4 KB) stay in L1, rows RG at a time: first the int32
+ * sums of the group's items (sorted by entry count, see gemm_internal.h)
+ * into scratch, then each row adds its block terms in FP32 in increasing
+ * block order, the scalar kernel's order.  Between chunks the FP32
+ * accumulators live in C.
+ */
+#include <immintrin.h>
+#include <string.h>
+
+#include "gemm_internal.h"
+
+#define JT SPT_GEMM_JT_AVX2
+#define RG SPT_GEMM_RG_AVX2
+#define KC SPT_GEMM_KC_AVX2
+
+/* Eight lanes of vectors, written out: JT = 64 columns = 8 x 8 lanes. */
+#define SPT_X8(M) M(0) M(1) M(2) M(3) M(4) M(5) M(6) M(7)
+
+static inline __m256 spt_term(const int32_t *isum, __m256 sa, const float *sb)
+{
+	__m256 f = _mm256_cvtepi32_ps(_mm256_load_si256((const __m256i *)isum));
+
+	return _mm256_mul_ps(_mm256_mul_ps(f, sa), _mm256_load_ps(sb));
+}
+
+/*
+ * int32 sums of every item of one group and chunk into scratch; the first
+ * entry initialises the sums (items without entries store zeros).
+ */
+static void spt_items(const struct spt_gemm_plan *p, const int32_t *bt,
+		      const struct spt_gemm_item *it, const struct spt_gemm_item *end,
+		      int32_t *scratch)
+{
+	for (; it < end; it++) {
+		const struct spt_gemm_entry *e = p->a_ent + it->ent;
+		__m256i *dst = (__m256i *)(scratch + (size_t)it->slot * JT);
+		const __m256i *bp;
+		unsigned int c = it->cnt;
+		__m256i av;
+#define SPT_DECL(k) __m256i s##k;
+		SPT_X8(SPT_DECL)
+#undef SPT_DECL
+
+		if (!c) {
+#define SPT_ZERO(k) _mm256_store_si256(dst + k, _mm256_setzero_si256());
+			SPT_X8(SPT_ZERO)
+#undef SPT_ZERO
+			continue;
+		}
+		bp = (const __m256i *)(bt + e->off);
+		av = _mm256_set1_epi32(e->val);
+#define SPT_FIRST(k) s##k = _mm256_madd_epi16(_mm256_load_si256(bp + k), av);
+		SPT_X8(SPT_FIRST)
+#undef SPT_FIRST
+		for (c--, e++; c; c--, e++) {
+			bp = (const __m256i *)(bt + e->off);
+			av = _mm256_set1_epi32(e->val);
+#define SPT_MAC(k) s##k = _mm256_add_epi32(s##k, _mm256_madd_epi16(_mm256_load_si256(bp + k), av));
+			SPT_X8(SPT_MAC)
+#undef SPT_MAC
+		}
+#define SPT_STORE(k) _mm256_store_si256(dst + k, s##k);
+		SPT_X8(SPT_STORE)
+#undef SPT_STORE
+	}
+}
+
+/* rows r0..r1-1, blocks b0..b1-1: add the block terms to the accumulators */
+static void spt_rows(const struct spt_gemm_plan *p, const float *st, uint32_t t,
+		     uint32_t r0, uint32_t r1, uint32_t b0, uint32_t b1,
+		     const int32_t *scratch)
+{
+	uint32_t i, b;
+
+	for (i = r0; i < r1; i++) {
+		const float *ascale = p->a_scale + (size_t)i * p->nb;
+		float *crow = p->c + (size_t)i * p->ldc + (size_t)t * JT;
+		const int32_t *sc = scratch + (size_t)(i - r0) * KC * JT;
+#define SPT_DECL(k) __m256 acc##k;
+		SPT_X8(SPT_DECL)
+#undef SPT_DECL
+
+		if (b0 == 0) {
+#define SPT_ZERO(k) acc##k = _mm256_setzero_ps();
+			SPT_X8(SPT_ZERO)
+#undef SPT_ZERO
+		} else {
+#define SPT_LOAD(k) acc##k = _mm256_loadu_ps(crow + 8 * k);
+			SPT_X8(SPT_LOAD)
+#undef SPT_LOAD
+		}
+		for (b = b0; b < b1; b++, sc += JT) {
+			__m256 sa = _mm256_set1_ps(ascale[b]);
+			const float *sb = st + (size_t)b * JT;
+#define SPT_ADD(k) acc##k = _mm256_add_ps(acc##k, spt_term(sc + 8 * k, sa, sb + 8 * k));
+			SPT_X8(SPT_ADD)
+#undef SPT_ADD
+		}
+#define SPT_STORE(k) _mm256_storeu_ps(crow + 8 * k, acc##k);
+		SPT_X8(SPT_STORE)
+#undef SPT_STORE
+	}
+}
+
+void spt_gemm_kernel_avx2(const struct spt_gemm_plan *p, uint32_t t)
+{
+	int32_t scratch[RG * KC * JT] __attribute__((aligned(64)));
+	uint32_t nb = p->nb, h, g;
+
+	for (h = 0; h < p->nchunks; h++) {
+		uint32_t b0 = h * KC, b1 = nb - b0 < KC ? nb : b0 + KC;
+
+		for (g = 0; g < p->ngroups; g++) {
+			uint32_t r0 = g * RG, r1 = p->m - r0 < RG ? p->m : r0 + RG;
+			const uint32_t *is = p->item_start + (size_t)g * p->nchunks + h;
+
+			spt_items(p, p->b_pairs, p->items + is[0], p->items + is[1], scratch);
+			spt_rows(p, p->b_scale, t, r0, r1, b0, b1, scratch);
+		}
+	}
+}
+
+static inline void spt_transpose8_epi32(__m256i r[8])
+{
+	__m256i t0 = _mm256_unpacklo_epi32(r[0], r[1]), t1 = _mm256_unpackhi_epi32(r[0], r[1]);
+	__m256i t2 = _mm256_unpacklo_epi32(r[2], r[3]), t3 = _mm256_unpackhi_epi32(r[2], r[3]);
+	__m256i t4 = _mm256_unpacklo_epi32(r[4], r[5]), t5 = _mm256_unpackhi_epi32(r[4], r[5]);
+	__m256i t6 = _mm256_unpacklo_epi32(r[6], r[7]), t7 = _mm256_unpackhi_epi32(r[6], r[7]);
+	__m256i u0 = _mm256_unpacklo_epi64(t0, t2), u1 = _mm256_unpackhi_epi64(t0, t2);
+	__m256i u2 = _mm256_unpacklo_epi64(t1, t3), u3 = _mm256_unpackhi_epi64(t1, t3);
+	__m256i u4 = _mm256_unpacklo_epi64(t4, t6), u5 = _mm256_unpackhi_epi64(t4, t6);
+	__m256i u6 = _mm256_unpacklo_epi64(t5, t7), u7 = _mm256_unpackhi_epi64(t5, t7);
+
+	r[0] = _mm256_permute2x128_si256(u0, u4, 0x20);
+	r[1] = _mm256_permute2x128_si256(u1, u5, 0x20);
+	r[2] = _mm256_permute2x128_si256(u2, u6, 0x20);
+	r[3] = _mm256_permute2x128_si256(u3, u7, 0x20);
+	r[4] = _mm256_permute2x128_si256(u0, u4, 0x31);
+	r[5] = _mm256_permute2x128_si256(u1, u5, 0x31);
+	r[6] = _mm256_permute2x128_si256(u2, u6, 0x31);
+	r[7] = _mm256_permute2x128_si256(u3, u7, 0x31);
+}
+
+/*
+ * Rows jj .. jj+7 of a B column tile (see gemm_internal.h) from a dense
+ * staging area stg[8][nb][32]: per block the eight rows' values, widened to
+ * int16 pairs and transposed 8 x 8, so every store is a whole pair row of 8
+ * columns.  The AVX-512 path uses it too.
+ */
+void spt_gemm_pack_b_avx2(const int8_t *stg, uint32_t nb, uint32_t jt, uint32_t jj,
+			  int32_t *tile)
+{
+	uint32_t blk, r;
+
+	for (blk = 0; blk < nb; blk++) {
+		int32_t *dst = tile + (size_t)blk * SPT_GEMM_PAIRS * jt + jj;
+		__m256i lo[8], hi[8];
+
+		for (r = 0; r < 8; r++) {
+			__m256i v = _mm256_load_si256((const __m256i *)
+						      (stg + 32 * ((size_t)r * nb + blk)));
+
+			lo[r] = _mm256_cvtepi8_epi16(_mm256_castsi256_si128(v));
+			hi[r] = _mm256_cvtepi8_epi16(_mm256_extracti128_si256(v, 1));
+		}
+		spt_transpose8_epi32(lo);
+		spt_transpose8_epi32(hi);
+		for (r = 0; r < 8; r++) {
+			_mm256_storeu_si256((__m256i *)(dst + (size_t)r * jt), lo[r]);
+			_mm256_storeu_si256((__m256i *)(dst + (size_t)(r + 8) * jt), hi[r]);
+		}
+	}
+}
+
+/*
+ * The 32 values of a block from its packed nonzeros (bit j of l2 set:
+ * element j is the next value), zeros elsewhere, 8 elements per pdep.
+ * Reads 32 bytes at vals: the caller checks they are inside the buffer.
+ */
+void spt_gemm_expand_avx2(uint32_t l2, const int8_t *vals, int8_t *k)
+{
+	unsigned int g;
+
+	for (g = 0; g < 4; g++) {
+		uint32_t m8 = (l2 >> (8 * g)) & 0xffu;
+		uint64_t bytes, mask;
+
+		memcpy(&bytes, vals, 8);
+		mask = _pdep_u64(m8, 0x0101010101010101ull) * 0xffu;
+		bytes = _pdep_u64(bytes, mask);
+		memcpy(k + 8 * g, &bytes, 8);
+		vals += _mm_popcnt_u32(m8);
+	}
+}
+
+/*
+ * The 16 entries of a full A block (see gemm_internal.h): pair m has value
+ * (int16 vals[2m], int16 vals[2m+1]) and offset off0 + m * jt.
+ */
+void spt_gemm_entries_full_avx2(const int8_t *vals, uint32_t off0, uint32_t jt,
+				struct spt_gemm_entry *out)
+{
+	__m256i v = _mm256_loadu_si256((const __m256i *)vals);
+	__m256i lo = _mm256_cvtepi8_epi16(_mm256_castsi256_si128(v));
+	__m256i hi = _mm256_cvtepi8_epi16(_mm256_extracti128_si256(v, 1));
+	__m256i step = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+					  _mm256_set1_epi32((int)jt));
+	__m256i o0 = _mm256_add_epi32(_mm256_set1_epi32((int)off0), step);
+	__m256i o1 = _mm256_add_epi32(o0, _mm256_set1_epi32((int)(8 * jt)));
+	__m256i a0 = _mm256_unpacklo_epi32(lo, o0), a1 = _mm256_unpackhi_epi32(lo, o0);
+	__m256i b0 = _mm256_unpacklo_epi32(hi, o1), b1 = _mm256_unpackhi_epi32(hi, o1);
+	__m256i *dst = (__m256i *)out;
+
+	_mm256_storeu_si256(dst + 0, _mm256_permute2x128_si256(a0, a1, 0x20));
+	_mm256_storeu_si256(dst + 1, _mm256_permute2x128_si256(a0, a1, 0x31));
+	_mm256_storeu_si256(dst + 2, _mm256_permute2x128_si256(b0, b1, 0x20));
+	_mm256_storeu_si256(dst + 3, _mm256_permute2x128_si256(b0, b1, 0x31));
+}

@@ -1,0 +1,263 @@
+// SPDX-License-Identifier: MIT
+/*
+ * SIMD dispatch: every path this CPU supports gives the same bits as the
+ * scalar reference (y, compressed output, counters), and unsupported paths
+ * are refused.
+ */
+#include <check.h>
+#include <errno.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "spt/core.h"
+
+static uint64_t rng = 0x243f6a8885a308d3ull;
+
+static double unit(void)
+{
+	rng ^= rng >> 12;
+	rng ^= rng << 25;
+	rng ^= rng >> 27;
+	return (double)((rng * 0x2545f4914f6cdd1dull) >> 11) * 0x1p-53;
+}
+
+static uint32_t below(uint32_t n)
+{
+	return (uint32_t)(unit() * n);
+}
+
+/* zero w.p. s; blocks get random exponents in [lo, hi] */
+static float *rand_mat(uint32_t rows, uint32_t cols, double s, int lo, int hi)
+{
+	float *x = malloc((size_t)rows * cols * sizeof(float));
+	uint32_t r, c;
+
+	ck_assert_ptr_nonnull(x);
+	for (r = 0; r < rows; r++) {
+		int e = 0;
+
+		for (c = 0; c < cols; c++) {
+			float v;
+
+			if (c % 32 == 0)
+				e = lo + (int)below((uint32_t)(hi - lo + 1));
+			v = ldexpf((float)(unit() * 2 - 1), e);
+			x[(size_t)r * cols + c] = unit() < s ? 0.0f : v;
+		}
+	}
+	return x;
+}
+
+static void *enc(const float *x, uint32_t rows, uint32_t cols, size_t *len)
+{
+	size_t cap = spt_ct_bound(rows, cols);
+	void *buf = malloc(cap);
+
+	ck_assert_ptr_nonnull(buf);
+	ck_assert_int_eq(spt_ct_encode(x, rows, cols, NULL, buf, cap, len, NULL), 0);
+	return buf;
+}
+
+struct result {
+	float *y;
+	unsigned char *ct;
+	size_t ct_len;
+	struct spt_counters cnt;
+	struct spt_tensor_stats stats;
+	int err;
+};
+
+static void run_isa(enum spt_isa isa, const void *a, size_t al, const void *b, size_t bl,
+		    uint32_t m, uint32_t n, const struct spt_gemm_epilogue *ep,
+		    const struct spt_prune *pr, int want_ct, struct result *r)
+{
+	struct spt_gemm_out out;
+	size_t cap = spt_ct_bound(m, n);
+
+	ck_assert_int_eq(spt_core_set_isa(isa), 0);
+	ck_assert_int_eq(spt_core_get_isa(), isa);
+	memset(&out, 0, sizeof(out));
+	spt_encode_opts_init(&out.enc);
+	if (pr)
+		out.enc.prune = *pr;
+	r->y = malloc((size_t)m * n * sizeof(float));
+	r->ct = malloc(cap);
+	out.y = r->y;
+	out.ct = want_ct ? r->ct : NULL;
+	out.ct_cap = cap;
+	r->err = spt_gemm(SPT_PASS_FWD, a, al, b, bl, ep, &out, &r->cnt);
+	r->ct_len = out.ct_len;
+	r->stats = out.stats;
+}
+
+static void result_free(struct result *r)
+{
+	free(r->y);
+	free(r->ct);
+}
+
+static void same(const struct result *ref, const struct result *got, enum spt_isa isa,
+		 uint32_t m, uint32_t n, uint32_t k, double s)
+{
+	size_t i;
+
+	ck_assert_int_eq(got->err, ref->err);
+	if (ref->err)
+		return;
+	for (i = 0; i < (size_t)m * n; i++)
+		ck_assert_msg(!memcmp(&ref->y[i], &got->y[i], sizeof(float)),
+			      "%s: %ux%ux%u s=%.2f y[%zu] = %a, scalar %a",
+			      spt_core_isa_name(isa), m, k, n, s, i, (double)got->y[i],
+			      (double)ref->y[i]);
+	ck_assert_uint_eq(got->ct_len, ref->ct_len);
+	ck_assert_msg(!memcmp(got->ct, ref->ct, ref->ct_len), "%s: compressed output differs",
+		      spt_core_isa_name(isa));
+	ck_assert_uint_eq(got->cnt.dense_macs, ref->cnt.dense_macs);
+	ck_assert_uint_eq(got->cnt.exec_macs, ref->cnt.exec_macs);
+	ck_assert_uint_eq(got->cnt.blocks, ref->cnt.blocks);
+	ck_assert_uint_eq(got->cnt.bytes_read, ref->cnt.bytes_read);
+	ck_assert_uint_eq(got->cnt.bytes_written, ref->cnt.bytes_written);
+	ck_assert_uint_eq(got->cnt.dense_fp16_bytes, ref->cnt.dense_fp16_bytes);
+	ck_assert_uint_eq(got->cnt.elements_out, ref->cnt.elements_out);
+	ck_assert_uint_eq(got->stats.nonzeros, ref->stats.nonzeros);
+	ck_assert_uint_eq(got->stats.pruned, ref->stats.pruned);
+}
+
+static void compare_case(uint32_t m, uint32_t k, uint32_t n, double sa, double sb,
+			 int lo, int hi, int with_epilogue, int want_ct)
+{
+	float *a = rand_mat(m, k, sa, lo, hi), *b = rand_mat(n, k, sb, lo, hi);
+	float *mk = rand_mat(m, n, 0.5, 0, 0), *bias = rand_mat(1, n, 0.0, -2, 2);
+	size_t al, bl, ml;
+	void *ca = enc(a, m, k, &al), *cb = enc(b, n, k, &bl), *cm = enc(mk, m, n, &ml);
+	struct spt_gemm_epilogue ep = { bias, SPT_ACT_RELU_GRAD, cm, ml, 0.5f };
+	struct spt_prune pr = { SPT_PRUNE_STOCHASTIC, 0.25f, 7 };
+	enum spt_isa isa;
+	struct result ref;
+
+	run_isa(SPT_ISA_SCALAR, ca, al, cb, bl, m, n, with_epilogue ? &ep : NULL,
+		with_epilogue ? &pr : NULL, want_ct, &ref);
+	for (isa = SPT_ISA_AVX2; isa <= SPT_ISA_AVX512; isa++) {
+		struct result got;
+
+		if (!spt_core_isa_supported(isa))
+			continue;
+		run_isa(isa, ca, al, cb, bl, m, n, with_epilogue ? &ep : NULL,
+			with_epilogue ? &pr : NULL, want_ct, &got);
+		same(&ref, &got, isa, m, n, k, sa);
+		result_free(&got);
+	}
+	result_free(&ref);
+	free(a);
+	free(b);
+	free(mk);
+	free(bias);
+	free(ca);
+	free(cb);
+	free(cm);
+}
+
+START_TEST(test_simd_matches_scalar_on_random_shapes)
+{
+	static const double sp[] = { 0.0, 0.5, 0.9, 0.99, 1.0 };
+	int it;
+
+	for (it = 0; it < 40; it++) {
+		uint32_t m = 1 + below(70), k = 1 + below(300), n = 1 + below(140);
+		double sa = sp[below(5)], sb = sp[below(3)];
+
+		compare_case(m, k, n, sa, sb, -4, 4, it % 2, it % 3 != 0);
+	}
+}
+END_TEST
+
+START_TEST(test_simd_matches_scalar_on_aligned_shapes)
+{
+	compare_case(64, 256, 128, 0.9, 0.0, -3, 3, 0, 1);
+	compare_case(32, 1024, 64, 0.0, 0.0, -3, 3, 1, 1);
+	compare_case(16, 64, 192, 0.5, 0.5, -3, 3, 0, 0);
+}
+END_TEST
+
+START_TEST(test_simd_matches_scalar_with_overflow_and_subnormals)
+{
+	/* block terms that overflow to inf and underflow to subnormals/zero */
+	compare_case(9, 96, 40, 0.3, 0.3, 60, 126, 0, 0);
+	compare_case(9, 96, 40, 0.3, 0.3, -126, -60, 0, 0);
+	compare_case(9, 200, 40, 0.3, 0.3, -126, 126, 0, 0);
+	compare_case(9, 96, 40, 0.3, 0.3, -126, -60, 0, 1);
+}
+END_TEST
+
+START_TEST(test_unsupported_isa_is_enotsup)
+{
+	enum spt_isa isa;
+
+	ck_assert_int_eq(spt_core_isa_supported(SPT_ISA_SCALAR), 1);
+	for (isa = SPT_ISA_AVX2; isa <= SPT_ISA_AVX512; isa++)
+		if (!spt_core_isa_supported(isa))
+			ck_assert_int_eq(spt_core_set_isa(isa), -ENOTSUP);
+	ck_assert_int_eq(spt_core_set_isa((enum spt_isa)99), -ENOTSUP);
+	ck_assert_int_eq(spt_core_set_isa(SPT_ISA_SCALAR), 0);
+	ck_assert_int_eq(spt_core_get_isa(), SPT_ISA_SCALAR);
+	ck_assert_int_eq(spt_core_set_isa(SPT_ISA_AUTO), 0);
+	ck_assert_int_ne(spt_core_get_isa(), SPT_ISA_AUTO);
+	ck_assert_int_eq(spt_core_isa_supported(spt_core_get_isa()), 1);
+}
+END_TEST
+
+START_TEST(test_default_isa_is_the_best_supported)
+{
+	enum spt_isa best = spt_core_isa_supported(SPT_ISA_AVX512) ? SPT_ISA_AVX512 :
+			    spt_core_isa_supported(SPT_ISA_AVX2) ? SPT_ISA_AVX2 : SPT_ISA_SCALAR;
+
+	ck_assert_int_eq(spt_core_get_isa(), best);
+}
+END_TEST
+
+START_TEST(test_names_and_strerror)
+{
+	ck_assert_str_eq(spt_core_isa_name(SPT_ISA_SCALAR), "scalar");
+	ck_assert_str_eq(spt_core_isa_name(SPT_ISA_AVX2), "avx2");
+	ck_assert_str_eq(spt_core_isa_name(SPT_ISA_AVX512), "avx512");
+	ck_assert_str_eq(spt_core_isa_name((enum spt_isa)42), "unknown");
+	ck_assert_str_eq(spt_core_strerror(-EBADMSG), "malformed compressed tensor");
+	ck_assert_str_eq(spt_core_strerror(-ENOTSUP), "not supported by this build or CPU");
+	ck_assert_str_eq(spt_core_strerror(-12345), "unknown error");
+	ck_assert_str_ne(spt_core_strerror(-EINVAL), spt_core_strerror(-EDOM));
+	ck_assert_str_ne(spt_core_strerror(-ENOSPC), spt_core_strerror(-E2BIG));
+	ck_assert_str_ne(spt_core_strerror(-ENOMEM), spt_core_strerror(-EINVAL));
+}
+END_TEST
+
+static Suite *simd_suite(void)
+{
+	Suite *s = suite_create("simd");
+	TCase *same_bits = tcase_create("same_bits");
+	TCase *dispatch = tcase_create("dispatch");
+
+	tcase_add_test(dispatch, test_default_isa_is_the_best_supported);
+	tcase_add_test(dispatch, test_unsupported_isa_is_enotsup);
+	tcase_add_test(dispatch, test_names_and_strerror);
+	suite_add_tcase(s, dispatch);
+
+	tcase_add_test(same_bits, test_simd_matches_scalar_on_random_shapes);
+	tcase_add_test(same_bits, test_simd_matches_scalar_on_aligned_shapes);
+	tcase_add_test(same_bits, test_simd_matches_scalar_with_overflow_and_subnormals);
+	tcase_set_timeout(same_bits, 120);
+	suite_add_tcase(s, same_bits);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(simd_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
