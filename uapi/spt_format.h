@@ -28,9 +28,10 @@
 #ifndef SPT_FORMAT_H
 #define SPT_FORMAT_H
 
-#ifdef __KERNEL__
+#if defined(__KERNEL__) || defined(__linux__)
 #include <linux/types.h>
 #else
+/* Elsewhere (the core is portable C11): the same names from <stdint.h>. */
 #include <stdint.h>
 typedef uint8_t __u8;
 typedef uint16_t __u16;
