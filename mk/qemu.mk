@@ -27,7 +27,9 @@ check-device: qemu
 	$(run_device_tests)
 
 suite-device:
-	-$(Q)bash $(QEMU_BUILD_SH) >/dev/null && true
+	$(Q)mkdir -p $(RESULTS)
+	-$(Q)bash $(QEMU_BUILD_SH) >$(RESULTS)/qemu-build.log 2>&1 || \
+		{ echo "make qemu failed:"; tail -n 40 $(RESULTS)/qemu-build.log; }
 	-$(run_device_tests)
 
 # SPT_BENCH_SIZE=MxNxK picks the GEMM (default 256x512x1024).  Run at a
