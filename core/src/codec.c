@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "ct_internal.h"
+#include "codec_lut.h"
 #include "codec_simd.h"
 
 #ifdef SPT_NO_SIMD
@@ -23,12 +24,6 @@ static int use_avx2(void)
 
 /* Stochastic pruning draws from a stream distinct from rounding's. */
 #define PRUNE_SALT 0x70726e65736c7421ull
-
-struct ct_geom {
-	uint32_t rows, cols, bpr;
-	uint64_t nblocks, tiles;
-	uint64_t payload_off;	/* header + tile table */
-};
 
 static int geom_init(uint32_t rows, uint32_t cols, struct ct_geom *g)
 {
@@ -101,14 +96,43 @@ float spt_block_sum(const float v[32])
 	return s[0] + s[1];
 }
 
+/* Population counts without a libgcc call where the target has no popcnt. */
+static inline unsigned int pop32(uint32_t v)
+{
+#ifdef __POPCNT__
+	return (unsigned int)__builtin_popcount(v);
+#else
+	v = v - ((v >> 1) & 0x55555555u);
+	v = (v & 0x33333333u) + ((v >> 2) & 0x33333333u);
+	v = (v + (v >> 4)) & 0x0f0f0f0fu;
+	return (v * 0x01010101u) >> 24;
+#endif
+}
+
+static inline uint32_t f2u(float f)
+{
+	uint32_t u;
+
+	memcpy(&u, &f, 4);
+	return u;
+}
+
+static inline float u2f(uint32_t u)
+{
+	float f;
+
+	memcpy(&f, &u, 4);
+	return f;
+}
+
 struct enc_state {
 	const struct spt_encode_opts *o;
 	struct spt_tensor_stats st;
 };
 
 /*
- * Prune and quantise one block.  Returns its L2 mask (0: absent block) and
- * fills k/exp; -EDOM through *err on NaN/Inf.
+ * Prune and quantise one block, the general (stochastic) reference.  Returns
+ * its L2 mask (0: absent block) and fills k/exp; -EDOM through *err on NaN/Inf.
  */
 static uint32_t encode_block(struct enc_state *s, const float *x, unsigned int n,
 			     uint64_t index, int8_t k[32], int *exp, int *err)
@@ -163,6 +187,68 @@ static uint32_t encode_block(struct enc_state *s, const float *x, unsigned int n
 	return l2;
 }
 
+/*
+ * The same for nearest-even rounding and deterministic pruning below @tau
+ * (0: none), without branches on the data: |x| bit patterns order like the
+ * values, so the kept maximum also flags NaN/Inf (never below tau).  Every
+ * float operation is the one of encode_block/spt_bfp8_quantize_known.
+ */
+static uint32_t encode_block_even(struct enc_state *s, const float *x, unsigned int n,
+				  float tau, int8_t k[32], int *exp, int *err)
+{
+	float v[32], a_all[32], a_kept[32], s1, s2;
+	uint32_t umax = 0, l2 = 0, B, nz = 0, pruned = 0, under = 0;
+	unsigned int i;
+	int sh;
+
+	for (i = 0; i < SPT_BLOCK_ELEMS; i++) {
+		uint32_t xb = i < n ? f2u(x[i]) : 0, ab = xb & 0x7fffffffu;
+		uint32_t keep = 0u - (uint32_t)!(u2f(ab) < tau), kb = ab & keep;
+
+		nz += ab == 0;
+		pruned += (ab != 0) & ~keep & 1;
+		a_all[i] = u2f(ab);
+		a_kept[i] = u2f(kb);
+		v[i] = u2f(xb & keep);
+		umax = kb > umax ? kb : umax;
+	}
+	if (umax >= 0x7f800000u) {
+		*err = -EDOM;
+		return 0;
+	}
+	s->st.natural_zeros += nz - (SPT_BLOCK_ELEMS - n);
+	s->st.pruned += pruned;
+	s->st.sum_abs += spt_block_sum(a_all);
+	s->st.sum_abs_kept += spt_block_sum(a_kept);
+	if (umax == 0)
+		return 0;
+	B = umax >> 23;		/* E + 127; 0 for a subnormal maximum (E = -127) */
+	*exp = (int)B - 127;
+	sh = 6 - *exp;
+	if (sh > 127) {
+		s1 = 0x1p64f;
+		s2 = u2f((uint32_t)(sh - 64 + 127) << 23);
+	} else {
+		s1 = u2f((uint32_t)(sh + 127) << 23);
+		s2 = 1.0f;
+	}
+	for (i = 0; i < SPT_BLOCK_ELEMS; i++) {
+		float y = v[i] * s1 * s2, d;
+		int t = (int)y, fl, r;		/* |y| < 128 */
+
+		fl = t - (y < (float)t);
+		d = y - (float)fl;		/* exact, in [0, 1) */
+		r = fl + ((d > 0.5f) | ((d == 0.5f) & fl & 1));
+		r = r > SPT_KMAX ? SPT_KMAX : r;
+		r = r < -SPT_KMAX ? -SPT_KMAX : r;
+		k[i] = (int8_t)r;
+		l2 |= (uint32_t)(r != 0) << i;
+		under += (r == 0) & (v[i] != 0.0f);
+	}
+	s->st.underflow += under;
+	return l2;
+}
+
 static void header_write(uint8_t *p, const struct ct_geom *g, uint64_t nzb,
 			 uint64_t nnz, uint32_t payload, uint64_t total)
 {
@@ -180,6 +266,69 @@ static void header_write(uint8_t *p, const struct ct_geom *g, uint64_t nzb,
 	spt_st64(p + 48, total);
 }
 
+/* The scalar tile loop; returns 0 or the first error, as every path does. */
+static int encode_scalar(struct enc_state *s, const float *in, const struct ct_geom *g,
+			 uint8_t *p, size_t cap, uint64_t *pos_io)
+{
+	const struct spt_encode_opts *o = s->o;
+	int even = o->round == SPT_ROUND_EVEN && o->prune.mode != SPT_PRUNE_STOCHASTIC;
+	float tau = o->prune.mode == SPT_PRUNE_DETERMINISTIC ? o->prune.tau : 0.0f;
+	uint8_t *table = p + SPT_CT_HEADER_SIZE;
+	uint64_t pos = *pos_io, t;
+	uint32_t r = 0, c = 0;
+	int err = 0;
+
+	for (t = 0; t < g->tiles; t++) {
+		uint64_t b, b0 = t * SPT_TILE_BLOCKS, b1 = b0 + SPT_TILE_BLOCKS;
+		uint64_t l1 = 0, l1pos = pos;
+
+		if (b1 > g->nblocks)
+			b1 = g->nblocks;
+		if (pos - g->payload_off > UINT32_MAX)
+			return -E2BIG;
+		spt_st32(table + 4 * t, (uint32_t)(pos - g->payload_off));
+		if (cap - pos < 8)
+			return -ENOSPC;
+		pos += 8;
+		for (b = b0; b < b1; b++) {
+			uint32_t c0 = c * SPT_BLOCK_ELEMS;
+			unsigned int n = g->cols - c0 < SPT_BLOCK_ELEMS ? g->cols - c0 : SPT_BLOCK_ELEMS;
+			uint64_t index = (uint64_t)r * g->cols + c0;
+			uint32_t l2, m;
+			int8_t k[32];
+			int e = 0;
+			unsigned int cnt;
+
+			if (even)
+				l2 = encode_block_even(s, in + index, n, tau, k, &e, &err);
+			else
+				l2 = encode_block(s, in + index, n, index, k, &e, &err);
+			if (err)
+				return err;
+			if (++c == g->bpr) {
+				c = 0;
+				r++;
+			}
+			if (!l2)
+				continue;
+			cnt = pop32(l2);
+			if (cap - pos < 5 + cnt)
+				return -ENOSPC;
+			spt_st32(p + pos, l2);
+			p[pos + 4] = (uint8_t)(e + SPT_E8M0_BIAS);
+			pos += 5;
+			for (m = l2; m; m &= m - 1)
+				p[pos++] = (uint8_t)k[__builtin_ctz(m)];
+			l1 |= 1ull << (b - b0);
+			s->st.nz_blocks++;
+			s->st.nonzeros += cnt;
+		}
+		spt_st64(p + l1pos, l1);
+	}
+	*pos_io = pos;
+	return 0;
+}
+
 int spt_ct_encode(const float *in, uint32_t rows, uint32_t cols,
 		  const struct spt_encode_opts *o, void *out, size_t cap,
 		  size_t *out_len, struct spt_tensor_stats *stats)
@@ -187,11 +336,9 @@ int spt_ct_encode(const float *in, uint32_t rows, uint32_t cols,
 	struct spt_encode_opts def;
 	struct enc_state s;
 	struct ct_geom g;
-	uint8_t *p = out, *table;
-	uint64_t pos, t;
-	uint32_t r = 0, c = 0;
-	int err = 0, simd;
-	float tau;
+	uint8_t *p = out;
+	uint64_t pos;
+	int err = 0;
 
 	if (!o) {
 		spt_encode_opts_init(&def);
@@ -211,82 +358,34 @@ int spt_ct_encode(const float *in, uint32_t rows, uint32_t cols,
 		return -ENOSPC;
 	memset(&s, 0, sizeof(s));
 	s.o = o;
-	simd = use_avx2() && o->round == SPT_ROUND_EVEN &&
-	       o->prune.mode != SPT_PRUNE_STOCHASTIC;
-	tau = o->prune.mode == SPT_PRUNE_DETERMINISTIC ? o->prune.tau : 0.0f;
-	table = p + SPT_CT_HEADER_SIZE;
 	pos = g.payload_off;
-	for (t = 0; t < g.tiles; t++) {
-		uint64_t b, b0 = t * SPT_TILE_BLOCKS, b1 = b0 + SPT_TILE_BLOCKS;
-		uint64_t l1 = 0, l1pos = pos;
-
-		if (b1 > g.nblocks)
-			b1 = g.nblocks;
-		if (pos - g.payload_off > UINT32_MAX)
-			return -E2BIG;
-		spt_st32(table + 4 * t, (uint32_t)(pos - g.payload_off));
-		if (cap - pos < 8)
-			return -ENOSPC;
-		pos += 8;
-		for (b = b0; b < b1; b++) {
-			uint32_t c0 = c * SPT_BLOCK_ELEMS;
-			unsigned int n = cols - c0 < SPT_BLOCK_ELEMS ? cols - c0 : SPT_BLOCK_ELEMS;
-			uint64_t index = (uint64_t)r * cols + c0;
-			uint32_t l2, m;
-			int8_t k[32];
-			int e = 0;
-			unsigned int cnt;
-
 #ifndef SPT_NO_SIMD
-			if (simd && n == SPT_BLOCK_ELEMS) {
-				struct spt_blk_stats bs = { 0 };
+	if (use_avx2() && o->round == SPT_ROUND_EVEN &&
+	    o->prune.mode != SPT_PRUNE_STOCHASTIC) {
+		struct ct_enc_acc acc = { 0, 0, 0, 0, 0.0, 0.0 };
 
-				l2 = spt_encode_block32_avx2(in + index, tau, k, &e, &bs);
-				if (bs.bad)
-					return -EDOM;
-				s.st.natural_zeros += bs.natural_zeros;
-				s.st.pruned += bs.pruned;
-				s.st.underflow += bs.underflow;
-				s.st.sum_abs += bs.sum_abs;
-				s.st.sum_abs_kept += bs.sum_kept;
-			} else
+		err = spt_ct_encode_avx2(in, &g,
+					 o->prune.mode == SPT_PRUNE_DETERMINISTIC ? o->prune.tau : 0.0f,
+					 p, cap, &pos, &acc);
+		/* every element is a natural zero, pruned, stored or underflowed */
+		s.st.natural_zeros = acc.natural_zeros;
+		s.st.pruned = acc.pruned;
+		s.st.nonzeros = acc.nonzeros;
+		s.st.nz_blocks = acc.nz_blocks;
+		s.st.underflow = (uint64_t)rows * cols - acc.natural_zeros - acc.pruned -
+				 acc.nonzeros;
+		s.st.sum_abs = acc.sum_abs;
+		s.st.sum_abs_kept = acc.sum_abs_kept;
+	} else
 #endif
-			{
-				l2 = encode_block(&s, in + index, n, index, k, &e, &err);
-				if (err)
-					return err;
-			}
-			if (!l2)
-				goto next;
-			cnt = (unsigned int)__builtin_popcount(l2);
-			if (cap - pos < 5 + cnt)
-				return -ENOSPC;
-			spt_st32(p + pos, l2);
-			p[pos + 4] = (uint8_t)(e + SPT_E8M0_BIAS);
-			pos += 5;
-#ifndef SPT_NO_SIMD
-			if (simd && cap - pos >= SPT_BLOCK_ELEMS + 8) {
-				pos += spt_pack_avx2(k, l2, p + pos);
-			} else
-#endif
-			{
-				for (m = l2; m; m &= m - 1)
-					p[pos++] = (uint8_t)k[__builtin_ctz(m)];
-			}
-			l1 |= 1ull << (b - b0);
-			s.st.nz_blocks++;
-			s.st.nonzeros += cnt;
-next:
-			if (++c == g.bpr) {
-				c = 0;
-				r++;
-			}
-		}
-		spt_st64(p + l1pos, l1);
+	{
+		err = encode_scalar(&s, in, &g, p, cap, &pos);
 	}
+	if (err)
+		return err;
 	if (pos - g.payload_off > UINT32_MAX)
 		return -E2BIG;
-	spt_st32(table + 4 * g.tiles, (uint32_t)(pos - g.payload_off));
+	spt_st32(p + SPT_CT_HEADER_SIZE + 4 * g.tiles, (uint32_t)(pos - g.payload_off));
 	header_write(p, &g, s.st.nz_blocks, s.st.nonzeros,
 		     (uint32_t)(pos - g.payload_off), pos);
 	*out_len = (size_t)pos;
@@ -299,11 +398,6 @@ next:
 }
 
 /* ---- reading -------------------------------------------------------- */
-
-struct ct_hdr {
-	struct ct_geom g;
-	uint64_t nz_blocks, nonzeros, payload, total;
-};
 
 static int header_parse(const uint8_t *p, size_t len, struct ct_hdr *h)
 {
@@ -386,7 +480,7 @@ static int tiles_check(const uint8_t *p, const struct ct_hdr *h)
 			if (ragged && b % g->bpr == g->bpr - 1 && (l2 >> ragged))
 				return -EBADMSG;
 			q += 5;
-			n = (size_t)__builtin_popcount(l2);
+			n = (size_t)pop32(l2);
 			if ((size_t)(end - q) < n)
 				return -EBADMSG;
 			if (!values_valid(q, n))
@@ -412,6 +506,10 @@ static int ct_open(const void *buf, size_t len, struct ct_hdr *h)
 	err = header_parse(buf, len, h);
 	if (err)
 		return err;
+#ifndef SPT_NO_SIMD
+	if (use_avx2())
+		return spt_ct_check_avx2(buf, h);
+#endif
 	return tiles_check(buf, h);
 }
 
@@ -434,23 +532,6 @@ int spt_ct_validate(const void *buf, size_t len, struct spt_ct_info *info)
 	return 0;
 }
 
-/* 2^(e-6) as a float, exact for every E8M0 exponent (subnormal below -126). */
-static float elem_scale(int e)
-{
-	int sh = e - 6;
-	union {
-		uint32_t u;
-		float f;
-	} v;
-
-	if (sh >= -126) {
-		v.u = (uint32_t)(sh + 127) << 23;
-		return v.f;
-	}
-	v.u = 1u << (23 - (-126 - sh));	/* subnormal power of two */
-	return v.f;
-}
-
 /* Walk a validated tensor's blocks: fn(ctx, block, l2, exp, packed values). */
 #define FOR_EACH_BLOCK(p, h, BODY)							\
 	do {										\
@@ -467,94 +548,70 @@ static float elem_scale(int e)
 				uint32_t l2 = spt_ld32(q_);				\
 				int ex = (int)q_[4] - SPT_E8M0_BIAS;			\
 				const int8_t *vals = (const int8_t *)(q_ + 5);		\
-				q_ += 5 + (unsigned int)__builtin_popcount(l2);		\
+				q_ += 5 + pop32(l2);					\
 				BODY							\
 			}								\
 		}									\
 	} while (0)
 
-#ifndef SPT_NO_SIMD
-/* Tile by tile, writing absent blocks as zeros instead of clearing first. */
-static void decode_avx2(const uint8_t *p, const struct ct_hdr *h, float *out)
+/*
+ * Block by block in storage order (blocks cover consecutive elements of
+ * @out: a ragged block is followed by the next row), each element written
+ * once or cleared and then placed; no division per block.  k * 2^(E-6) is
+ * exact (spt_lut_e8m0_scale holds 2^(B-133) for the E8M0 byte B).
+ */
+static void decode_scalar(const uint8_t *p, const struct ct_hdr *h, float *out)
 {
 	const struct ct_geom *g = &h->g;
 	const uint8_t *tab = p + SPT_CT_HEADER_SIZE, *pl = p + g->payload_off;
-	const uint8_t *end = p + h->total;
-	uint32_t ragged = g->cols % SPT_BLOCK_ELEMS;
-	uint64_t t, b;
-	uint32_t c = 0;
-	float *row = out;
+	uint32_t ragged = g->cols % SPT_BLOCK_ELEMS, c = 0;
+	float *dst = out;
+	uint64_t t;
 
 	for (t = 0; t < g->tiles; t++) {
 		const uint8_t *q = pl + spt_ld32(tab + 4 * t);
-		uint64_t l1 = spt_ld64(q), b1 = (t + 1) * SPT_TILE_BLOCKS;
+		uint64_t l1 = spt_ld64(q), nb = g->nblocks - t * SPT_TILE_BLOCKS, i;
 
 		q += 8;
-		if (b1 > g->nblocks)
-			b1 = g->nblocks;
-		for (b = t * SPT_TILE_BLOCKS; b < b1; b++, l1 >>= 1) {
-			float *dst = row + (size_t)c * SPT_BLOCK_ELEMS;
+		if (nb > SPT_TILE_BLOCKS)
+			nb = SPT_TILE_BLOCKS;
+		for (i = 0; i < nb; i++, l1 >>= 1) {
 			unsigned int n = ragged && c == g->bpr - 1 ? ragged : SPT_BLOCK_ELEMS;
 
-			if (++c == g->bpr) {
+			if (++c == g->bpr)
 				c = 0;
-				row += g->cols;
-			}
-			uint32_t l2, m, cnt;
-			float s;
-
 			if (!(l1 & 1)) {
-				if (n == SPT_BLOCK_ELEMS)
-					spt_zero_block_avx2(dst);
-				else
-					memset(dst, 0, n * sizeof(float));
-				continue;
-			}
-			l2 = spt_ld32(q);
-			s = elem_scale((int)q[4] - SPT_E8M0_BIAS);
-			q += 5;
-			cnt = (uint32_t)__builtin_popcount(l2);
-			if (n == SPT_BLOCK_ELEMS && end - q >= (ptrdiff_t)(cnt + 8)) {
-				spt_expand_block_avx2((const int8_t *)q, l2, s, dst);
-			} else {
-				const int8_t *v = (const int8_t *)q;
-
 				memset(dst, 0, n * sizeof(float));
-				for (m = l2; m; m &= m - 1)
-					dst[__builtin_ctz(m)] = (float)*v++ * s;
+			} else {
+				uint32_t l2 = spt_ld32(q), m;
+				float s = spt_lut_e8m0_scale[q[4]];
+				const int8_t *v = (const int8_t *)(q + 5);
+				unsigned int j;
+
+				if (l2 == 0xffffffffu) {
+					for (j = 0; j < SPT_BLOCK_ELEMS; j++)
+						dst[j] = (float)v[j] * s;
+				} else {
+					memset(dst, 0, n * sizeof(float));
+					for (m = l2; m; m &= m - 1)
+						dst[__builtin_ctz(m)] = (float)*v++ * s;
+				}
+				q += 5 + pop32(l2);
 			}
-			q += cnt;
+			dst += n;
 		}
 	}
 }
-#endif
 
 static void decode_trusted(const uint8_t *p, const struct ct_hdr *h, float *out)
 {
-	const struct ct_geom *g = &h->g;
-
 #ifndef SPT_NO_SIMD
 	if (use_avx2()) {
-		decode_avx2(p, h, out);
+		spt_ct_decode_avx2(p, h, out);
 		return;
 	}
 #endif
-	memset(out, 0, (size_t)g->rows * g->cols * sizeof(float));
-	FOR_EACH_BLOCK(p, h, {
-		float s = elem_scale(ex);
-		float *dst = out + (blk / g->bpr) * g->cols +
-			     (blk % g->bpr) * SPT_BLOCK_ELEMS;
-		uint32_t m;
-		int j;
-
-		if (l2 == 0xffffffffu) {
-			for (j = 0; j < 32; j++)
-				dst[j] = (float)vals[j] * s;
-		} else {
-			for (m = l2; m; m &= m - 1)
-				dst[__builtin_ctz(m)] = (float)*vals++ * s;
-		}
-	});
+	decode_scalar(p, h, out);
 }
 
 int spt_ct_decode(const void *buf, size_t len, float *out, size_t elems)

@@ -1,24 +1,50 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * AVX2 paths of the codec.  Each computes exactly what the scalar code in
- * codec.c and bfp8.c computes (same float operations, same order), so the
- * encoded bytes and decoded floats are identical; check_codec tests that.
+ * AVX2 paths of the codec: whole-tensor encode, validation and decode.
+ * Each computes exactly what the scalar code in codec.c computes (same float
+ * operations in the same order, the same checks), so the encoded bytes,
+ * decoded floats, statistics and accept/reject verdicts are identical;
+ * check_codec_isa tests that.
  */
+#include <errno.h>
 #include <immintrin.h>
+#include <string.h>
 
 #include "codec_lut.h"
 #include "codec_simd.h"
 
-static inline uint32_t mask32(__m256 m0, __m256 m1, __m256 m2, __m256 m3)
+#define AINLINE static inline __attribute__((always_inline))
+
+AINLINE uint32_t ldu32(const uint8_t *p)
 {
-	return (uint32_t)_mm256_movemask_ps(m0) |
-	       (uint32_t)_mm256_movemask_ps(m1) << 8 |
-	       (uint32_t)_mm256_movemask_ps(m2) << 16 |
-	       (uint32_t)_mm256_movemask_ps(m3) << 24;
+	uint32_t v;
+
+	memcpy(&v, p, 4);	/* x86 is little-endian */
+	return v;
 }
 
-/* The fixed summation order of spt_block_sum(). */
-static inline float block_sum(__m256 v0, __m256 v1, __m256 v2, __m256 v3)
+AINLINE uint64_t ldu64(const uint8_t *p)
+{
+	uint64_t v;
+
+	memcpy(&v, p, 8);
+	return v;
+}
+
+AINLINE void stu32(uint8_t *p, uint32_t v)
+{
+	memcpy(p, &v, 4);
+}
+
+AINLINE void stu64(uint8_t *p, uint64_t v)
+{
+	memcpy(p, &v, 8);
+}
+
+/* ---- encode ------------------------------------------------------------ */
+
+/* The fixed summation order of spt_block_sum() on the lanes of 4 vectors. */
+AINLINE float block_sum(__m256 v0, __m256 v1, __m256 v2, __m256 v3)
 {
 	__m256 s = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(v0, v1), v2), v3);
 	__m128 h = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
@@ -28,142 +54,686 @@ static inline float block_sum(__m256 v0, __m256 v1, __m256 v2, __m256 v3)
 	return _mm_cvtss_f32(h);
 }
 
-static inline float pow2f(int e)
+/* Largest lane as unsigned bits (for |x| bit patterns: the largest |x|). */
+AINLINE uint32_t hmax_u32(__m256i m)
 {
-	union {
-		uint32_t u;
-		float f;
-	} v = { .u = (uint32_t)(e + 127) << 23 };
+	__m128i h = _mm_max_epu32(_mm256_castsi256_si128(m), _mm256_extracti128_si256(m, 1));
 
-	return v.f;
+	h = _mm_max_epu32(h, _mm_shuffle_epi32(h, _MM_SHUFFLE(1, 0, 3, 2)));
+	h = _mm_max_epu32(h, _mm_shuffle_epi32(h, _MM_SHUFFLE(2, 3, 0, 1)));
+	return (uint32_t)_mm_cvtsi128_si32(h);
 }
 
-uint32_t spt_encode_block32_avx2(const float *x, float tau, int8_t k[32],
-				 int *exp, struct spt_blk_stats *bs)
+/*
+ * Per element, 0xff if its |x| bit pattern (non-negative as int32) is zero:
+ * the saturating packs keep zero and nonzero apart.  Byte lanes of a block
+ * are permuted, which counting does not mind.
+ */
+AINLINE __m256i zero_bytes(__m256 a0, __m256 a1, __m256 a2, __m256 a3)
 {
-	const __m256 sign = _mm256_set1_ps(-0.0f), zero = _mm256_setzero_ps();
-	const __m256 inf = _mm256_set1_ps(__builtin_inff()), vtau = _mm256_set1_ps(tau);
+	__m256i p = _mm256_packs_epi16(
+		_mm256_packus_epi32(_mm256_castps_si256(a0), _mm256_castps_si256(a1)),
+		_mm256_packus_epi32(_mm256_castps_si256(a2), _mm256_castps_si256(a3)));
+
+	return _mm256_cmpeq_epi8(p, _mm256_setzero_si256());
+}
+
+struct enc_ctx {
+	__m256 vtau;
+	/* per byte lane, minus the count of |x| == 0 and of kept == 0 (<= 64) */
+	__m256i zacc, kzacc;
+	double sum_abs, sum_kept;
+};
+
+#define BAD_BITS 0x7f800000u	/* |x| bits at or above: Inf or NaN */
+
+/*
+ * Prune, quantise and write one 32-element block record at @dst (l2, E8M0
+ * byte, packed values; up to 37 bytes are written whatever the size).
+ * Returns the L2 mask; *bad set on NaN/Inf.  Same arithmetic as the scalar
+ * encode: |x| < tau is pruned, E from the largest kept |x|, k = clamp(
+ * rne(x * s1 * s2)), sums in spt_block_sum order.
+ */
+AINLINE uint32_t enc_block(struct enc_ctx *cx, const float *x, int prune, uint8_t *dst,
+			   int *bad)
+{
+	const __m256 sign = _mm256_set1_ps(-0.0f);
+	const __m256i zero = _mm256_setzero_si256();
 	__m256 x0 = _mm256_loadu_ps(x), x1 = _mm256_loadu_ps(x + 8);
 	__m256 x2 = _mm256_loadu_ps(x + 16), x3 = _mm256_loadu_ps(x + 24);
 	__m256 a0 = _mm256_andnot_ps(sign, x0), a1 = _mm256_andnot_ps(sign, x1);
 	__m256 a2 = _mm256_andnot_ps(sign, x2), a3 = _mm256_andnot_ps(sign, x3);
-	__m256 z0, z1, z2, z3, p0, p1, p2, p3, m;
-	__m128 h;
-	__m256i k0, k1, k2, k3, b, lim = _mm256_set1_epi32(127);
-	uint32_t zm, pm, l2, vnz;
-	float amax, s1, s2;
-	int e, sh;
+	__m256 k0, k1, k2, k3, vs1;
+	__m256i z, m, r0, r1, r2, r3, b;
+	__m128i lo, hi;
+	uint32_t umax, B, l2, s1, c0, c1, c2;
 
-	if (mask32(_mm256_cmp_ps(a0, inf, _CMP_NLT_UQ), _mm256_cmp_ps(a1, inf, _CMP_NLT_UQ),
-		   _mm256_cmp_ps(a2, inf, _CMP_NLT_UQ), _mm256_cmp_ps(a3, inf, _CMP_NLT_UQ))) {
-		bs->bad = 1;
-		return 0;
-	}
-	z0 = _mm256_cmp_ps(x0, zero, _CMP_EQ_OQ);
-	z1 = _mm256_cmp_ps(x1, zero, _CMP_EQ_OQ);
-	z2 = _mm256_cmp_ps(x2, zero, _CMP_EQ_OQ);
-	z3 = _mm256_cmp_ps(x3, zero, _CMP_EQ_OQ);
-	zm = mask32(z0, z1, z2, z3);
-	p0 = _mm256_andnot_ps(z0, _mm256_cmp_ps(a0, vtau, _CMP_LT_OQ));
-	p1 = _mm256_andnot_ps(z1, _mm256_cmp_ps(a1, vtau, _CMP_LT_OQ));
-	p2 = _mm256_andnot_ps(z2, _mm256_cmp_ps(a2, vtau, _CMP_LT_OQ));
-	p3 = _mm256_andnot_ps(z3, _mm256_cmp_ps(a3, vtau, _CMP_LT_OQ));
-	pm = mask32(p0, p1, p2, p3);
-	bs->natural_zeros = (unsigned int)__builtin_popcount(zm);
-	bs->pruned = (unsigned int)__builtin_popcount(pm);
-	bs->sum_abs = block_sum(a0, a1, a2, a3);
-	/* survivors: pruned lanes (and natural zeros) become +0 */
-	p0 = _mm256_or_ps(p0, z0);
-	p1 = _mm256_or_ps(p1, z1);
-	p2 = _mm256_or_ps(p2, z2);
-	p3 = _mm256_or_ps(p3, z3);
-	x0 = _mm256_andnot_ps(p0, x0);
-	x1 = _mm256_andnot_ps(p1, x1);
-	x2 = _mm256_andnot_ps(p2, x2);
-	x3 = _mm256_andnot_ps(p3, x3);
-	a0 = _mm256_andnot_ps(p0, a0);
-	a1 = _mm256_andnot_ps(p1, a1);
-	a2 = _mm256_andnot_ps(p2, a2);
-	a3 = _mm256_andnot_ps(p3, a3);
-	bs->sum_kept = block_sum(a0, a1, a2, a3);
-	bs->underflow = 0;
-	m = _mm256_max_ps(_mm256_max_ps(a0, a1), _mm256_max_ps(a2, a3));
-	h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
-	h = _mm_max_ps(h, _mm_movehl_ps(h, h));
-	h = _mm_max_ss(h, _mm_shuffle_ps(h, h, 1));
-	amax = _mm_cvtss_f32(h);
-	if (amax == 0.0f)
-		return 0;
-	{
-		union {
-			float f;
-			uint32_t u;
-		} v = { .f = amax };
+	z = zero_bytes(a0, a1, a2, a3);
+	cx->zacc = _mm256_add_epi8(cx->zacc, z);
+	cx->sum_abs += block_sum(a0, a1, a2, a3);
+	if (prune) {
+		__m256 p0 = _mm256_cmp_ps(a0, cx->vtau, _CMP_LT_OQ);
+		__m256 p1 = _mm256_cmp_ps(a1, cx->vtau, _CMP_LT_OQ);
+		__m256 p2 = _mm256_cmp_ps(a2, cx->vtau, _CMP_LT_OQ);
+		__m256 p3 = _mm256_cmp_ps(a3, cx->vtau, _CMP_LT_OQ);
 
-		e = (int)(v.u >> 23) - 127;
-		if (e < SPT_EXP_MIN)
-			e = SPT_EXP_MIN;
-	}
-	*exp = e;
-	sh = 6 - e;
-	if (sh > 127) {
-		s1 = pow2f(64);
-		s2 = pow2f(sh - 64);
+		k0 = _mm256_andnot_ps(p0, a0);
+		k1 = _mm256_andnot_ps(p1, a1);
+		k2 = _mm256_andnot_ps(p2, a2);
+		k3 = _mm256_andnot_ps(p3, a3);
+		x0 = _mm256_andnot_ps(p0, x0);
+		x1 = _mm256_andnot_ps(p1, x1);
+		x2 = _mm256_andnot_ps(p2, x2);
+		x3 = _mm256_andnot_ps(p3, x3);
+		z = zero_bytes(k0, k1, k2, k3);
+		cx->kzacc = _mm256_add_epi8(cx->kzacc, z);
+		cx->sum_kept += block_sum(k0, k1, k2, k3);
 	} else {
-		s1 = pow2f(sh);
-		s2 = 1.0f;
+		k0 = a0;
+		k1 = a1;
+		k2 = a2;
+		k3 = a3;
 	}
-#define QUANT(xv) _mm256_max_epi32(_mm256_min_epi32(_mm256_cvtps_epi32(			\
-		_mm256_round_ps(_mm256_mul_ps(_mm256_mul_ps(xv, _mm256_set1_ps(s1)),	\
-					      _mm256_set1_ps(s2)),			\
-				_MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)), lim),		\
-		_mm256_sub_epi32(_mm256_setzero_si256(), lim))
-	k0 = QUANT(x0);
-	k1 = QUANT(x1);
-	k2 = QUANT(x2);
-	k3 = QUANT(x3);
-#undef QUANT
-	b = _mm256_packs_epi16(_mm256_packs_epi32(k0, k1), _mm256_packs_epi32(k2, k3));
+	/* NaN (not below tau) and Inf lanes are kept: they show in the max */
+	m = _mm256_max_epu32(_mm256_max_epu32(_mm256_castps_si256(k0), _mm256_castps_si256(k1)),
+			     _mm256_max_epu32(_mm256_castps_si256(k2), _mm256_castps_si256(k3)));
+	umax = hmax_u32(m);
+	if (__builtin_expect(umax >= BAD_BITS, 0)) {
+		*bad = 1;
+		return 0;
+	}
+	/* E + 127 is the biased float exponent of the max (0: subnormal, E = -127) */
+	B = umax >> 23;
+	s1 = B >= 6 ? (260u - B) << 23 : (127u + 64u) << 23;	/* 2^(6-E) or 2^64 */
+	vs1 = _mm256_castsi256_ps(_mm256_set1_epi32((int)s1));
+	x0 = _mm256_mul_ps(x0, vs1);
+	x1 = _mm256_mul_ps(x1, vs1);
+	x2 = _mm256_mul_ps(x2, vs1);
+	x3 = _mm256_mul_ps(x3, vs1);
+	if (__builtin_expect(B < 6, 0)) {
+		__m256 vs2 = _mm256_castsi256_ps(_mm256_set1_epi32((int)((196u - B) << 23)));
+
+		x0 = _mm256_mul_ps(x0, vs2);
+		x1 = _mm256_mul_ps(x1, vs2);
+		x2 = _mm256_mul_ps(x2, vs2);
+		x3 = _mm256_mul_ps(x3, vs2);
+	}
+#define RNE(v) _mm256_cvtps_epi32(_mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC))
+	r0 = RNE(x0);
+	r1 = RNE(x1);
+	r2 = RNE(x2);
+	r3 = RNE(x3);
+#undef RNE
+	/* |r| <= 128: the int16 pack is exact, the int8 pack saturates 128 to 127 */
+	b = _mm256_packs_epi16(_mm256_packs_epi32(r0, r1), _mm256_packs_epi32(r2, r3));
 	b = _mm256_permutevar8x32_epi32(b, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
-	_mm256_storeu_si256((__m256i *)k, b);
-	l2 = ~(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(b, _mm256_setzero_si256()));
-	vnz = ~(zm | pm);
-	bs->underflow = (unsigned int)__builtin_popcount(vnz & ~l2);
+	b = _mm256_max_epi8(b, _mm256_set1_epi8(-SPT_KMAX));
+	l2 = ~(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(b, zero));
+	/* record: l2, E8M0 byte, then the nonzero k compacted 8 lanes at a time */
+	stu64(dst, (uint64_t)l2 | (uint64_t)B << 32);
+	lo = _mm256_castsi256_si128(b);
+	hi = _mm256_extracti128_si256(b, 1);
+	c0 = (uint32_t)_mm_popcnt_u32(l2 & 0xffu);
+	c1 = (uint32_t)_mm_popcnt_u32(l2 & 0xffffu);
+	c2 = (uint32_t)_mm_popcnt_u32(l2 & 0xffffffu);
+	dst += 5;
+	_mm_storel_epi64((__m128i *)dst,
+			 _mm_shuffle_epi8(lo, _mm_loadl_epi64((const __m128i *)spt_lut_compress8[0][l2 & 0xff])));
+	_mm_storel_epi64((__m128i *)(dst + c0),
+			 _mm_shuffle_epi8(lo, _mm_loadl_epi64((const __m128i *)
+							      spt_lut_compress8[1][(l2 >> 8) & 0xff])));
+	_mm_storel_epi64((__m128i *)(dst + c1),
+			 _mm_shuffle_epi8(hi, _mm_loadl_epi64((const __m128i *)
+							      spt_lut_compress8[0][(l2 >> 16) & 0xff])));
+	_mm_storel_epi64((__m128i *)(dst + c2),
+			 _mm_shuffle_epi8(hi, _mm_loadl_epi64((const __m128i *)spt_lut_compress8[1][l2 >> 24])));
 	return l2;
 }
 
-unsigned int spt_pack_avx2(const int8_t k[32], uint32_t l2, uint8_t *dst)
+/*
+ * Eight blocks at once, first pass: per block the sum of |x| and of the kept
+ * |x| in spt_block_sum order and the largest kept |x|, reduced across blocks
+ * with a transpose so that every lane does exactly the scalar tree:
+ * level 1 adds the 128-bit halves (s[j] + s[j+4]), level 2 s[0]+s[2] and
+ * s[1]+s[3], level 3 their sum.  Lanes end in the order 0 2 4 6 1 3 5 7.
+ */
+#define L1S(a, b) _mm256_add_ps(_mm256_permute2f128_ps(a, b, 0x20), _mm256_permute2f128_ps(a, b, 0x31))
+#define L2S(a, b) _mm256_add_ps(_mm256_shuffle_ps(a, b, 0x44), _mm256_shuffle_ps(a, b, 0xee))
+#define L3S(a, b) _mm256_add_ps(_mm256_shuffle_ps(a, b, 0x88), _mm256_shuffle_ps(a, b, 0xdd))
+#define L1M(a, b) _mm256_max_epu32(_mm256_permute2x128_si256(a, b, 0x20),		\
+				   _mm256_permute2x128_si256(a, b, 0x31))
+#define SHUFI(a, b, i) _mm256_castps_si256(_mm256_shuffle_ps(_mm256_castsi256_ps(a),	\
+							     _mm256_castsi256_ps(b), i))
+#define L2M(a, b) _mm256_max_epu32(SHUFI(a, b, 0x44), SHUFI(a, b, 0xee))
+#define L3M(a, b) _mm256_max_epu32(SHUFI(a, b, 0x88), SHUFI(a, b, 0xdd))
+
+struct grp {
+	float sa[8], sk[8];
+	uint32_t s1[8], B[8], adv[8];
+	uint64_t hdr[8];	/* E8M0 byte << 32 */
+	uint32_t bad, need2, present;
+};
+
+AINLINE void scan_block(const float *x, int prune, __m256 vtau, __m256i *zacc,
+			__m256i *kzacc, __m256 *S, __m256 *K, __m256i *M)
 {
-	unsigned int n = 0, c;
+	const __m256 sign = _mm256_set1_ps(-0.0f);
+	__m256 a0 = _mm256_andnot_ps(sign, _mm256_loadu_ps(x));
+	__m256 a1 = _mm256_andnot_ps(sign, _mm256_loadu_ps(x + 8));
+	__m256 a2 = _mm256_andnot_ps(sign, _mm256_loadu_ps(x + 16));
+	__m256 a3 = _mm256_andnot_ps(sign, _mm256_loadu_ps(x + 24));
+	__m256i z;
 
-	for (c = 0; c < 4; c++) {
-		unsigned int m = (l2 >> (8 * c)) & 0xff;
-		__m128i v = _mm_loadl_epi64((const __m128i *)(k + 8 * c));
-		__m128i s = _mm_loadl_epi64((const __m128i *)spt_lut_compress8[m]);
-
-		_mm_storel_epi64((__m128i *)(dst + n), _mm_shuffle_epi8(v, s));
-		n += (unsigned int)__builtin_popcount(m);
+	z = zero_bytes(a0, a1, a2, a3);
+	*zacc = _mm256_add_epi8(*zacc, z);
+	*S = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(a0, a1), a2), a3);
+	if (prune) {
+		a0 = _mm256_andnot_ps(_mm256_cmp_ps(a0, vtau, _CMP_LT_OQ), a0);
+		a1 = _mm256_andnot_ps(_mm256_cmp_ps(a1, vtau, _CMP_LT_OQ), a1);
+		a2 = _mm256_andnot_ps(_mm256_cmp_ps(a2, vtau, _CMP_LT_OQ), a2);
+		a3 = _mm256_andnot_ps(_mm256_cmp_ps(a3, vtau, _CMP_LT_OQ), a3);
+		z = zero_bytes(a0, a1, a2, a3);
+		*kzacc = _mm256_add_epi8(*kzacc, z);
+		*K = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(a0, a1), a2), a3);
 	}
-	return n;
+	*M = _mm256_max_epu32(_mm256_max_epu32(_mm256_castps_si256(a0), _mm256_castps_si256(a1)),
+			      _mm256_max_epu32(_mm256_castps_si256(a2), _mm256_castps_si256(a3)));
 }
 
-void spt_expand_block_avx2(const int8_t *vals, uint32_t l2, float s, float *dst)
+AINLINE void scan8(const float *x, int prune, __m256 vtau, __m256i *zacc, __m256i *kzacc,
+		   struct grp *gr)
 {
-	__m256 vs = _mm256_set1_ps(s);
-	unsigned int off = 0, c;
+	const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+	__m256 S[8], K[8], s0, s1, k0 = _mm256_setzero_ps(), k1 = _mm256_setzero_ps();
+	__m256i M[8], m0, m1, mv, bv, small, s1v, nz;
+	unsigned int j;
 
-	for (c = 0; c < 4; c++) {
-		unsigned int m = (l2 >> (8 * c)) & 0xff;
-		__m128i v = _mm_loadl_epi64((const __m128i *)(vals + off));
-		__m128i e = _mm_shuffle_epi8(v, _mm_loadl_epi64((const __m128i *)spt_lut_expand8[m]));
-
-		_mm256_storeu_ps(dst + 8 * c,
-				 _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(e)), vs));
-		off += (unsigned int)__builtin_popcount(m);
+	/* unrolled: the scheduler overlaps the blocks (measured: 12% faster) */
+#pragma GCC unroll 8
+	for (j = 0; j < 8; j++)
+		scan_block(x + 32 * j, prune, vtau, zacc, kzacc, &S[j], &K[j], &M[j]);
+	s0 = L2S(L1S(S[0], S[1]), L1S(S[2], S[3]));
+	s1 = L2S(L1S(S[4], S[5]), L1S(S[6], S[7]));
+	if (prune) {
+		k0 = L2S(L1S(K[0], K[1]), L1S(K[2], K[3]));
+		k1 = L2S(L1S(K[4], K[5]), L1S(K[6], K[7]));
 	}
+	m0 = L2M(L1M(M[0], M[1]), L1M(M[2], M[3]));
+	m1 = L2M(L1M(M[4], M[5]), L1M(M[6], M[7]));
+	_mm256_storeu_ps(gr->sa, _mm256_permutevar8x32_ps(L3S(s0, s1), order));
+	if (prune)
+		_mm256_storeu_ps(gr->sk, _mm256_permutevar8x32_ps(L3S(k0, k1), order));
+	mv = _mm256_permutevar8x32_epi32(L3M(m0, m1), order);
+	gr->bad = (uint32_t)_mm256_movemask_ps(_mm256_castsi256_ps(
+		_mm256_cmpgt_epi32(mv, _mm256_set1_epi32((int)BAD_BITS - 1))));
+	bv = _mm256_srli_epi32(mv, 23);
+	small = _mm256_cmpgt_epi32(_mm256_set1_epi32(6), bv);	/* B < 6: scale in two steps */
+	s1v = _mm256_blendv_epi8(_mm256_slli_epi32(_mm256_sub_epi32(_mm256_set1_epi32(260), bv), 23),
+				 _mm256_set1_epi32((127 + 64) << 23), small);
+	_mm256_storeu_si256((__m256i *)gr->B, bv);
+	_mm256_storeu_si256((__m256i *)gr->s1, s1v);
+	_mm256_storeu_si256((__m256i *)gr->hdr,
+			    _mm256_slli_epi64(_mm256_cvtepu32_epi64(_mm256_castsi256_si128(bv)), 32));
+	_mm256_storeu_si256((__m256i *)(gr->hdr + 4),
+			    _mm256_slli_epi64(_mm256_cvtepu32_epi64(_mm256_extracti128_si256(bv, 1)), 32));
+	/*
+	 * A block with a nonzero kept |x| is stored: its maximum quantises to
+	 * 64..127, unless it is subnormal (need2 covers that case).
+	 */
+	nz = _mm256_andnot_si256(_mm256_cmpeq_epi32(mv, _mm256_setzero_si256()),
+				 _mm256_set1_epi32(-1));
+	gr->present = (uint32_t)_mm256_movemask_ps(_mm256_castsi256_ps(nz));
+	_mm256_storeu_si256((__m256i *)gr->adv, _mm256_and_si256(nz, _mm256_set1_epi32(5)));
+	/* all-zero blocks (max 0) need no second step: their k are 0 anyway */
+	gr->need2 = (uint32_t)_mm256_movemask_ps(_mm256_castsi256_ps(
+		_mm256_andnot_si256(_mm256_cmpeq_epi32(mv, _mm256_setzero_si256()), small)));
 }
 
-void spt_zero_block_avx2(float *dst)
+/* Second pass of one block: quantise with the scale found by scan8, write. */
+AINLINE __m256i quant_bytes(const float *x, int prune, int csr_rne, __m256 vtau, uint32_t s1,
+			    uint32_t B, int two_step)
+{
+	const __m256 sign = _mm256_set1_ps(-0.0f);
+	__m256 x0 = _mm256_loadu_ps(x), x1 = _mm256_loadu_ps(x + 8);
+	__m256 x2 = _mm256_loadu_ps(x + 16), x3 = _mm256_loadu_ps(x + 24);
+	__m256 vs1 = _mm256_castsi256_ps(_mm256_set1_epi32((int)s1));
+	__m256i r0, r1, r2, r3, b;
+
+	if (prune) {
+		x0 = _mm256_andnot_ps(_mm256_cmp_ps(_mm256_andnot_ps(sign, x0), vtau, _CMP_LT_OQ), x0);
+		x1 = _mm256_andnot_ps(_mm256_cmp_ps(_mm256_andnot_ps(sign, x1), vtau, _CMP_LT_OQ), x1);
+		x2 = _mm256_andnot_ps(_mm256_cmp_ps(_mm256_andnot_ps(sign, x2), vtau, _CMP_LT_OQ), x2);
+		x3 = _mm256_andnot_ps(_mm256_cmp_ps(_mm256_andnot_ps(sign, x3), vtau, _CMP_LT_OQ), x3);
+	}
+	x0 = _mm256_mul_ps(x0, vs1);
+	x1 = _mm256_mul_ps(x1, vs1);
+	x2 = _mm256_mul_ps(x2, vs1);
+	x3 = _mm256_mul_ps(x3, vs1);
+	if (__builtin_expect(two_step, 0)) {
+		__m256 vs2 = _mm256_castsi256_ps(_mm256_set1_epi32((int)((196u - B) << 23)));
+
+		x0 = _mm256_mul_ps(x0, vs2);
+		x1 = _mm256_mul_ps(x1, vs2);
+		x2 = _mm256_mul_ps(x2, vs2);
+		x3 = _mm256_mul_ps(x3, vs2);
+	}
+	/* with MXCSR rounding to nearest-even, the conversion alone rounds */
+#define RNE(v) _mm256_cvtps_epi32(csr_rne ? (v) :						\
+		_mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC))
+	r0 = RNE(x0);
+	r1 = RNE(x1);
+	r2 = RNE(x2);
+	r3 = RNE(x3);
+#undef RNE
+	b = _mm256_packs_epi16(_mm256_packs_epi32(r0, r1), _mm256_packs_epi32(r2, r3));
+	b = _mm256_permutevar8x32_epi32(b, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+	return _mm256_max_epi8(b, _mm256_set1_epi8(-SPT_KMAX));
+}
+
+/* Write the record of a block with values k (32 bytes) and mask l2 at dst. */
+AINLINE void write_record(const int8_t *k, uint32_t l2, uint64_t hdr, uint8_t *dst)
+{
+	__m128i lo = _mm_loadu_si128((const __m128i *)k);
+	__m128i hi = _mm_loadu_si128((const __m128i *)(k + 16));
+	uint32_t c0 = (uint32_t)_mm_popcnt_u32(l2 & 0xffu);
+	uint32_t c1 = (uint32_t)_mm_popcnt_u32(l2 & 0xffffu);
+	uint32_t c2 = (uint32_t)_mm_popcnt_u32(l2 & 0xffffffu);
+
+	stu64(dst, (uint64_t)l2 | hdr);
+	dst += 5;
+	_mm_storel_epi64((__m128i *)dst,
+			 _mm_shuffle_epi8(lo, _mm_loadl_epi64((const __m128i *)spt_lut_compress8[0][l2 & 0xff])));
+	_mm_storel_epi64((__m128i *)(dst + c0),
+			 _mm_shuffle_epi8(lo, _mm_loadl_epi64((const __m128i *)
+							      spt_lut_compress8[1][(l2 >> 8) & 0xff])));
+	_mm_storel_epi64((__m128i *)(dst + c1),
+			 _mm_shuffle_epi8(hi, _mm_loadl_epi64((const __m128i *)
+							      spt_lut_compress8[0][(l2 >> 16) & 0xff])));
+	_mm_storel_epi64((__m128i *)(dst + c2),
+			 _mm_shuffle_epi8(hi, _mm_loadl_epi64((const __m128i *)spt_lut_compress8[1][l2 >> 24])));
+}
+
+AINLINE uint64_t hsum_neg_u8(__m256i v)
+{
+	__m256i t = _mm256_sad_epu8(_mm256_sub_epi8(_mm256_setzero_si256(), v),
+				    _mm256_setzero_si256());
+	__m128i h = _mm_add_epi64(_mm256_castsi256_si128(t), _mm256_extracti128_si256(t, 1));
+
+	return (uint64_t)_mm_cvtsi128_si64(h) + (uint64_t)_mm_extract_epi64(h, 1);
+}
+
+/* Flush the per-lane counters once a tile (at most 64 per byte lane). */
+AINLINE void enc_flush(struct enc_ctx *cx, struct ct_enc_acc *acc, int prune)
+{
+	uint64_t z = hsum_neg_u8(cx->zacc);
+
+	acc->natural_zeros += z;
+	if (prune)
+		acc->pruned += hsum_neg_u8(cx->kzacc) - z;
+	cx->zacc = cx->kzacc = _mm256_setzero_si256();
+}
+
+AINLINE int encode_tiles(const float *in, const struct ct_geom *g, float tau, int prune,
+			 int csr_rne, uint8_t *p, size_t cap, uint64_t *pos_io,
+			 struct ct_enc_acc *acc)
+{
+	uint8_t *tab = p + SPT_CT_HEADER_SIZE, stage[64] __attribute__((aligned(32)));
+	uint32_t ragged = g->cols % SPT_BLOCK_ELEMS, c = 0;
+	float pad[32] __attribute__((aligned(32))) = { 0 };
+	uint64_t pos = *pos_io, t, zadj = 0;
+	const float *x = in;
+	struct enc_ctx cx;
+	int bad = 0;
+
+	cx.vtau = _mm256_set1_ps(tau);
+	cx.zacc = cx.kzacc = _mm256_setzero_si256();
+	cx.sum_abs = acc->sum_abs;
+	cx.sum_kept = acc->sum_abs_kept;
+	for (t = 0; t < g->tiles; t++) {
+		uint64_t nb = g->nblocks - t * SPT_TILE_BLOCKS, l1 = 0, l1pos = pos, i;
+		uint8_t *q;
+
+		if (nb > SPT_TILE_BLOCKS)
+			nb = SPT_TILE_BLOCKS;
+		if (pos - g->payload_off > UINT32_MAX)
+			return -E2BIG;
+		stu32(tab + 4 * t, (uint32_t)(pos - g->payload_off));
+		if (cap - pos < 8)
+			return -ENOSPC;
+		q = p + pos + 8;
+		if (!ragged && cap - pos >= CT_TILE_MAX + CT_SLACK) {
+			uint64_t nzb, nnz;
+			/* hot loop: contiguous full blocks, room for a dense tile */
+			const uint8_t *q0 = q;
+			double sa = cx.sum_abs, sk = cx.sum_kept;
+
+			for (i = 0; i + 8 <= nb; i += 8) {
+				struct grp gr;
+				int8_t kb[8][32] __attribute__((aligned(32)));
+				uint32_t l2s[8];
+				unsigned int j;
+
+				scan8(x + 32 * i, prune, cx.vtau, &cx.zacc, &cx.kzacc, &gr);
+				/* read the group's per-block fields as plain loads */
+				__asm__ volatile("" : : "r"(&gr) : "memory");
+				if (__builtin_expect(gr.bad, 0))
+					return -EDOM;
+				for (j = 0; j < 8; j++) {
+					sa += gr.sa[j];
+					if (prune)
+						sk += gr.sk[j];
+				}
+#pragma GCC unroll 8
+				for (j = 0; j < 8; j++) {
+					__m256i b = quant_bytes(x + 32 * (i + j), prune, csr_rne,
+								cx.vtau, gr.s1[j], gr.B[j],
+								(gr.need2 >> j) & 1);
+
+					_mm256_store_si256((__m256i *)kb[j], b);
+					l2s[j] = ~(uint32_t)_mm256_movemask_epi8(
+						_mm256_cmpeq_epi8(b, _mm256_setzero_si256()));
+				}
+#pragma GCC unroll 8
+				for (j = 0; j < 8; j++) {
+					uint32_t l2 = l2s[j], adv = gr.adv[j];
+
+					write_record(kb[j], l2, gr.hdr[j], q);
+					/* a subnormal maximum may quantise to all zeros */
+					if (__builtin_expect((gr.need2 >> j) & 1, 0)) {
+						if (!l2) {
+							adv = 0;
+							gr.present &= ~(1u << j);
+						}
+					}
+					/* absent: the record written is dropped */
+					q += (uint32_t)_mm_popcnt_u32(l2) + adv;
+				}
+				l1 |= (uint64_t)gr.present << i;
+			}
+			cx.sum_abs = sa;
+			cx.sum_kept = sk;
+			for (; i < nb; i++) {
+				uint32_t l2 = enc_block(&cx, x + 32 * i, prune, q, &bad);
+				uint32_t present = l2 != 0;
+
+				if (__builtin_expect(bad, 0))
+					return -EDOM;
+				l1 |= (uint64_t)present << i;
+				q += (uint32_t)_mm_popcnt_u32(l2) + ((0u - present) & 5u);
+			}
+			/* a record is 5 bytes and its values */
+			nzb = (uint64_t)_mm_popcnt_u64(l1);
+			nnz = (uint64_t)(q - q0) - 5 * nzb;
+			x += 32 * nb;
+			acc->nz_blocks += nzb;
+			acc->nonzeros += nnz;
+		} else {
+			for (i = 0; i < nb; i++) {
+				const float *src = x;
+				uint32_t n = SPT_BLOCK_ELEMS, l2, cnt;
+
+				if (ragged) {
+					if (c == g->bpr - 1) {
+						n = ragged;
+						memcpy(pad, x, n * sizeof(float));
+						src = pad;
+						zadj += SPT_BLOCK_ELEMS - n;
+					}
+					if (++c == g->bpr)
+						c = 0;
+				}
+				x += n;
+				l2 = enc_block(&cx, src, prune, stage, &bad);
+				if (bad)
+					return -EDOM;
+				if (!l2)
+					continue;
+				cnt = (uint32_t)_mm_popcnt_u32(l2);
+				if (cap - (uint64_t)(q - p) < 5 + cnt)
+					return -ENOSPC;
+				memcpy(q, stage, 5 + cnt);
+				q += 5 + cnt;
+				l1 |= 1ull << i;
+				acc->nz_blocks++;
+				acc->nonzeros += cnt;
+			}
+		}
+		stu64(p + l1pos, l1);
+		pos = (uint64_t)(q - p);
+		enc_flush(&cx, acc, prune);
+	}
+	acc->natural_zeros -= zadj;	/* the zero padding of ragged blocks */
+	acc->sum_abs = cx.sum_abs;
+	acc->sum_abs_kept = prune ? cx.sum_kept : cx.sum_abs;
+	*pos_io = pos;
+	return 0;
+}
+
+int spt_ct_encode_avx2(const float *in, const struct ct_geom *g, float tau,
+		       uint8_t *p, size_t cap, uint64_t *pos, struct ct_enc_acc *acc)
+{
+	/* tau = 0 prunes nothing (|x| < 0 never holds) */
+	/* RC bits 00: the conversion rounds to nearest-even by itself */
+	int csr_rne = (_mm_getcsr() & 0x6000u) == 0;
+
+	if (tau > 0.0f)
+		return csr_rne ? encode_tiles(in, g, tau, 1, 1, p, cap, pos, acc) :
+				 encode_tiles(in, g, tau, 1, 0, p, cap, pos, acc);
+	return csr_rne ? encode_tiles(in, g, 0.0f, 0, 1, p, cap, pos, acc) :
+			 encode_tiles(in, g, 0.0f, 0, 0, p, cap, pos, acc);
+}
+
+/* ---- validation ---------------------------------------------------------- */
+
+/*
+ * Bit i set: block 64t + i is the last (ragged) block of its row.  @c0 is the
+ * column block of the tile's first block.
+ */
+static uint64_t ragged_mask(uint64_t c0, uint32_t bpr)
+{
+	uint64_t m = 0, o;
+
+	for (o = bpr - 1 - c0; o < SPT_TILE_BLOCKS; o += bpr)
+		m |= 1ull << o;
+	return m;
+}
+
+/* Nonzero if a record's n values hold a 0 or -128 byte; reads 32 bytes. */
+AINLINE uint32_t bad_values32(const uint8_t *v, uint32_t n)
+{
+	__m256i b = _mm256_loadu_si256((const __m256i *)v);
+	__m256i z = _mm256_cmpeq_epi8(_mm256_and_si256(b, _mm256_set1_epi8(0x7f)),
+				      _mm256_setzero_si256());
+
+	return _bzhi_u32((uint32_t)_mm256_movemask_epi8(z), n);
+}
+
+static uint32_t bad_values_tail(const uint8_t *v, uint32_t n)
+{
+	uint32_t bad = 0, i;
+
+	for (i = 0; i < n; i++)
+		bad |= !(v[i] & 0x7f);
+	return bad;
+}
+
+struct chk {
+	const struct ct_geom *g;
+	const struct ct_hdr *h;
+	const uint8_t *tab, *pl, *bend;
+	uint32_t ragged, hibits;
+	uint64_t nzb, nnz, c0, step;
+};
+
+/* One record of the fast walk: its checks accumulate in *bad. */
+AINLINE const uint8_t *chk_record(const uint8_t *q, uint32_t *bad, uint64_t *nnz)
+{
+	uint32_t l2 = ldu32(q), n = (uint32_t)_mm_popcnt_u32(l2);
+
+	*bad |= (l2 == 0) | (q[4] == SPT_E8M0_NAN);
+	*bad |= bad_values32(q + 5, n);
+	*nnz += n;
+	return q + 5 + n;
+}
+
+/* Tile t: the table entries, L1 and every record; 0 or -EBADMSG. */
+static int chk_tile(struct chk *k, uint64_t t)
+{
+	uint32_t o0 = ldu32(k->tab + 4 * t), o1 = ldu32(k->tab + 4 * t + 4), bad = 0;
+	uint64_t nb = k->g->nblocks - t * SPT_TILE_BLOCKS, l1, rag = 0, cnt;
+	const uint8_t *q, *end;
+
+	if (o1 < o0 || o1 > k->h->payload || o1 - o0 < 8)
+		return -EBADMSG;
+	q = k->pl + o0;
+	end = k->pl + o1;
+	l1 = ldu64(q);
+	q += 8;
+	if (nb < SPT_TILE_BLOCKS && (l1 >> nb))
+		return -EBADMSG;
+	if (k->ragged) {
+		rag = ragged_mask(k->c0, k->g->bpr);
+		k->c0 += k->step;
+		if (k->c0 >= k->g->bpr)
+			k->c0 -= k->g->bpr;
+	}
+	cnt = (uint64_t)_mm_popcnt_u64(l1);
+	k->nzb += cnt;
+	if ((uint64_t)(k->bend - q) >= cnt * (5 + SPT_BLOCK_ELEMS)) {
+		/*
+		 * Every record is at most 37 bytes: the walk cannot leave the
+		 * buffer, so only the final position needs checking.
+		 */
+		if (!rag) {
+			for (; cnt; cnt--)
+				q = chk_record(q, &bad, &k->nnz);
+		} else {
+			for (; l1; l1 &= l1 - 1) {
+				uint32_t r = (uint32_t)(rag >> _tzcnt_u64(l1)) & 1;
+
+				bad |= ldu32(q) & (k->hibits & (0u - r));
+				q = chk_record(q, &bad, &k->nnz);
+			}
+		}
+		return bad || q != end ? -EBADMSG : 0;
+	}
+	for (; l1; l1 &= l1 - 1) {
+		uint32_t l2, n, r = (uint32_t)(rag >> _tzcnt_u64(l1)) & 1;
+
+		if (end - q < 5)
+			return -EBADMSG;
+		l2 = ldu32(q);
+		if (!l2 || q[4] == SPT_E8M0_NAN || (l2 & k->hibits & (0u - r)))
+			return -EBADMSG;
+		q += 5;
+		n = (uint32_t)_mm_popcnt_u32(l2);
+		if ((uint64_t)(end - q) < n)
+			return -EBADMSG;
+		if (bad_values_tail(q, n))
+			return -EBADMSG;
+		q += n;
+		k->nnz += n;
+	}
+	return q != end ? -EBADMSG : 0;
+}
+
+/*
+ * Tiles t and t + 1 of a tensor without ragged blocks, walked together: two
+ * independent chains of record lengths instead of one.  Returns 1 if done
+ * (*err set), 0 if either tile needs the careful walk of chk_tile().
+ */
+static int chk_pair(struct chk *k, uint64_t t, int *err)
+{
+	uint32_t o0 = ldu32(k->tab + 4 * t), o1 = ldu32(k->tab + 4 * t + 4);
+	uint32_t o2 = ldu32(k->tab + 4 * t + 8), bad = 0;
+	uint64_t nb = k->g->nblocks - (t + 1) * SPT_TILE_BLOCKS, la, lb, ca, cb;
+	const uint8_t *qa, *qb;
+
+	if (o1 < o0 || o1 > k->h->payload || o1 - o0 < 8 ||
+	    o2 < o1 || o2 > k->h->payload || o2 - o1 < 8)
+		return 0;
+	qa = k->pl + o0;
+	qb = k->pl + o1;
+	la = ldu64(qa);
+	lb = ldu64(qb);
+	qa += 8;
+	qb += 8;
+	ca = (uint64_t)_mm_popcnt_u64(la);
+	cb = (uint64_t)_mm_popcnt_u64(lb);
+	if ((uint64_t)(k->bend - qa) < ca * (5 + SPT_BLOCK_ELEMS) ||
+	    (uint64_t)(k->bend - qb) < cb * (5 + SPT_BLOCK_ELEMS))
+		return 0;
+	/* tile t is full (t + 1 exists); t + 1 may be the partial last one */
+	if (nb < SPT_TILE_BLOCKS && (lb >> nb)) {
+		*err = -EBADMSG;
+		return 1;
+	}
+	k->nzb += ca + cb;
+#pragma GCC unroll 4
+	for (; ca && cb; ca--, cb--) {
+		qa = chk_record(qa, &bad, &k->nnz);
+		qb = chk_record(qb, &bad, &k->nnz);
+	}
+	for (; ca; ca--)
+		qa = chk_record(qa, &bad, &k->nnz);
+	for (; cb; cb--)
+		qb = chk_record(qb, &bad, &k->nnz);
+	*err = bad || qa != k->pl + o1 || qb != k->pl + o2 ? -EBADMSG : 0;
+	return 1;
+}
+
+int spt_ct_check_avx2(const uint8_t *p, const struct ct_hdr *h)
+{
+	struct chk k;
+	uint64_t t;
+	int err;
+
+	k.g = &h->g;
+	k.h = h;
+	k.tab = p + SPT_CT_HEADER_SIZE;
+	k.pl = p + h->g.payload_off;
+	k.bend = p + h->total;
+	k.ragged = h->g.cols % SPT_BLOCK_ELEMS;
+	k.hibits = k.ragged ? ~0u << k.ragged : 0;
+	k.nzb = k.nnz = k.c0 = 0;
+	k.step = SPT_TILE_BLOCKS % h->g.bpr;
+	if (ldu32(k.tab) != 0 || ldu32(k.tab + 4 * h->g.tiles) != h->payload)
+		return -EBADMSG;
+	for (t = 0; t < h->g.tiles;) {
+		if (!k.ragged && t + 1 < h->g.tiles && chk_pair(&k, t, &err)) {
+			t += 2;
+		} else {
+			err = chk_tile(&k, t);
+			t++;
+		}
+		if (err)
+			return err;
+	}
+	if (k.nzb != h->nz_blocks || k.nnz != h->nonzeros)
+		return -EBADMSG;
+	return 0;
+}
+
+/* ---- decode ------------------------------------------------------------ */
+
+/* 32 floats k * s from the packed values of mask l2; reads up to vals + 40. */
+AINLINE void expand32(const uint8_t *vals, uint32_t l2, __m256 vs, float *dst)
+{
+	uint32_t c0 = (uint32_t)_mm_popcnt_u32(l2 & 0xffu);
+	uint32_t c1 = (uint32_t)_mm_popcnt_u32(l2 & 0xffffu);
+	uint32_t c2 = (uint32_t)_mm_popcnt_u32(l2 & 0xffffffu);
+#define EXP8(off, m, o)									\
+	_mm256_storeu_ps(dst + (o), _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(	\
+		_mm_shuffle_epi8(_mm_loadl_epi64((const __m128i *)(vals + (off))),		\
+				 _mm_loadl_epi64((const __m128i *)spt_lut_expand8[m])))), vs))
+	EXP8(0, l2 & 0xff, 0);
+	EXP8(c0, (l2 >> 8) & 0xff, 8);
+	EXP8(c1, (l2 >> 16) & 0xff, 16);
+	EXP8(c2, l2 >> 24, 24);
+#undef EXP8
+}
+
+AINLINE void zero32(float *dst)
 {
 	__m256 z = _mm256_setzero_ps();
 
@@ -171,4 +741,101 @@ void spt_zero_block_avx2(float *dst)
 	_mm256_storeu_ps(dst + 8, z);
 	_mm256_storeu_ps(dst + 16, z);
 	_mm256_storeu_ps(dst + 24, z);
+}
+
+/* One block of a validated tile, bounds-careful near the buffer's end. */
+AINLINE const uint8_t *dec_block_safe(const uint8_t *q, const uint8_t *bend, float *dst,
+				      uint32_t n)
+{
+	uint32_t l2 = ldu32(q), cnt = (uint32_t)_mm_popcnt_u32(l2), m;
+	float s = spt_lut_e8m0_scale[q[4]], tmp[32];
+	const int8_t *v = (const int8_t *)(q + 5);
+
+	if (bend - q >= 5 + 40) {
+		if (n == SPT_BLOCK_ELEMS) {
+			expand32(q + 5, l2, _mm256_set1_ps(s), dst);
+		} else {
+			expand32(q + 5, l2, _mm256_set1_ps(s), tmp);
+			memcpy(dst, tmp, n * sizeof(float));
+		}
+	} else {
+		memset(dst, 0, n * sizeof(float));
+		for (m = l2; m; m &= m - 1)
+			dst[_tzcnt_u32(m)] = (float)*v++ * s;
+	}
+	return q + 5 + cnt;
+}
+
+void spt_ct_decode_avx2(const uint8_t *p, const struct ct_hdr *h, float *out)
+{
+	const struct ct_geom *g = &h->g;
+	const uint8_t *tab = p + SPT_CT_HEADER_SIZE, *pl = p + g->payload_off;
+	const uint8_t *bend = p + h->total;
+	uint32_t ragged = g->cols % SPT_BLOCK_ELEMS, c = 0;
+	uint64_t t;
+	float *dst = out;
+
+	for (t = 0; t < g->tiles; t++) {
+		const uint8_t *q = pl + ldu32(tab + 4 * t);
+		uint64_t l1 = ldu64(q), nb = g->nblocks - t * SPT_TILE_BLOCKS, i;
+
+		q += 8;
+		if (nb > SPT_TILE_BLOCKS)
+			nb = SPT_TILE_BLOCKS;
+		if (ragged) {
+			for (i = 0; i < nb; i++, l1 >>= 1) {
+				uint32_t n = c == g->bpr - 1 ? ragged : SPT_BLOCK_ELEMS;
+
+				if (++c == g->bpr)
+					c = 0;
+				if (l1 & 1)
+					q = dec_block_safe(q, bend, dst, n);
+				else
+					memset(dst, 0, n * sizeof(float));
+				dst += n;
+			}
+			continue;
+		}
+		if (!l1) {
+			for (i = 0; i < nb; i++)
+				zero32(dst + 32 * i);
+		} else if (bend - q >= (ptrdiff_t)(CT_TILE_MAX + CT_SLACK) &&
+			   _mm_popcnt_u64(l1) >= 40) {
+			/* mostly present: branch-free, an absent block expands l2 = 0 */
+#pragma GCC unroll 4
+			for (i = 0; i < nb; i++) {
+				uint32_t bit = (uint32_t)(l1 >> i) & 1;
+				uint32_t l2 = ldu32(q) & (0u - bit);
+				__m256 vs = _mm256_broadcast_ss(&spt_lut_e8m0_scale[q[4]]);
+
+				expand32(q + 5, l2, vs, dst + 32 * i);
+				q += 5 * bit + (uint32_t)_mm_popcnt_u32(l2);
+			}
+		} else if (bend - q >= (ptrdiff_t)(CT_TILE_MAX + CT_SLACK)) {
+			/* sparse: zero the gaps, expand the present blocks */
+			uint64_t next = 0;
+
+			for (; l1; l1 &= l1 - 1) {
+				uint64_t b = _tzcnt_u64(l1);
+				uint32_t l2 = ldu32(q);
+
+				for (; next < b; next++)
+					zero32(dst + 32 * next);
+				expand32(q + 5, l2, _mm256_broadcast_ss(&spt_lut_e8m0_scale[q[4]]),
+					 dst + 32 * b);
+				q += 5 + (uint32_t)_mm_popcnt_u32(l2);
+				next = b + 1;
+			}
+			for (; next < nb; next++)
+				zero32(dst + 32 * next);
+		} else {
+			for (i = 0; i < nb; i++, l1 >>= 1) {
+				if (l1 & 1)
+					q = dec_block_safe(q, bend, dst + 32 * i, SPT_BLOCK_ELEMS);
+				else
+					zero32(dst + 32 * i);
+			}
+		}
+		dst += 32 * nb;
+	}
 }

@@ -1,26 +1,51 @@
 /* SPDX-License-Identifier: MIT */
-/* SIMD kernels of the codec (codec_avx2.c); see codec.c for the contracts. */
+/*
+ * Whole-tensor SIMD paths of the codec (codec_avx2.c) and the geometry they
+ * share with codec.c.  Every path computes exactly what the scalar code in
+ * codec.c computes: same bytes, same floats, same statistics.
+ */
 #ifndef SPT_CODEC_SIMD_H
 #define SPT_CODEC_SIMD_H
 
 #include "ct_internal.h"
 
-struct spt_blk_stats {
-	unsigned int natural_zeros, pruned, underflow;
-	int bad;		/* a NaN or infinity was seen */
-	float sum_abs, sum_kept;
+struct ct_geom {
+	uint32_t rows, cols, bpr;
+	uint64_t nblocks, tiles;
+	uint64_t payload_off;	/* header + tile table */
+};
+
+/* A parsed (header-checked) compressed tensor. */
+struct ct_hdr {
+	struct ct_geom g;
+	uint64_t nz_blocks, nonzeros, payload, total;
+};
+
+/* Statistics the encoder accumulates (underflow is derived at the end). */
+struct ct_enc_acc {
+	uint64_t natural_zeros, pruned, nonzeros, nz_blocks;
+	double sum_abs, sum_abs_kept;
 };
 
 /*
- * One full block, nearest-even rounding, deterministic pruning below @tau
- * (0: none).  Returns the L2 mask (0: absent block) and fills k/exp/bs.
+ * Largest record a tile can hold (L1 mask and 64 dense block records) and the
+ * slack the SIMD paths may touch past a record (8-byte chunk stores/loads).
  */
-uint32_t spt_encode_block32_avx2(const float *x, float tau, int8_t k[32],
-				 int *exp, struct spt_blk_stats *bs);
-/* Write the nonzero k in order; may write 8 bytes past the returned count. */
-unsigned int spt_pack_avx2(const int8_t k[32], uint32_t l2, uint8_t *dst);
-/* Expand packed values by mask into 32 floats; may read 8 bytes past them. */
-void spt_expand_block_avx2(const int8_t *vals, uint32_t l2, float s, float *dst);
-void spt_zero_block_avx2(float *dst);
+#define CT_TILE_MAX	(8u + SPT_TILE_BLOCKS * (5u + SPT_BLOCK_ELEMS))
+#define CT_SLACK	64u
+
+/*
+ * Encode every tile of @in (nearest-even, deterministic pruning below @tau;
+ * 0: none) into @p from payload offset *@pos on, writing the tile table too.
+ * Returns 0, -EDOM, -ENOSPC or -E2BIG exactly where the scalar loop would.
+ */
+int spt_ct_encode_avx2(const float *in, const struct ct_geom *g, float tau,
+		       uint8_t *p, size_t cap, uint64_t *pos, struct ct_enc_acc *acc);
+
+/* tiles_check() of codec.c: the same checks, the same verdict. */
+int spt_ct_check_avx2(const uint8_t *p, const struct ct_hdr *h);
+
+/* Decode a validated tensor into @out (rows * cols floats). */
+void spt_ct_decode_avx2(const uint8_t *p, const struct ct_hdr *h, float *out);
 
 #endif

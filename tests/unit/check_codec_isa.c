@@ -2,6 +2,7 @@
 /* Every SIMD path of the codec gives the scalar path's bytes and floats. */
 #include <check.h>
 #include <errno.h>
+#include <fenv.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -165,6 +166,317 @@ START_TEST(test_simd_encode_tight_capacity)
 }
 END_TEST
 
+/* Every SIMD path the CPU has, SCALAR excluded. */
+static int next_isa(enum spt_isa *isa)
+{
+	while (++*isa <= SPT_ISA_AVX512)
+		if (spt_core_isa_supported(*isa))
+			return 1;
+	return 0;
+}
+
+static void compare_encodings(const float *x, uint32_t r, uint32_t c,
+			      const struct spt_encode_opts *o, const char *what)
+{
+	enum spt_isa isa = SPT_ISA_SCALAR;
+	struct result a, b;
+
+	run(SPT_ISA_SCALAR, x, r, c, o, &a);
+	while (next_isa(&isa)) {
+		run(isa, x, r, c, o, &b);
+		ck_assert_msg(a.len == b.len && !memcmp(a.buf, b.buf, a.len),
+			      "%s: %s: %ux%u: encoded bytes differ", what, spt_core_isa_name(isa), r, c);
+		ck_assert_msg(!memcmp(a.dec, b.dec, (size_t)r * c * sizeof(float)),
+			      "%s: %s: decoded floats differ", what, spt_core_isa_name(isa));
+		ck_assert_msg(!memcmp(&a.st, &b.st, sizeof(a.st)), "%s: %s: statistics differ",
+			      what, spt_core_isa_name(isa));
+		free(b.buf);
+		free(b.dec);
+	}
+	free(a.buf);
+	free(a.dec);
+	spt_core_set_isa(SPT_ISA_AUTO);
+}
+
+START_TEST(test_simd_more_shapes_and_options)
+{
+	/* full/partial tiles, ragged columns, one block per row, long rows */
+	static const uint32_t shapes[][2] = { { 1, 1 }, { 2, 2048 }, { 8, 256 }, { 9, 96 },
+					      { 65, 32 }, { 3, 4100 }, { 200, 7 }, { 17, 63 },
+					      { 130, 64 } };
+	static const double sparsities[] = { 0.0, 0.3, 0.9, 0.97, 1.0 };
+	size_t s, p, kind;
+
+	for (s = 0; s < sizeof(shapes) / sizeof(shapes[0]); s++)
+	for (p = 0; p < sizeof(sparsities) / sizeof(sparsities[0]); p++)
+	for (kind = 0; kind < 5; kind++) {
+		uint32_t r = shapes[s][0], c = shapes[s][1];
+		float *x = malloc((size_t)r * c * sizeof(float));
+		struct spt_encode_opts o;
+
+		fill(x, (size_t)r * c, sparsities[p], (int)kind);
+		spt_encode_opts_init(&o);
+		compare_encodings(x, r, c, &o, "default");
+		o.prune.mode = SPT_PRUNE_DETERMINISTIC;
+		o.prune.tau = kind == 2 ? 3e-40f : kind == 3 ? 5e37f : 0.7f;
+		compare_encodings(x, r, c, &o, "pruned");
+		o.prune.tau = 0.0f;
+		compare_encodings(x, r, c, &o, "tau 0");
+		free(x);
+	}
+}
+END_TEST
+
+/*
+ * Blocks whose maximum is subnormal (E = -127): some quantise to all zeros
+ * and are absent although they hold nonzero inputs; next to normal blocks,
+ * at every position of a group of blocks, in full and ragged blocks.
+ */
+START_TEST(test_simd_subnormal_blocks)
+{
+	static const uint32_t colss[] = { 32 * 64, 32 * 9, 32 * 9 + 5 };
+	size_t ci;
+
+	for (ci = 0; ci < sizeof(colss) / sizeof(colss[0]); ci++) {
+		uint32_t r = 5, c = colss[ci];
+		size_t n = (size_t)r * c, i;
+		float *x = malloc(n * sizeof(float));
+		struct spt_encode_opts o;
+
+		for (i = 0; i < n; i++) {
+			size_t blk = i / 32;
+
+			switch (blk % 5) {
+			case 0:	/* vanishes: max 2^-135 -> k = round(0.25) = 0 */
+				x[i] = (i % 3) ? 0x1p-135f : -0x1p-137f;
+				break;
+			case 1:	/* subnormal max that survives in part */
+				x[i] = (float)((int)(i % 7) - 3) * 0x1p-131f;
+				break;
+			case 2:	/* normal block with a few subnormal members */
+				x[i] = (i % 4) ? 1.5f : 1e-41f;
+				break;
+			case 3:
+				x[i] = (i % 2) ? -0.0f : 0x1p-149f;
+				break;
+			default:
+				x[i] = (float)(i % 11) - 5.0f;
+				break;
+			}
+		}
+		spt_encode_opts_init(&o);
+		compare_encodings(x, r, c, &o, "subnormal");
+		o.prune.mode = SPT_PRUNE_DETERMINISTIC;
+		o.prune.tau = 0x1p-136f;
+		compare_encodings(x, r, c, &o, "subnormal pruned");
+		free(x);
+	}
+}
+END_TEST
+
+/* -EDOM from every position: each block of a group, a ragged block. */
+START_TEST(test_simd_nan_every_position)
+{
+	uint32_t r = 3, c = 32 * 9 + 7;
+	size_t n = (size_t)r * c, pos, cap = spt_ct_bound(r, c), len;
+	float *x = malloc(n * sizeof(float));
+	unsigned char *buf = malloc(cap);
+	enum spt_isa isa = SPT_ISA_SCALAR;
+
+	while (next_isa(&isa)) {
+		for (pos = 0; pos < n; pos += 13) {
+			struct spt_encode_opts o;
+			int v;
+
+			fill(x, n, 0.5, 0);
+			x[pos] = (pos & 1) ? NAN : -INFINITY;
+			spt_encode_opts_init(&o);
+			for (v = 0; v < 2; v++) {
+				ck_assert_int_eq(spt_core_set_isa(isa), 0);
+				ck_assert_int_eq(spt_ct_encode(x, r, c, &o, buf, cap, &len, NULL), -EDOM);
+				ck_assert_int_eq(spt_core_set_isa(SPT_ISA_SCALAR), 0);
+				ck_assert_int_eq(spt_ct_encode(x, r, c, &o, buf, cap, &len, NULL), -EDOM);
+				o.prune.mode = SPT_PRUNE_DETERMINISTIC;
+				o.prune.tau = 1e30f;	/* NaN/Inf are never pruned */
+			}
+		}
+	}
+	spt_core_set_isa(SPT_ISA_AUTO);
+	free(x);
+	free(buf);
+}
+END_TEST
+
+/* Every capacity below the size: the same error, nothing written past cap. */
+START_TEST(test_simd_every_capacity)
+{
+	static const uint32_t shapes[][2] = { { 40, 64 }, { 9, 100 } };
+	size_t s;
+
+	for (s = 0; s < 2; s++) {
+		uint32_t r = shapes[s][0], c = shapes[s][1];
+		size_t n = (size_t)r * c, len, cap, got;
+		float *x = malloc(n * sizeof(float));
+		unsigned char *ref = malloc(spt_ct_bound(r, c)), *buf;
+		enum spt_isa isa = SPT_ISA_SCALAR;
+
+		fill(x, n, 0.6, 0);
+		ck_assert_int_eq(spt_core_set_isa(SPT_ISA_SCALAR), 0);
+		ck_assert_int_eq(spt_ct_encode(x, r, c, NULL, ref, spt_ct_bound(r, c), &len, NULL), 0);
+		buf = malloc(len + 64);
+		while (next_isa(&isa)) {
+			ck_assert_int_eq(spt_core_set_isa(isa), 0);
+			for (cap = 0; cap <= len; cap++) {
+				size_t i;
+				int ret;
+
+				memset(buf, 0xa5, len + 64);
+				ret = spt_ct_encode(x, r, c, NULL, buf, cap, &got, NULL);
+				ck_assert_int_eq(ret, cap < len ? -ENOSPC : 0);
+				for (i = cap; i < len + 64; i++)
+					ck_assert_uint_eq(buf[i], 0xa5);
+				if (!ret)
+					ck_assert(got == len && !memcmp(buf, ref, len));
+			}
+		}
+		spt_core_set_isa(SPT_ISA_AUTO);
+		free(buf);
+		free(ref);
+		free(x);
+	}
+}
+END_TEST
+
+/* The SIMD encoder follows the rounding mode in force, as the scalar one. */
+START_TEST(test_simd_other_rounding_modes)
+{
+	static const int modes[] = { FE_TOWARDZERO, FE_UPWARD, FE_DOWNWARD };
+	uint32_t r = 16, c = 96;
+	float *x = malloc((size_t)r * c * sizeof(float));
+	size_t m, kind;
+
+	for (m = 0; m < 3; m++)
+		for (kind = 0; kind < 5; kind++) {
+			struct spt_encode_opts o;
+
+			fill(x, (size_t)r * c, 0.3, (int)kind);
+			spt_encode_opts_init(&o);
+			ck_assert_int_eq(fesetround(modes[m]), 0);
+			compare_encodings(x, r, c, &o, "rounding mode");
+			ck_assert_int_eq(fesetround(FE_TONEAREST), 0);
+		}
+	free(x);
+}
+END_TEST
+
+static uint64_t mut_state = 0x9e3779b97f4a7c15ull;
+
+static uint32_t mrand(uint32_t n)
+{
+	mut_state ^= mut_state << 13;
+	mut_state ^= mut_state >> 7;
+	mut_state ^= mut_state << 17;
+	return (uint32_t)((mut_state >> 16) % n);
+}
+
+/*
+ * Validation and decoding of corrupted buffers: every path gives the
+ * scalar verdict, decodes valid ones to the same floats and leaves the
+ * output untouched on rejection.
+ */
+static void check_same_verdict(const unsigned char *buf, size_t len, uint32_t r, uint32_t c)
+{
+	size_t n = (size_t)r * c;
+	float *ref = malloc(n * sizeof(float) + 1), *got = malloc(n * sizeof(float) + 1);
+	enum spt_isa isa = SPT_ISA_SCALAR;
+	unsigned char *copy = malloc(len ? len : 1);
+	int want, wd;
+
+	memcpy(copy, buf, len);	/* exact size: ASan sees any overread */
+	ck_assert_int_eq(spt_core_set_isa(SPT_ISA_SCALAR), 0);
+	want = spt_ct_validate(copy, len, NULL);
+	memset(ref, 0x5a, n * sizeof(float));
+	wd = spt_ct_decode(copy, len, ref, n);
+	ck_assert_int_eq(want, wd == -EINVAL ? want : wd);
+	while (next_isa(&isa)) {
+		ck_assert_int_eq(spt_core_set_isa(isa), 0);
+		ck_assert_int_eq(spt_ct_validate(copy, len, NULL), want);
+		memset(got, 0x5a, n * sizeof(float));
+		ck_assert_int_eq(spt_ct_decode(copy, len, got, n), wd);
+		ck_assert(!memcmp(ref, got, n * sizeof(float)));
+	}
+	spt_core_set_isa(SPT_ISA_AUTO);
+	free(copy);
+	free(ref);
+	free(got);
+}
+
+START_TEST(test_simd_validate_matches_scalar)
+{
+	static const uint32_t shapes[][2] = { { 64, 64 }, { 33, 70 }, { 5, 1000 }, { 100, 31 } };
+	static const double sparsities[] = { 0.0, 0.6, 0.95 };
+	size_t s, p, t;
+
+	for (s = 0; s < 4; s++)
+	for (p = 0; p < 3; p++) {
+		uint32_t r = shapes[s][0], c = shapes[s][1];
+		size_t n = (size_t)r * c, cap = spt_ct_bound(r, c), len;
+		float *x = malloc(n * sizeof(float));
+		unsigned char *orig = malloc(cap), *m = malloc(cap + 64);
+
+		fill(x, n, sparsities[p], 0);
+		ck_assert_int_eq(spt_ct_encode(x, r, c, NULL, orig, cap, &len, NULL), 0);
+		check_same_verdict(orig, len, r, c);
+		for (t = 0; t < 300; t++) {
+			size_t l = len, at, hdr = 64 + 4 * ((((size_t)r * ((c + 31) / 32)) + 63) / 64 + 1);
+
+			memcpy(m, orig, len);
+			at = hdr + mrand((uint32_t)(len - hdr));
+			switch (t % 8) {
+			case 0:	/* a bit anywhere in the payload */
+				m[at] ^= (unsigned char)(1u << mrand(8));
+				break;
+			case 1:	/* a value byte to 0 or -128, or a mask byte cleared */
+				m[at] = (t & 8) ? 0x80 : 0;
+				break;
+			case 2:	/* exponent NaN */
+				m[at] = 0xff;
+				break;
+			case 3:	/* truncated or extended */
+				l = len - 1 - mrand(16 < len - hdr ? 16 : 1);
+				break;
+			case 4:	/* a high L2 bit (ragged) */
+				m[at] |= 0x80;
+				break;
+			case 5:	/* a tile offset */
+				if (hdr > 72) {
+					size_t e = 64 + 4 * (1 + mrand((uint32_t)((hdr - 68) / 4)));
+
+					m[e] += (unsigned char)(mrand(2) ? 1 : 255);
+				}
+				break;
+			case 6:	/* two random bytes */
+				m[at] = (unsigned char)mrand(256);
+				m[hdr + mrand((uint32_t)(len - hdr))] = (unsigned char)mrand(256);
+				break;
+			default:	/* a swapped pair of bytes */
+				if (at + 1 < len) {
+					unsigned char u = m[at];
+
+					m[at] = m[at + 1];
+					m[at + 1] = u;
+				}
+				break;
+			}
+			check_same_verdict(m, l, r, c);
+		}
+		free(x);
+		free(orig);
+		free(m);
+	}
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("codec_isa");
@@ -176,6 +488,12 @@ int main(void)
 	tcase_add_test(tc, test_simd_paths_match_scalar);
 	tcase_add_test(tc, test_simd_encode_rejects_nan_like_scalar);
 	tcase_add_test(tc, test_simd_encode_tight_capacity);
+	tcase_add_test(tc, test_simd_more_shapes_and_options);
+	tcase_add_test(tc, test_simd_subnormal_blocks);
+	tcase_add_test(tc, test_simd_nan_every_position);
+	tcase_add_test(tc, test_simd_every_capacity);
+	tcase_add_test(tc, test_simd_other_rounding_modes);
+	tcase_add_test(tc, test_simd_validate_matches_scalar);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
