@@ -134,6 +134,20 @@ struct enc_state {
  * Prune and quantise one block, the general (stochastic) reference.  Returns
  * its L2 mask (0: absent block) and fills k/exp; -EDOM through *err on NaN/Inf.
  */
+float spt_prune_value(const struct spt_prune *pr, float x, uint64_t index)
+{
+	float a = fabsf(x);
+
+	if (x == 0.0f)
+		return 0.0f;
+	if (pr->mode == SPT_PRUNE_OFF || !(a < pr->tau))
+		return x;
+	if (pr->mode == SPT_PRUNE_STOCHASTIC &&
+	    spt_rng_unit(pr->seed ^ PRUNE_SALT, index) < a / pr->tau)
+		return copysignf(pr->tau, x);
+	return 0.0f;
+}
+
 static uint32_t encode_block(struct enc_state *s, const float *x, unsigned int n,
 			     uint64_t index, int8_t k[32], int *exp, int *err)
 {
@@ -155,15 +169,10 @@ static uint32_t encode_block(struct enc_state *s, const float *x, unsigned int n
 			s->st.natural_zeros++;
 			xi = 0.0f;
 		} else if (pr->mode != SPT_PRUNE_OFF && a < pr->tau) {
-			if (pr->mode == SPT_PRUNE_STOCHASTIC &&
-			    spt_rng_unit(pr->seed ^ PRUNE_SALT, index + i) < a / pr->tau) {
-				xi = copysignf(pr->tau, xi);
-				a = pr->tau;
-			} else {
-				xi = 0.0f;
-				a = 0.0f;
+			xi = spt_prune_value(pr, xi, index + i);
+			a = fabsf(xi);
+			if (xi == 0.0f)
 				s->st.pruned++;
-			}
 		}
 		v[i] = xi;
 		a_kept[i] = a;

@@ -41,6 +41,13 @@ void spt_bfp8_quantize_known(const float *x, unsigned int n, int exp,
 			     enum spt_round round, uint64_t seed,
 			     uint64_t index, int8_t k[32]);
 
+/*
+ * The pruning rule applied to element @index of a tensor: |x| < tau becomes
+ * 0, or with stochastic pruning sign(x)*tau with probability |x|/tau.  The
+ * encoder and the GEMM epilogue share it, so y and the encoding agree.
+ */
+float spt_prune_value(const struct spt_prune *pr, float x, uint64_t index);
+
 /* Sum of a block's 32 values in the fixed order all paths use. */
 float spt_block_sum(const float v[32]);
 

@@ -11,12 +11,6 @@
 
 #include "gemm_internal.h"
 
-/*
- * Stochastic pruning of y must draw exactly what encode_block() in codec.c
- * draws: the same salt, index and comparison.
- */
-#define SPT_GEMM_PRUNE_SALT 0x70726e65736c7421ull
-
 static int gemm_prune_check(const struct spt_prune *pr)
 {
 	switch (pr->mode) {
@@ -29,19 +23,6 @@ static int gemm_prune_check(const struct spt_prune *pr)
 	return -EINVAL;
 }
 
-static float gemm_prune_one(const struct spt_prune *pr, float x, uint64_t index)
-{
-	float a = fabsf(x);
-
-	if (x == 0.0f)
-		return 0.0f;
-	if (pr->mode == SPT_PRUNE_OFF || !(a < pr->tau))
-		return x;
-	if (pr->mode == SPT_PRUNE_STOCHASTIC &&
-	    spt_rng_unit(pr->seed ^ SPT_GEMM_PRUNE_SALT, index) < a / pr->tau)
-		return copysignf(pr->tau, x);
-	return 0.0f;
-}
 
 /*
  * exec_macs and block pairs without visiting the M x N x nb pairs: both are
@@ -663,7 +644,7 @@ int spt_gemm(enum spt_pass pass, const void *a, size_t a_len,
 		/* y holds the values the encoder quantised: after pruning. */
 		if (out->enc.prune.mode != SPT_PRUNE_OFF)
 			for (i = 0; i < total; i++)
-				y[i] = gemm_prune_one(&out->enc.prune, y[i], i);
+				y[i] = spt_prune_value(&out->enc.prune, y[i], i);
 		c.bytes_written += 4 * (uint64_t)total;
 	}
 	if (cnt)
