@@ -10,7 +10,7 @@ groups=("$@")
 pkgs_base="gcc make pkg-config check libsubunit-dev libopenblas-dev libdrm-dev libnl-genl-3-dev zlib1g-dev \
 clang libclang-rt-14-dev llvm xz-utils cpio"
 pkgs_qemu="dpkg-dev ninja-build libglib2.0-dev libpixman-1-dev zlib1g-dev libfdt-dev \
-python3-venv python3-setuptools flex bison qemu-system-data/bookworm-backports seabios \
+python3-venv python3-setuptools flex bison qemu-system-data/bookworm-backports seabios/bookworm-backports \
 meson/bookworm-backports python3-pycotap/bookworm-backports"
 pkgs_guest="busybox-static dataset-fashion-mnist kmod"
 pkgs_lint="sparse shellcheck cppcheck"

@@ -1,0 +1,61 @@
+# Guest image and in-guest tests: make image, make check-guest.
+#
+# The image (initramfs) holds busybox-static, Debian's 6.12 DRM modules,
+# spt.ko and the statically linked test programs of tests/guest/; the
+# kernel (PVH vmlinux) comes from Debian's linux-image package, downloaded
+# into $(VM_CACHE) (never installed).  tools/vm/run.sh boots it in the
+# project's QEMU (make qemu) with -device spt.
+
+VM_DIR       := $(BUILD)/vm
+VM_CACHE     ?= /var/cache/spt/kernel-$(KVER)
+VM_TIMEOUT   ?= 900
+GUEST_SRC    := $(sort $(wildcard tests/guest/spt_*_test.c) tests/guest/spt_smoke.c tests/guest/spt_bench.c tests/guest/spt_unplug_load.c)
+GUEST_BIN    := $(patsubst tests/guest/%.c,$(BUILD)/guest/%,$(GUEST_SRC))
+GUEST_SCRIPTS := $(sort $(wildcard tests/guest/*.sh)) tests/guest/run-all
+GUEST_CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -Werror -static \
+		-Iuapi -Icore/include -I/usr/include/libdrm
+
+GUEST_LIBS    = $(BUILD)/lib/libsptcore.a -lm -pthread
+
+$(BUILD)/guest/spt_genl_test: GUEST_CFLAGS += $(shell pkg-config --cflags libnl-genl-3.0)
+$(BUILD)/guest/spt_genl_test: GUEST_LIBS += $(shell pkg-config --static --libs libnl-genl-3.0)
+$(BUILD)/guest/spt_genl_test: driver/spt_genl.h
+
+$(BUILD)/guest/%: tests/guest/%.c tests/guest/spt_test.h uapi/drm/spt_accel.h uapi/spt_hw.h $(BUILD)/lib/libsptcore.a
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(GUEST_CFLAGS) -o $@ $< $(GUEST_LIBS)
+
+guest-tests: $(GUEST_BIN)
+
+$(VM_DIR)/initramfs.cpio.gz: $(SPT_KO) $(GUEST_BIN) $(GUEST_SCRIPTS) tools/vm/init tools/vm/mkimage.sh tools/vm/fetch-kernel.sh
+	$(Q)SPT_KERNEL_CACHE=$(VM_CACHE) bash tools/vm/mkimage.sh $(VM_DIR) $(KVER) $(SPT_KO) $(GUEST_BIN) $(GUEST_SCRIPTS)
+
+image: $(VM_DIR)/initramfs.cpio.gz
+
+# One fresh guest runs tests/guest/run-all; KTAP streams to the terminal and
+# to $(VM_DIR)/ktap.log; results: "<passed> <failed>" in $(RESULTS)/guest.
+# The project's QEMU (mk/qemu.mk); run.sh finds it the same way.
+SPT_QEMU ?= $(QEMU_BIN)
+export SPT_QEMU
+
+check-guest: image qemu
+	$(Q)mkdir -p $(RESULTS)
+	$(Q)bash tools/vm/check.sh $(VM_DIR) $(RESULTS)/guest $(VM_TIMEOUT)
+
+suite-guest:
+	$(Q)mkdir -p $(RESULTS)
+	-$(Q)$(MAKE) --no-print-directory image qemu >/dev/null && \
+		bash tools/vm/check.sh $(VM_DIR) $(RESULTS)/guest $(VM_TIMEOUT)
+
+# Round-trip latency figures (null job, GEMM) measured in a fresh guest.
+bench-guest: image qemu
+	$(Q)bash tools/vm/run.sh -i $(VM_DIR) -t $(VM_TIMEOUT) -- /tests/spt_bench
+
+# device_del with jobs in flight must not oops (not part of check-guest:
+# it needs the monitor and takes a guest of its own).
+check-unplug: image qemu
+	$(Q)bash tools/vm/unplug-test.sh $(VM_DIR)
+
+CHECK_SUITES += guest
+
+.PHONY: image guest-tests check-guest suite-guest bench-guest check-unplug
