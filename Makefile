@@ -9,6 +9,10 @@ PREFIX     ?= /usr/local
 CC         ?= gcc
 CLANG      ?= clang
 FUZZ_SECONDS ?= 60
+# Slow things (QEMU source and build, the guest kernel, linux-source
+# scripts) are cached here, outside the work tree.
+SPT_CACHE  ?= /var/cache/spt
+export SPT_CACHE
 V          ?= 0
 Q          := $(if $(filter 1,$(V)),,@)
 

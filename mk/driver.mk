@@ -13,7 +13,7 @@ MODULE_DIR  := $(BUILD)/module
 SPARSE_DIR  := $(BUILD)/module-sparse
 DRIVER_SRC  := Kbuild $(sort $(wildcard driver/*.c driver/*.h)) uapi/spt_hw.h uapi/drm/spt_accel.h
 SPT_KO      := $(MODULE_DIR)/spt.ko
-KSRC_CACHE  ?= /var/cache/spt/linux-source-6.12
+KSRC_CACHE  ?= $(SPT_CACHE)/linux-source-6.12
 CHECKPATCH  := $(KSRC_CACHE)/scripts/checkpatch.pl
 # uapi headers cannot use BIT(): checkpatch exempts include/uapi/, we say so.
 CHECKPATCH_FLAGS := --no-tree --strict --quiet --max-line-length=100 \

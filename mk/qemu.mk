@@ -4,8 +4,6 @@
 #   make bench-device  device overhead: GEMM job on the device vs the same spt_gemm call
 # The binary lives outside the tree: $(QEMU_BIN) (tools/qemu/README.md).
 
-SPT_CACHE  ?= /var/cache/spt
-export SPT_CACHE
 QEMU_BUILD_SH := tools/qemu/build.sh
 QEMU_BIN   := $(shell bash $(QEMU_BUILD_SH) --print-path)
 QEMU_QTEST := $(shell bash $(QEMU_BUILD_SH) --print-test)

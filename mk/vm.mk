@@ -7,7 +7,7 @@
 # project's QEMU (make qemu) with -device spt.
 
 VM_DIR       := $(BUILD)/vm
-VM_CACHE     ?= /var/cache/spt/kernel-$(KVER)
+VM_CACHE     ?= $(SPT_CACHE)/kernel-$(KVER)
 VM_TIMEOUT   ?= 900
 GUEST_SRC    := $(sort $(wildcard tests/guest/spt_*_test.c) tests/guest/spt_smoke.c tests/guest/spt_bench.c tests/guest/spt_unplug_load.c)
 GUEST_BIN    := $(patsubst tests/guest/%.c,$(BUILD)/guest/%,$(GUEST_SRC))
