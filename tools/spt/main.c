@@ -20,6 +20,9 @@ struct subcommand {
 static const struct subcommand subcommands[] = {
 	{ "codec", cmd_codec, "quantise, encode, decode and inspect tensors" },
 	{ "bench", cmd_bench, "measure the core against memcpy and OpenBLAS" },
+	{ "train", cmd_train, "train a model on Fashion-MNIST with sparsity scaling" },
+	{ "info", cmd_info, "backend, device, versions and capabilities" },
+	{ "top", cmd_top, "live device counters, per-process usage and events" },
 };
 
 static void usage(FILE *f)

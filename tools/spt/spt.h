@@ -7,6 +7,18 @@
 
 int cmd_codec(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_train(int argc, char **argv);
+int cmd_info(int argc, char **argv);
+int cmd_top(int argc, char **argv);
+
+/*
+ * Training-step benchmark (train.c): milliseconds per step of @model at
+ * @batch for the FP32 OpenBLAS dense baseline and for BFP8 at @target
+ * interim sparsity (controller in steady state), on the CPU backend.
+ * 0 on success, 1 (message printed) on error.
+ */
+int spt_train_bench(const char *model, unsigned int batch, float target, unsigned int steps,
+		    double *fp32_ms, double *bfp8_ms, double *bfp8_sparsity);
 
 /* Print "spt: <fmt>" to stderr; returns 1 (the exit status for errors). */
 int spt_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -1,0 +1,153 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The CPU backend: every operation runs at once, in-process, on libsptcore
+ * (the chip's golden model) or, for the FP32 baseline, on OpenBLAS.
+ */
+#include <cblas.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+static int cpu_open(struct spt_ctx *ctx, const struct spt_ctx_opts *o)
+{
+	(void)o;
+	snprintf(ctx->device, sizeof(ctx->device), "cpu (libsptcore %s, OpenBLAS)",
+		 spt_core_isa_name(spt_core_get_isa()));
+	ctx->driver[0] = '\0';
+	ctx->abi_version = 0;
+	return 0;
+}
+
+static void cpu_close(struct spt_ctx *ctx)
+{
+	(void)ctx;
+}
+
+static int cpu_info(const struct spt_ctx *ctx, struct spt_ctx_info *info)
+{
+	(void)ctx;
+	info->has_fp32 = true;
+	info->has_bfp8 = true;
+	return 0;
+}
+
+static int cpu_buf_alloc(struct spt_ctx *ctx, struct spt_buf *b, size_t bytes)
+{
+	size_t sz = (bytes + 63) & ~(size_t)63;
+
+	(void)ctx;
+	b->host = aligned_alloc(64, sz ? sz : 64);
+	if (!b->host)
+		return -ENOMEM;
+	memset(b->host, 0, sz ? sz : 64);
+	b->cap = bytes;
+	b->len = 0;
+	b->dev_addr = 0;
+	return 0;
+}
+
+static void cpu_buf_free(struct spt_ctx *ctx, struct spt_buf *b)
+{
+	(void)ctx;
+	free(b->host);
+	memset(b, 0, sizeof(*b));
+}
+
+static int cpu_encode(struct spt_ctx *ctx, const struct spt_buf *src, uint32_t rows,
+		      uint32_t cols, const struct spt_encode_opts *o, struct spt_buf *dst,
+		      struct spt_tensor_stats *st)
+{
+	(void)ctx;
+	if ((size_t)rows * cols * sizeof(float) > src->cap)
+		return -EINVAL;
+	return spt_ct_encode(src->host, rows, cols, o, dst->host, dst->cap, &dst->len, st);
+}
+
+static int cpu_transpose(struct spt_ctx *ctx, const struct spt_buf *src,
+			 const struct spt_encode_opts *o, struct spt_buf *dst,
+			 struct spt_tensor_stats *st)
+{
+	(void)ctx;
+	return spt_ct_transpose(src->host, src->len, o, dst->host, dst->cap, &dst->len, st);
+}
+
+static int cpu_decode(struct spt_ctx *ctx, const struct spt_buf *src, struct spt_buf *dst,
+		      size_t elems)
+{
+	(void)ctx;
+	if (elems * sizeof(float) > dst->cap)
+		return -EINVAL;
+	return spt_ct_decode(src->host, src->len, dst->host, elems);
+}
+
+static int cpu_gemm(struct spt_ctx *ctx, enum spt_pass pass, const struct spt_buf *a,
+		    const struct spt_buf *b, const struct spt_buf *bias, enum spt_act act,
+		    const struct spt_buf *mask, struct spt_buf *y, struct spt_buf *ct,
+		    const struct spt_encode_opts *enc, struct spt_tensor_stats *st,
+		    struct spt_counters *cnt)
+{
+	struct spt_gemm_epilogue ep = { 0 };
+	struct spt_gemm_out out = { 0 };
+	int ret;
+
+	(void)ctx;
+	ep.bias = bias ? bias->host : NULL;
+	ep.act = act;
+	if (mask) {
+		ep.mask = mask->host;
+		ep.mask_len = mask->len;
+	}
+	out.y = y ? y->host : NULL;
+	if (ct) {
+		out.ct = ct->host;
+		out.ct_cap = ct->cap;
+	}
+	if (enc)
+		out.enc = *enc;
+	else
+		spt_encode_opts_init(&out.enc);
+	ret = spt_gemm(pass, a->host, a->len, b->host, b->len, &ep, &out, cnt);
+	if (ret)
+		return ret;
+	if (ct)
+		ct->len = out.ct_len;
+	if (st)
+		*st = out.stats;
+	return 0;
+}
+
+static int cpu_sgemm(struct spt_ctx *ctx, bool trans_a, bool trans_b, uint32_t m,
+		     uint32_t n, uint32_t k, const float *a, const float *b, float *c,
+		     bool accumulate)
+{
+	(void)ctx;
+	cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
+		    trans_b ? CblasTrans : CblasNoTrans, (int)m, (int)n, (int)k, 1.0f,
+		    a, trans_a ? (int)m : (int)k, b, trans_b ? (int)k : (int)n,
+		    accumulate ? 1.0f : 0.0f, c, (int)n);
+	return 0;
+}
+
+static int cpu_sync(struct spt_ctx *ctx)
+{
+	(void)ctx;
+	return 0;
+}
+
+const struct spt_backend_ops spt_cpu_backend = {
+	.name = "cpu",
+	.open = cpu_open,
+	.close = cpu_close,
+	.info = cpu_info,
+	.buf_alloc = cpu_buf_alloc,
+	.buf_free = cpu_buf_free,
+	.encode = cpu_encode,
+	.transpose = cpu_transpose,
+	.decode = cpu_decode,
+	.gemm = cpu_gemm,
+	.sgemm = cpu_sgemm,
+	.sync = cpu_sync,
+};

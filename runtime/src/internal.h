@@ -1,0 +1,159 @@
+/* SPDX-License-Identifier: MIT */
+/* libspt internals shared between its files. */
+#ifndef SPT_RT_INTERNAL_H
+#define SPT_RT_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "spt/spt.h"
+
+/*
+ * A tensor buffer of a backend.  The CPU backend keeps it in host memory;
+ * a device backend keeps a buffer object (sub-allocated from a pool) mapped
+ * at @host and addressed by the device at @dev_addr.
+ */
+struct spt_buf {
+	void *host;
+	size_t cap;		/* bytes */
+	size_t len;		/* bytes of valid compressed data (ct buffers) */
+	uint64_t dev_addr;
+};
+
+/*
+ * The operations a backend provides.  Every model step is a sequence of
+ * these calls; the CPU backend executes each at once, a device backend
+ * appends a command to the step's command stream and executes the stream
+ * at sync().  Statistics and counters pointed to by an operation are valid
+ * after sync().
+ */
+struct spt_backend_ops {
+	const char *name;
+	int (*open)(struct spt_ctx *ctx, const struct spt_ctx_opts *o);
+	void (*close)(struct spt_ctx *ctx);
+	int (*info)(const struct spt_ctx *ctx, struct spt_ctx_info *info);
+
+	int (*buf_alloc)(struct spt_ctx *ctx, struct spt_buf *b, size_t bytes);
+	void (*buf_free)(struct spt_ctx *ctx, struct spt_buf *b);
+
+	/* Prune, quantise and encode @rows x @cols FP32 values of @src into @dst. */
+	int (*encode)(struct spt_ctx *ctx, const struct spt_buf *src, uint32_t rows,
+		      uint32_t cols, const struct spt_encode_opts *o, struct spt_buf *dst,
+		      struct spt_tensor_stats *st);
+	/* Re-block for the transposed operand. */
+	int (*transpose)(struct spt_ctx *ctx, const struct spt_buf *src,
+			 const struct spt_encode_opts *o, struct spt_buf *dst,
+			 struct spt_tensor_stats *st);
+	/* Decode @src into @elems floats of @dst. */
+	int (*decode)(struct spt_ctx *ctx, const struct spt_buf *src, struct spt_buf *dst,
+		      size_t elems);
+	/* One sparse GEMM pass with its fused epilogue (see spt_gemm). */
+	int (*gemm)(struct spt_ctx *ctx, enum spt_pass pass, const struct spt_buf *a,
+		    const struct spt_buf *b, const struct spt_buf *bias, enum spt_act act,
+		    const struct spt_buf *mask, struct spt_buf *y, struct spt_buf *ct,
+		    const struct spt_encode_opts *enc, struct spt_tensor_stats *st,
+		    struct spt_counters *cnt);
+	/* Dense FP32 C = op(A) * op(B) (+ C if @accumulate); NULL if unsupported. */
+	int (*sgemm)(struct spt_ctx *ctx, bool trans_a, bool trans_b, uint32_t m,
+		     uint32_t n, uint32_t k, const float *a, const float *b, float *c,
+		     bool accumulate);
+	/* Wait until every queued operation has completed. */
+	int (*sync)(struct spt_ctx *ctx);
+};
+
+extern const struct spt_backend_ops spt_cpu_backend;
+extern const struct spt_backend_ops spt_device_backend;
+
+struct spt_ctx {
+	const struct spt_backend_ops *ops;
+	enum spt_backend kind;
+	struct spt_energy_model energy;
+	void *priv;		/* backend state */
+	char device[64];
+	char driver[32];
+	uint32_t abi_version;
+};
+
+/* Layer kinds as added; only Linear and Conv2d carry a GEMM. */
+enum rt_layer_kind { RT_LINEAR, RT_CONV };
+
+struct rt_ctl {
+	struct spt_sparsity cfg;
+	uint32_t phase;
+	float tau;		/* threshold used in the current step */
+	float target;		/* s* of the current step */
+	float final_target;
+	float s_start;		/* s_i of the ramp */
+	float s_ema, s_nat;
+	bool started;
+	uint32_t backoffs;
+	struct spt_class_stats last;
+	double sum_abs;		/* last step: sum |x| and nonzero inputs, for the formula */
+	uint64_t nz_in;
+};
+
+struct rt_layer {
+	enum rt_layer_kind kind;
+	uint32_t in_c, in_h, in_w, out_c, out_h, out_w, stride, pad;
+	bool relu;
+	uint32_t K, N;		/* master weights N x K (out x in); GEMM rows: batch (* out_h * out_w) */
+	uint32_t rows_per_sample;	/* 1 (linear) or out_h * out_w (conv) */
+	float *w, *b, *vw, *vb, *gb;
+	float *gw;		/* points into gwt: the weight gradient, N x K */
+	struct rt_ctl ctl[SPT_CLASS_COUNT];
+	struct spt_layer_stats st;
+
+	/* per-step buffers, sized for opts.batch */
+	struct spt_buf x;	/* FP32 input as consumed: M0 x in features (NHWC) */
+	struct spt_buf col;	/* FP32 im2col M x K (conv) */
+	struct spt_buf a_ct;	/* forward A operand (M x K) */
+	struct spt_buf at_ct;	/* A^T (K x M) for the weight update */
+	struct spt_buf wt_ct;	/* W^T (N x K): the master layout, encoded */
+	struct spt_buf wg_ct;	/* compressed weight gradient (WGRAD pruning) */
+	struct spt_buf w_ct;	/* W (K x N) */
+	struct spt_buf y;	/* FP32 output M x N (logits, or decoded activations) */
+	struct spt_buf y_ct;	/* output activations (M x N), pruned by the next ACT */
+	struct spt_buf dy;	/* FP32 dL/dY M x N */
+	struct spt_buf dy_ct;	/* dL/dY (M x N) */
+	struct spt_buf dyt_ct;	/* dY^T (N x M) */
+	struct spt_buf dcol;	/* FP32 backward output M x K */
+	struct spt_buf gwt;	/* FP32 weight gradient N x K */
+};
+
+struct spt_model {
+	struct spt_ctx *ctx;
+	uint32_t in_c, in_h, in_w, classes;
+	bool finalized;
+	struct spt_train_opts opts;
+	struct rt_layer *layers;
+	int nlayers;
+	uint64_t steps;
+	/* loss trend for the back-off rule */
+	double loss_fast, loss_slow;
+	uint32_t rising;
+	float *scratch;		/* FP32 scratch, max over layers of M x max(K, N) */
+	size_t scratch_elems;
+	uint8_t *labels;
+};
+
+/* controller.c */
+void rt_ctl_init(struct rt_ctl *c);
+/* Threshold and prune options for this step; updates phase and target. */
+void rt_ctl_begin(struct rt_ctl *c, const struct spt_train_opts *o, uint64_t step,
+		  uint32_t layer, uint32_t cls, struct spt_prune *p);
+/* Feed the stats of the tensor produced this step. */
+void rt_ctl_end(struct rt_ctl *c, const struct spt_train_opts *o,
+		const struct spt_tensor_stats *ts);
+void rt_ctl_loss(struct spt_model *m, float loss);
+float rt_lr(const struct spt_train_opts *o, uint64_t step);
+/* Gaussian-fit threshold for pruning fraction @p of values with mean |x| @mean_abs. */
+float rt_tau_formula(double p, double mean_abs);
+
+/* util */
+void *rt_zalloc(size_t n);
+uint64_t rt_rng_next(uint64_t *s);
+double rt_rng_normal(uint64_t *s);
+double rt_now(void);
+
+#endif
