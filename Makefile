@@ -48,6 +48,10 @@ $(BUILD)/san/%.o: %.c
 	@mkdir -p $(@D)
 	$(Q)$(CC) $(BASE_CFLAGS) $(call isa_flags,$<) $(SAN_FLAGS) -MMD -MP -c $< -o $@
 
+# Element-wise loops that GCC vectorises only at -O3 (same results: no
+# reassociation is involved).
+$(BUILD)/rel/core/src/train_ops.o $(BUILD)/san/core/src/train_ops.o: OPT = -O3 -g
+
 $(BUILD)/lib/libsptcore.a: $(call objs,rel,$(CORE_SRC))
 	@mkdir -p $(@D)
 	$(Q)rm -f $@ && ar rcs $@ $^

@@ -259,7 +259,8 @@ int spt_softmax_xent(const float *logits, const uint8_t *labels, uint32_t rows,
 
 /*
  * SGD with momentum and weight decay on FP32 master weights, per element:
- * g' = g + wd*w; v = momentum*v + g'; w = w - lr*v.
+ * g' = g + wd*w; v = momentum*v + g'; w = w - lr*v.  The three arrays must
+ * not overlap.  -EDOM (nothing changed) if any element is NaN or infinite.
  */
 int spt_sgd_momentum(float *w, float *v, const float *g, size_t n, float lr,
 		     float momentum, float weight_decay);
