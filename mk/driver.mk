@@ -54,8 +54,8 @@ lint-driver: $(CHECKPATCH)
 CHECK_SUITES += lint-driver
 suite-lint-driver:
 	$(Q)mkdir -p $(RESULTS)
-	-$(Q)if $(MAKE) --no-print-directory lint-driver; then echo "1 0"; else echo "0 1"; fi \
-		>$(RESULTS)/lint-driver
+	-$(Q)if $(MAKE) --no-print-directory lint-driver; then r="1 0"; else r="0 1"; fi; \
+		echo "$$r" >$(RESULTS)/lint-driver
 
 # DKMS source tree: $(DESTDIR)/usr/src/spt-1.0 (see dkms.conf).
 DKMS_VERSION := $(shell sed -n 's/^PACKAGE_VERSION="\(.*\)"/\1/p' dkms.conf)

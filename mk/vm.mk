@@ -25,10 +25,29 @@ $(BUILD)/guest/%: tests/guest/%.c tests/guest/spt_test.h uapi/drm/spt_accel.h ua
 	@mkdir -p $(@D)
 	$(Q)$(CC) $(GUEST_CFLAGS) -o $@ $< $(GUEST_LIBS)
 
-guest-tests: $(GUEST_BIN)
+# The runtime in the guest: a static bin/spt (installed as /bin/spt) and
+# tests/guest/spt_runtime_test link libspt, libdrm, zlib and OpenBLAS
+# statically; the image also carries Fashion-MNIST (GUEST_DATA, Debian's
+# dataset-fashion-mnist, as /usr/share/datasets/fashion-mnist) when present.
+GUEST_DATA    ?= /usr/share/datasets/fashion-mnist
+GUEST_RT_LIBS  = $(BUILD)/lib/libspt.a $(BUILD)/lib/libsptcore.a $(TOP_NL_STATIC_LIBS) \
+		 -ldrm -lz $(BLAS_LIBS) -lm -pthread
+GUEST_SPT     := $(BUILD)/guest/bin/spt
 
-$(VM_DIR)/initramfs.cpio.gz: $(SPT_KO) $(GUEST_BIN) $(GUEST_SCRIPTS) tools/vm/init tools/vm/mkimage.sh tools/vm/fetch-kernel.sh
-	$(Q)SPT_KERNEL_CACHE=$(VM_CACHE) bash tools/vm/mkimage.sh $(VM_DIR) $(KVER) $(SPT_KO) $(GUEST_BIN) $(GUEST_SCRIPTS)
+$(BUILD)/guest/spt_runtime_test: GUEST_CFLAGS += -Iruntime/include -Iruntime/src
+$(BUILD)/guest/spt_runtime_test: GUEST_LIBS = $(GUEST_RT_LIBS)
+$(BUILD)/guest/spt_runtime_test: $(BUILD)/lib/libspt.a
+
+$(GUEST_SPT): $(call objs,rel,$(sort $(wildcard tools/spt/*.c))) $(BUILD)/lib/libspt.a \
+		$(BUILD)/lib/libsptcore.a
+	@mkdir -p $(@D)
+	$(Q)$(CC) -static -o $@ $(filter %.o,$^) $(GUEST_RT_LIBS)
+
+guest-tests: $(GUEST_BIN) $(GUEST_SPT)
+
+$(VM_DIR)/initramfs.cpio.gz: $(SPT_KO) $(GUEST_BIN) $(GUEST_SPT) $(GUEST_SCRIPTS) tools/vm/init tools/vm/mkimage.sh tools/vm/fetch-kernel.sh
+	$(Q)SPT_KERNEL_CACHE=$(VM_CACHE) SPT_GUEST_SPT=$(GUEST_SPT) SPT_GUEST_DATA=$(GUEST_DATA) \
+		bash tools/vm/mkimage.sh $(VM_DIR) $(KVER) $(SPT_KO) $(GUEST_BIN) $(GUEST_SCRIPTS)
 
 image: $(VM_DIR)/initramfs.cpio.gz
 

@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Sum the suites' results into the one closing line: "N passed, N failed".
-# A suite that left no result counts as one failure.
+# Each result file holds "<passed> <failed>" on its last line; a suite that
+# left no such result counts as one failure.
 set -u
 dir=$1
 shift
 passed=0 failed=0
 for s in "$@"; do
-	if [ -r "$dir/$s" ] && read -r p f <"$dir/$s" && [ -n "$p" ] && [ -n "$f" ]; then
+	line=$(tail -n 1 "$dir/$s" 2>/dev/null)
+	if [[ $line =~ ^([0-9]+)\ ([0-9]+)$ ]]; then
+		p=${BASH_REMATCH[1]} f=${BASH_REMATCH[2]}
 		printf 'suite %-12s %5d passed, %d failed\n' "$s" "$p" "$f"
 	else
 		p=0 f=1

@@ -18,7 +18,11 @@
  * absolute timeout, then check the file's job counters (DRM_SPT_QUERY_STATUS)
  * to tell success from an MMU fault (-EFAULT), a hang the driver reset
  * (-ETIMEDOUT) or another device error (-EIO).  sync() therefore has
- * nothing left to wait for.
+ * nothing left to wait for.  The wait's deadline is SPT_WAIT_MS
+ * (default 120 s: TCG is slow, and the driver's own job timeout resets real
+ * hangs well before it).  SPT_DX_STATS=1 prints, at close, how many jobs ran
+ * and how long the operations, the submit-to-signal waits and the host-side
+ * counters took.
  *
  * Counters.  The device's per-job counters reach only the kernel (and
  * fdinfo), so a GEMM's spt_counters are derived on the host from the
@@ -85,7 +89,6 @@ struct rt_dx {
 	/* SPT_DX_STATS=1: where the time of the backend's operations goes, printed at close */
 	bool trace;
 	int64_t ns_ops, ns_run, ns_count;
-	int64_t poll_ns;	/* SPT_DX_POLL_US: poll this long before blocking */
 };
 
 /* ---- buffer objects ------------------------------------------------------ */
@@ -164,8 +167,6 @@ int rt_dx_open(const char *path, struct rt_dx **out)
 	if (!x)
 		return -ENOMEM;
 	x->wait_ms = env && atoi(env) > 0 ? atoi(env) : DX_WAIT_MS_DEFAULT;
-	env = getenv("SPT_DX_POLL_US");
-	x->poll_ns = env && atoi(env) > 0 ? (int64_t)atoi(env) * 1000 : 0;
 	env = getenv("SPT_DX_STATS");
 	x->trace = env && *env && *env != '0';
 	x->fd = open(path, O_RDWR | O_CLOEXEC);
@@ -327,7 +328,7 @@ static int dx_operand(struct rt_dx *x, void *p, size_t bytes, bool in, bool out,
 	if (*va)
 		return 0;
 	off = x->stage_used;
-	if (off + bytes > x->stage.size || x->nouts == DX_MAX_STAGE)
+	if (off + bytes > x->stage.size || (out && x->nouts == DX_MAX_STAGE))
 		return -ENOMEM;
 	x->stage_used = (off + bytes + DX_ALIGN - 1) & ~(size_t)(DX_ALIGN - 1);
 	if (in)
@@ -477,19 +478,9 @@ static int dx_run(struct rt_dx *x)
 		return ret == -ENODEV ? -SPT_ENODEVICE : ret;
 	x->point = point;
 	x->jobs++;
-	ret = -ETIME;
-	if (x->poll_ns) {
-		int64_t end = dx_now_ns() + x->poll_ns;
-
-		do
-			ret = drmSyncobjTimelineWait(x->fd, &x->syncobj, &point, 1, 0,
-						     DRM_SYNCOBJ_WAIT_FLAGS_WAIT_FOR_SUBMIT, &first);
-		while (ret == -ETIME && dx_now_ns() < end);
-	}
-	if (ret == -ETIME)
-		ret = drmSyncobjTimelineWait(x->fd, &x->syncobj, &point, 1,
-					     dx_now_ns() + (int64_t)x->wait_ms * 1000000,
-					     DRM_SYNCOBJ_WAIT_FLAGS_WAIT_FOR_SUBMIT, &first);
+	ret = drmSyncobjTimelineWait(x->fd, &x->syncobj, &point, 1,
+				     dx_now_ns() + (int64_t)x->wait_ms * 1000000,
+				     DRM_SYNCOBJ_WAIT_FLAGS_WAIT_FOR_SUBMIT, &first);
 	x->ns_run += dx_now_ns() - t0;
 	if (ret)
 		return ret == -ETIME || ret == -ETIMEDOUT ? -ETIMEDOUT : (ret < 0 ? ret : -EIO);

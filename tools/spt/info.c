@@ -103,8 +103,7 @@ int cmd_info(int argc, char **argv)
 		return spt_err("unexpected argument '%s'", argv[optind]);
 	ret = co.backend == SPT_BACKEND_DEVICE ? spt_ctx_open(&co, &ctx) : -SPT_ENODEVICE;
 	if (!ret) {
-		status = "present; this libspt build cannot submit training work to it "
-			 "(spt train needs --backend cpu)";
+		status = "present; spt train --backend device trains on it";
 	} else if (co.backend == SPT_BACKEND_DEVICE) {
 		status = ret == -SPT_ENODEVICE ? "no SPT device found" :
 			 ret == -SPT_EVERSION ? "device found with an ABI or format version this "

@@ -50,6 +50,15 @@ cp "$ko" "$root/lib/modules/spt.ko"
 for t in "$@"; do
 	cp "$t" "$root/tests/"
 done
+# The runtime: a static spt as /bin/spt, and Fashion-MNIST where spt train
+# looks for it by default (both optional).
+if [ -n "${SPT_GUEST_SPT:-}" ]; then
+	cp "$SPT_GUEST_SPT" "$root/bin/spt"
+fi
+if [ -n "${SPT_GUEST_DATA:-}" ] && [ -d "$SPT_GUEST_DATA" ]; then
+	mkdir -p "$root/usr/share/datasets/fashion-mnist"
+	cp "$SPT_GUEST_DATA"/*-ubyte* "$root/usr/share/datasets/fashion-mnist/"
+fi
 cp "$here/init" "$root/init"
 chmod 0755 "$root/init"
 

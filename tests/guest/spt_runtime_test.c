@@ -1,0 +1,561 @@
+// SPDX-License-Identifier: MIT
+/*
+ * libspt's device backend on the emulated chip: short training runs give
+ * exactly the CPU backend's losses, statistics, weights and logits for the
+ * same seed (both compute with core/), the backend refuses bad arguments,
+ * and device errors (a corrupt tensor, an injected DMA error, an injected
+ * hang) come back as clear negative codes without breaking the context.
+ *
+ * "spt_runtime_test bench [STEPS [BATCH]]" instead times MLP training
+ * steps on the device backend against the device's own busy time
+ * (fdinfo drm-engine-spt, summed from the completion records'
+ * t_start_ns/t_end_ns) and prints the ratio.
+ */
+#include <math.h>
+#include <sys/stat.h>
+
+#include "spt_test.h"
+#include "spt/spt.h"
+#include "internal.h"
+
+#define MAX_STEPS 8
+#define MAX_LAYERS 8
+
+static struct spt_dataset *train_ds, *test_ds;
+static char dbgdir[256];
+
+struct run {
+	int nl;
+	struct spt_step_stats st[MAX_STEPS];
+	float *w[MAX_LAYERS], *b[MAX_LAYERS];
+	float logits[64 * 10];
+};
+
+static void run_free(struct run *r)
+{
+	int i;
+
+	for (i = 0; i < r->nl; i++) {
+		free(r->w[i]);
+		free(r->b[i]);
+	}
+	memset(r, 0, sizeof(*r));
+}
+
+static double now_s(void)
+{
+	return (double)spt_now_ns() / 1e9;
+}
+
+/* Device busy time of this process's accel files (fdinfo drm-engine-spt), ns. */
+static uint64_t engine_ns(void)
+{
+	DIR *d = opendir("/proc/self/fdinfo");
+	struct dirent *de;
+	uint64_t sum = 0;
+
+	if (!d)
+		return 0;
+	while ((de = readdir(d))) {
+		char path[300], line[256];
+		FILE *f;
+
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/self/fdinfo/%s", de->d_name);
+		f = fopen(path, "r");
+		if (!f)
+			continue;
+		while (fgets(line, sizeof(line), f)) {
+			unsigned long long v;
+
+			if (sscanf(line, "drm-engine-spt: %llu", &v) == 1)
+				sum += v;
+		}
+		fclose(f);
+	}
+	closedir(d);
+	return sum;
+}
+
+static int make_model(struct spt_ctx *ctx, bool cnn, uint32_t batch, int steps,
+		      struct spt_model **out)
+{
+	struct spt_sparsity wg = { .mode = SPT_SPARSITY_TARGET, .kind = SPT_PRUNE_STOCHASTIC,
+				   .target = 0.5f };
+	struct spt_sparsity wc = { .mode = SPT_SPARSITY_TARGET, .kind = SPT_PRUNE_DETERMINISTIC,
+				   .target = 0.3f };
+	struct spt_train_opts o;
+	struct spt_model *m;
+	int ret;
+
+	if (cnn) {
+		ret = spt_model_create(ctx, 1, 28, 28, 10, &m);
+		if (!ret)
+			ret = spt_model_add_conv2d(m, 8, 2, 1) ?: spt_model_add_relu(m) ?:
+			      spt_model_add_linear(m, 32) ?: spt_model_add_relu(m) ?:
+			      spt_model_add_linear(m, 10);
+	} else {
+		ret = spt_model_create_preset(ctx, "mlp", &m);
+	}
+	if (ret)
+		return ret;
+	spt_train_opts_init(&o, (uint64_t)steps);
+	o.batch = batch;
+	o.seed = 7;
+	o.ctl.warmup_steps = 1;
+	o.ctl.ramp_steps = 2;
+	ret = spt_model_finalize(m, &o) ?:
+	      spt_model_set_target_sparsity(m, 0.9f, SPT_PRUNE_DETERMINISTIC);
+	if (!ret && !cnn)	/* also the compressed weight-gradient and weight-copy paths */
+		ret = spt_model_set_sparsity(m, -1, SPT_CLASS_WGRAD, &wg) ?:
+		      spt_model_set_sparsity(m, 1, SPT_CLASS_WCOPY, &wc);
+	if (ret) {
+		spt_model_free(m);
+		return ret;
+	}
+	*out = m;
+	return 0;
+}
+
+static int train_run(enum spt_backend be, bool cnn, uint32_t batch, int steps, struct run *r)
+{
+	struct spt_ctx_opts co = { .backend = be };
+	uint32_t idx[256], i, n_test = 64;
+	float *x = malloc((size_t)256 * 784 * sizeof(float));
+	uint8_t lab[256];
+	struct spt_ctx *ctx = NULL;
+	struct spt_model *m = NULL;
+	int s, ret;
+
+	memset(r, 0, sizeof(*r));
+	if (!x || batch > 256)
+		return -ENOMEM;
+	ret = spt_ctx_open(&co, &ctx) ?: make_model(ctx, cnn, batch, steps, &m);
+	for (s = 0; !ret && s < steps; s++) {
+		for (i = 0; i < batch; i++)
+			idx[i] = (uint32_t)s * batch + i;
+		ret = spt_dataset_gather(train_ds, idx, batch, x, lab) ?:
+		      spt_model_train_step(m, x, lab, batch, &r->st[s]);
+	}
+	if (!ret) {
+		for (i = 0; i < n_test; i++)
+			idx[i] = i;
+		ret = spt_dataset_gather(test_ds, idx, n_test, x, lab) ?:
+		      spt_model_evaluate(m, x, lab, n_test, NULL, NULL, r->logits);
+	}
+	if (!ret) {
+		r->nl = spt_model_num_layers(m);
+		for (i = 0; !ret && i < (uint32_t)r->nl; i++) {
+			struct spt_layer_info li;
+
+			ret = spt_model_layer_info(m, (int)i, &li);
+			if (ret)
+				break;
+			r->w[i] = malloc((size_t)li.gemm_n * li.gemm_k * sizeof(float));
+			r->b[i] = malloc(li.gemm_n * sizeof(float));
+			ret = !r->w[i] || !r->b[i] ? -ENOMEM :
+			      spt_model_get_params(m, (int)i, r->w[i], r->b[i]);
+		}
+	}
+	spt_model_free(m);
+	spt_ctx_close(ctx);
+	free(x);
+	return ret;
+}
+
+static bool same_runs(struct run *c, struct run *d, bool cnn, int steps)
+{
+	int s, i;
+
+	for (s = 0; s < steps; s++) {
+		const struct spt_step_stats *a = &c->st[s], *b = &d->st[s];
+
+		CHECK(memcmp(&a->loss, &b->loss, sizeof(a->loss)) == 0,
+		      "step %d loss cpu %.9g device %.9g", s, a->loss, b->loss);
+		CHECK(a->correct == b->correct && a->interim_zeros == b->interim_zeros &&
+		      a->interim_elements == b->interim_elements,
+		      "step %d stats differ", s);
+		CHECK(a->total.dense_macs == b->total.dense_macs &&
+		      a->total.exec_macs == b->total.exec_macs &&
+		      a->total.bytes_read == b->total.bytes_read &&
+		      a->total.bytes_written == b->total.bytes_written &&
+		      a->total.blocks == b->total.blocks,
+		      "step %d counters differ: exec %llu/%llu read %llu/%llu written %llu/%llu", s,
+		      (unsigned long long)a->total.exec_macs, (unsigned long long)b->total.exec_macs,
+		      (unsigned long long)a->total.bytes_read, (unsigned long long)b->total.bytes_read,
+		      (unsigned long long)a->total.bytes_written,
+		      (unsigned long long)b->total.bytes_written);
+	}
+	CHECK(c->nl == d->nl && c->nl > 0, "layers %d vs %d", c->nl, d->nl);
+	/* weight shapes (out x in) of the two models */
+	for (i = 0; i < c->nl; i++) {
+		static const size_t mlp[3][2] = { { 512, 784 }, { 256, 512 }, { 10, 256 } };
+		static const size_t cnnsz[3][2] = { { 8, 9 }, { 32, 8 * 14 * 14 }, { 10, 32 } };
+		const size_t *sz = cnn ? cnnsz[i] : mlp[i];
+
+		CHECK(memcmp(c->w[i], d->w[i], sz[0] * sz[1] * sizeof(float)) == 0,
+		      "layer %d weights differ", i);
+		CHECK(memcmp(c->b[i], d->b[i], sz[0] * sizeof(float)) == 0,
+		      "layer %d biases differ", i);
+	}
+	CHECK(memcmp(c->logits, d->logits, sizeof(c->logits)) == 0, "evaluation logits differ");
+	ktap_diag("%d steps: loss %.6f -> %.6f, interim sparsity %.3f, exec/dense MACs %.3f",
+		  steps, c->st[0].loss, c->st[steps - 1].loss, c->st[steps - 1].interim_sparsity,
+		  (double)c->st[steps - 1].total.exec_macs /
+		  (double)(c->st[steps - 1].total.dense_macs ? c->st[steps - 1].total.dense_macs : 1));
+	return true;
+}
+
+static bool compare(bool cnn, uint32_t batch, int steps)
+{
+	static struct run c, d;
+	double t0, t1, t2;
+	bool ok;
+
+	if (!train_ds) {
+		ktap_diag("no Fashion-MNIST in the image");
+		return false;
+	}
+	t0 = now_s();
+	CHECK_ERR(train_run(SPT_BACKEND_CPU, cnn, batch, steps, &c), 0);
+	t1 = now_s();
+	CHECK_ERR(train_run(SPT_BACKEND_DEVICE, cnn, batch, steps, &d), 0);
+	t2 = now_s();
+	ktap_diag("cpu backend %.2f s, device backend %.2f s", t1 - t0, t2 - t1);
+	ok = same_runs(&c, &d, cnn, steps);
+	run_free(&c);
+	run_free(&d);
+	return ok;
+}
+
+static bool mlp_identical(void)
+{
+	return compare(false, 32, 6);
+}
+
+static bool cnn_identical(void)
+{
+	return compare(true, 8, 3);
+}
+
+static bool info_and_refusals(void)
+{
+	struct spt_ctx_opts co = { .backend = SPT_BACKEND_DEVICE };
+	struct spt_ctx_info info;
+	struct spt_train_opts o;
+	struct spt_ctx *ctx;
+	struct spt_model *m;
+
+	CHECK_ERR(spt_ctx_open(&co, &ctx), 0);
+	CHECK_ERR(spt_ctx_info(ctx, &info), 0);
+	CHECK(info.has_bfp8 && !info.has_fp32 && !info.query_only, "info: bfp8 %d fp32 %d q %d",
+	      info.has_bfp8, info.has_fp32, info.query_only);
+	/* the chip has no dense FP32 path */
+	CHECK_ERR(spt_model_create_preset(ctx, "mlp", &m), 0);
+	spt_train_opts_init(&o, 10);
+	o.precision = SPT_PRECISION_FP32;
+	CHECK_ERR(spt_model_finalize(m, &o), -SPT_ENOBACKEND);
+	spt_model_free(m);
+	spt_ctx_close(ctx);
+	/* query-only contexts cannot hold tensors */
+	co.flags = SPT_CTX_QUERY_ONLY;
+	CHECK_ERR(spt_ctx_open(&co, &ctx), 0);
+	CHECK_ERR(spt_model_create_preset(ctx, "mlp", &m), 0);
+	spt_train_opts_init(&o, 10);
+	CHECK_ERR(spt_model_finalize(m, &o), -SPT_ENOBACKEND);
+	spt_model_free(m);
+	spt_ctx_close(ctx);
+	/* not an spt node */
+	co.flags = 0;
+	co.device_path = "/dev/null";
+	CHECK_ERR(spt_ctx_open(&co, &ctx), -SPT_ENODEVICE);
+	co.device_path = "/dev/accel/accel99";
+	CHECK_ERR(spt_ctx_open(&co, &ctx), -SPT_ENODEVICE);
+	return true;
+}
+
+/* Direct backend calls: argument checks and device errors. */
+struct dctx {
+	struct spt_ctx *ctx;
+	const struct spt_backend_ops *ops;
+	struct spt_buf x, a, b, y, big;
+};
+
+static int dctx_open(struct dctx *d)
+{
+	struct spt_ctx_opts co = { .backend = SPT_BACKEND_DEVICE };
+	float *x;
+	int ret, i;
+
+	memset(d, 0, sizeof(*d));
+	ret = spt_ctx_open(&co, &d->ctx);
+	if (ret)
+		return ret;
+	d->ops = d->ctx->ops;
+	ret = d->ops->buf_alloc(d->ctx, &d->x, 64 * 64 * 4) ?:
+	      d->ops->buf_alloc(d->ctx, &d->a, spt_ct_bound(64, 64)) ?:
+	      d->ops->buf_alloc(d->ctx, &d->b, spt_ct_bound(64, 64)) ?:
+	      d->ops->buf_alloc(d->ctx, &d->y, 64 * 64 * 4) ?:
+	      d->ops->buf_alloc(d->ctx, &d->big, 1 << 20);
+	if (ret)
+		return ret;
+	x = d->x.host;
+	for (i = 0; i < 64 * 64; i++)
+		x[i] = (float)((i * 37) % 101 - 50) / 16.0f;
+	return d->ops->encode(d->ctx, &d->x, 64, 64, NULL, &d->a, NULL) ?:
+	       d->ops->encode(d->ctx, &d->x, 64, 64, NULL, &d->b, NULL);
+}
+
+static void dctx_close(struct dctx *d)
+{
+	struct spt_buf *bufs[] = { &d->x, &d->a, &d->b, &d->y, &d->big };
+	unsigned int i;
+
+	for (i = 0; i < 5; i++)
+		if (bufs[i]->host)
+			d->ops->buf_free(d->ctx, bufs[i]);
+	spt_ctx_close(d->ctx);
+}
+
+static bool gemm_ok(struct dctx *d)
+{
+	struct spt_counters cnt;
+	float ref[64 * 64];
+	struct spt_gemm_out out = { .y = ref };
+
+	spt_encode_opts_init(&out.enc);
+	CHECK_ERR(d->ops->gemm(d->ctx, SPT_PASS_FWD, &d->a, &d->b, NULL, SPT_ACT_NONE, NULL,
+			       &d->y, NULL, NULL, NULL, &cnt), 0);
+	CHECK_ERR(spt_gemm(SPT_PASS_FWD, d->a.host, d->a.len, d->b.host, d->b.len, NULL, &out,
+			   NULL), 0);
+	CHECK(memcmp(ref, d->y.host, sizeof(ref)) == 0, "device GEMM differs from core");
+	return true;
+}
+
+static bool backend_bad_args(void)
+{
+	struct dctx d;
+	struct spt_buf empty = { 0 }, small;
+	struct spt_encode_opts bad;
+	uint8_t save[64];
+
+	CHECK_ERR(dctx_open(&d), 0);
+	small = d.x;
+	small.cap = 16;
+	/* encode: source smaller than rows x cols, zero dims, bad options */
+	CHECK_ERR(d.ops->encode(d.ctx, &small, 64, 64, NULL, &d.a, NULL), -EINVAL);
+	CHECK_ERR(d.ops->encode(d.ctx, &d.x, 0, 64, NULL, &d.a, NULL), -EINVAL);
+	spt_encode_opts_init(&bad);
+	bad.prune.tau = -1.0f;
+	CHECK_ERR(d.ops->encode(d.ctx, &d.x, 64, 64, &bad, &d.a, NULL), -EINVAL);
+	/* decode: wrong element count, output too small, empty source */
+	CHECK_ERR(d.ops->decode(d.ctx, &d.a, &d.y, 63 * 64), -EINVAL);
+	CHECK_ERR(d.ops->decode(d.ctx, &d.a, &small, 64 * 64), -EINVAL);
+	CHECK_ERR(d.ops->decode(d.ctx, &empty, &d.y, 64 * 64), -EINVAL);
+	/* transpose of nothing */
+	CHECK_ERR(d.ops->transpose(d.ctx, &empty, NULL, &d.b, NULL), -EINVAL);
+	/* gemm: no output, RELU_GRAD without mask, mask without RELU_GRAD, shapes */
+	CHECK_ERR(d.ops->gemm(d.ctx, SPT_PASS_FWD, &d.a, &d.b, NULL, SPT_ACT_NONE, NULL, NULL,
+			      NULL, NULL, NULL, NULL), -EINVAL);
+	CHECK_ERR(d.ops->gemm(d.ctx, SPT_PASS_BWD, &d.a, &d.b, NULL, SPT_ACT_RELU_GRAD, NULL,
+			      &d.y, NULL, NULL, NULL, NULL), -EINVAL);
+	CHECK_ERR(d.ops->gemm(d.ctx, SPT_PASS_FWD, &d.a, &d.b, NULL, SPT_ACT_NONE, &d.a,
+			      &d.y, NULL, NULL, NULL, NULL), -EINVAL);
+	CHECK_ERR(d.ops->gemm(d.ctx, (enum spt_pass)7, &d.a, &d.b, NULL, SPT_ACT_NONE, NULL,
+			      &d.y, NULL, NULL, NULL, NULL), -EINVAL);
+	CHECK_ERR(d.ops->gemm(d.ctx, SPT_PASS_FWD, &d.a, &d.b, NULL, SPT_ACT_NONE, NULL,
+			      &small, NULL, NULL, NULL, NULL), -EINVAL);
+	/* a bad magic is refused before submission */
+	memcpy(save, d.a.host, 64);
+	memset(d.a.host, 0xee, 4);
+	CHECK_ERR(d.ops->gemm(d.ctx, SPT_PASS_FWD, &d.a, &d.b, NULL, SPT_ACT_NONE, NULL,
+			      &d.y, NULL, NULL, NULL, NULL), -EBADMSG);
+	memcpy(d.a.host, save, 64);
+	/* the context still works */
+	if (!gemm_ok(&d))
+		return false;
+	dctx_close(&d);
+	return true;
+}
+
+static bool corrupt_tensor_is_eio(void)
+{
+	struct dctx d;
+	uint8_t *p;
+
+	CHECK_ERR(dctx_open(&d), 0);
+	/* a valid header over a garbage payload: only the device can tell */
+	p = d.a.host;
+	memset(p + SPT_CT_HEADER_SIZE, 0xff, 8);
+	CHECK_ERR(d.ops->gemm(d.ctx, SPT_PASS_FWD, &d.a, &d.b, NULL, SPT_ACT_NONE, NULL, &d.y,
+			      NULL, NULL, NULL, NULL), -EIO);
+	CHECK_ERR(d.ops->encode(d.ctx, &d.x, 64, 64, NULL, &d.a, NULL), 0);
+	if (!gemm_ok(&d))
+		return false;
+	dctx_close(&d);
+	return true;
+}
+
+static int write_knob(const char *name, const char *val)
+{
+	char path[400];
+	int f, r = 0;
+
+	snprintf(path, sizeof(path), "%s/%s", dbgdir, name);
+	f = open(path, O_WRONLY);
+	if (f < 0)
+		return -errno;
+	if (write(f, val, strlen(val)) < 0)
+		r = -errno;
+	close(f);
+	return r;
+}
+
+static bool injected_dma_error_is_eio(void)
+{
+	struct dctx d;
+
+	CHECK_ERR(dctx_open(&d), 0);
+	CHECK_ERR(write_knob("fi_dma_err_after", "1"), 0);
+	CHECK_ERR(d.ops->gemm(d.ctx, SPT_PASS_FWD, &d.a, &d.b, NULL, SPT_ACT_NONE, NULL, &d.y,
+			      NULL, NULL, NULL, NULL), -EIO);
+	if (!gemm_ok(&d))
+		return false;
+	dctx_close(&d);
+	return true;
+}
+
+static bool injected_hang_is_etimedout(void)
+{
+	struct dctx d;
+	double t0;
+
+	CHECK_ERR(dctx_open(&d), 0);
+	CHECK_ERR(write_knob("fi_hang_after", "1"), 0);
+	t0 = now_s();
+	CHECK_ERR(d.ops->gemm(d.ctx, SPT_PASS_FWD, &d.a, &d.b, NULL, SPT_ACT_NONE, NULL, &d.y,
+			      NULL, NULL, NULL, NULL), -ETIMEDOUT);
+	ktap_diag("hang reported after %.1f s (driver reset)", now_s() - t0);
+	if (!gemm_ok(&d))
+		return false;
+	dctx_close(&d);
+	return true;
+}
+
+static void find_debugfs(void)
+{
+	char link[96], target[200];
+	ssize_t n;
+
+	snprintf(link, sizeof(link), "/sys/class/accel/accel%d/device", spt_accel_index());
+	n = readlink(link, target, sizeof(target) - 1);
+	target[n > 0 ? n : 0] = 0;
+	snprintf(dbgdir, sizeof(dbgdir), "/sys/kernel/debug/accel/%s",
+		 strrchr(target, '/') ? strrchr(target, '/') + 1 : target);
+}
+
+static int load_data(uint32_t ntrain)
+{
+	int ret = spt_dataset_load_fashion_mnist(NULL, true, &train_ds);
+
+	if (!ret)
+		ret = spt_dataset_truncate(train_ds, ntrain) ?:
+		      spt_dataset_load_fashion_mnist(NULL, false, &test_ds);
+	if (ret) {
+		printf("# Fashion-MNIST: %s\n", spt_strerror(ret));
+		spt_dataset_free(train_ds);
+		train_ds = NULL;
+	}
+	return ret;
+}
+
+/* Device backend step time against device busy time. */
+static int bench(int steps, uint32_t batch)
+{
+	struct spt_ctx_opts co = { .backend = SPT_BACKEND_DEVICE };
+	float *x = malloc((size_t)batch * 784 * sizeof(float));
+	uint8_t *lab = malloc(batch);
+	uint32_t *idx = malloc(batch * sizeof(*idx)), i;
+	double host = 0, t0, energy = 0, sparsity = 0;
+	uint64_t dev = 0, e0, bytes = 0, dense = 0, exec = 0;
+	struct spt_step_stats st;
+	struct spt_ctx *ctx;
+	struct spt_model *m;
+	int s, ret;
+
+	if (!x || !lab || !idx || load_data((uint32_t)(steps + 1) * batch))
+		return 1;
+	ret = spt_ctx_open(&co, &ctx) ?: make_model(ctx, false, batch, steps + 1, &m);
+	if (ret) {
+		printf("bench: %s\n", spt_strerror(ret));
+		return 1;
+	}
+	for (s = 0; s <= steps; s++) {
+		for (i = 0; i < batch; i++)
+			idx[i] = (uint32_t)s * batch + i;
+		ret = spt_dataset_gather(train_ds, idx, batch, x, lab);
+		e0 = engine_ns();
+		t0 = now_s();
+		ret = ret ?: spt_model_train_step(m, x, lab, batch, &st);
+		if (ret) {
+			printf("bench: step %d: %s\n", s, spt_strerror(ret));
+			return 1;
+		}
+		if (s == 0)
+			continue;	/* warm-up: first touch of the pools */
+		host += now_s() - t0;
+		dev += engine_ns() - e0;
+		bytes += st.total.bytes_read + st.total.bytes_written;
+		dense += st.total.dense_macs;
+		exec += st.total.exec_macs;
+		energy += st.total.energy_pj;
+		sparsity += st.interim_sparsity;
+	}
+	printf("device backend, MLP 784-512-256-10, batch %u, %d steps (after 1 warm-up)\n",
+	       batch, steps);
+	printf("  step time     %.2f ms (wall, per step)\n", host * 1e3 / steps);
+	printf("  device busy   %.2f ms (fdinfo drm-engine-spt, per step)\n",
+	       (double)dev / 1e6 / steps);
+	printf("  ratio         %.2f (target <= 1.5)\n", dev ? host * 1e9 / (double)dev : 0.0);
+	printf("  per step: %.2f MB moved (compressed operands and outputs), interim sparsity "
+	       "%.3f,\n  executed/dense MACs %.3f, modeled %.2f TOPS/W effective\n",
+	       (double)bytes / 1e6 / steps, sparsity / steps, dense ? (double)exec / dense : 0.0,
+	       energy > 0 ? 2.0 * (double)dense / energy : 0.0);
+	spt_model_free(m);
+	spt_ctx_close(ctx);
+	return 0;
+}
+
+static const struct ktap_case cases[] = {
+	{ "device_backend_info_and_refusals", info_and_refusals },
+	{ "mlp_steps_identical_to_cpu_backend", mlp_identical },
+	{ "cnn_steps_identical_to_cpu_backend", cnn_identical },
+	{ "backend_bad_arguments", backend_bad_args },
+	{ "corrupt_tensor_is_eio", corrupt_tensor_is_eio },
+	{ "injected_dma_error_is_eio", injected_dma_error_is_eio },
+	{ "injected_hang_is_etimedout", injected_hang_is_etimedout },
+};
+
+int main(int argc, char **argv)
+{
+	struct stat st;
+	int fd = spt_open();
+
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (argc > 1 && !strcmp(argv[1], "bench"))
+		return bench(argc > 2 ? atoi(argv[2]) : 10,
+			     argc > 3 ? (uint32_t)atoi(argv[3]) : 64);
+	if (fd < 0) {
+		printf("KTAP version 1\n1..0 # SKIP no spt device\n");
+		return 1;
+	}
+	close(fd);
+	find_debugfs();
+	if (stat(dbgdir, &st)) {
+		printf("KTAP version 1\n1..0 # SKIP needs debugfs and -device spt,debug=on\n");
+		return 1;
+	}
+	load_data(256);
+	return ktap_run(cases, sizeof(cases) / sizeof(cases[0]));
+}
