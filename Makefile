@@ -137,6 +137,7 @@ lint: suite-lint
 
 bench: all
 	$(Q)$(BUILD)/bin/spt bench core
+	$(Q)$(BUILD)/bin/spt bench train
 
 demo: deps all
 	$(Q)bash tools/demo.sh $(BUILD)

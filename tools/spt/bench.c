@@ -406,6 +406,40 @@ static int bench_core(const struct bench_opts *o)
 	return 0;
 }
 
+/*
+ * One training step of the MLP on the CPU backend: BFP8 at target sparsity
+ * 0.9 (controller in steady state) against the FP32 OpenBLAS baseline of the
+ * same model, in the same run.
+ */
+static int bench_train(const struct bench_opts *o)
+{
+	static const unsigned int batches[] = { 64, 256 };
+	double fp32[2], bfp8[2], sp[2];
+	unsigned int steps = o->quick ? 10 : 40;
+	size_t i;
+
+	openblas_set_num_threads(1);
+	for (i = 0; i < 2; i++)
+		if (spt_train_bench("mlp", batches[i], 0.9f, steps, &fp32[i], &bfp8[i], &sp[i]))
+			return 1;
+	if (o->json) {
+		printf("{\"train\": [");
+		for (i = 0; i < 2; i++)
+			printf("%s{\"model\": \"mlp\", \"batch\": %u, \"fp32_ms\": %.3f, "
+			       "\"bfp8_ms\": %.3f, \"sparsity\": %.4f, \"speedup_vs_fp32\": %.3f}",
+			       i ? ", " : "", batches[i], fp32[i], bfp8[i], sp[i], fp32[i] / bfp8[i]);
+		printf("]}\n");
+		return 0;
+	}
+	printf("spt bench train: MLP 784-512-256-10 training step, CPU backend, single thread,\n"
+	       "%u timed steps per configuration (wall time)\n", steps);
+	printf("  batch  fp32 OpenBLAS ms  bfp8@0.9 ms  sparsity  speedup\n");
+	for (i = 0; i < 2; i++)
+		printf("  %5u  %16.3f  %11.3f  %8.3f  %6.2fx\n", batches[i], fp32[i], bfp8[i],
+		       sp[i], fp32[i] / bfp8[i]);
+	return 0;
+}
+
 struct bench_target {
 	const char *name;
 	int (*fn)(const struct bench_opts *o);
@@ -414,6 +448,7 @@ struct bench_target {
 
 static const struct bench_target bench_targets[] = {
 	{ "core", bench_core, "libsptcore on this CPU: codec vs memcpy, GEMMs vs OpenBLAS sgemm" },
+	{ "train", bench_train, "a training step on the CPU backend vs the FP32 OpenBLAS baseline" },
 };
 
 static void bench_usage(FILE *f)
