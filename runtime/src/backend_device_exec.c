@@ -674,12 +674,13 @@ static int dx_gemm_counters(const struct spt_buf *a, const struct spt_ct_header 
 			    const struct spt_buf *ct, struct spt_counters *cnt)
 {
 	uint32_t nb = ha->blocks_per_row, col, e;
-	uint64_t *va = calloc((size_t)nb * 33 * 2, sizeof(*va)), *vb = va + (size_t)nb * 33;
+	uint64_t *va = calloc((size_t)nb * 33 * 2, sizeof(*va)), *vb;
 	uint64_t m = ha->rows, n = hb->rows, k = ha->cols;
 	int ret;
 
 	if (!va)
 		return -ENOMEM;
+	vb = va + (size_t)nb * 33;
 	ret = dx_bits(a, ha, va) ?: dx_bits(b, hb, vb);
 	if (!ret) {
 		memset(cnt, 0, sizeof(*cnt));
