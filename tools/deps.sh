@@ -108,7 +108,15 @@ done
 
 # The Debian kernel image itself is downloaded, not installed (tools/vm).
 ensure_sources
-[ ${#missing[@]} -eq 0 ] && exit 0
+if [ ${#missing[@]} -eq 0 ]; then
+	# New sources need their indices even when no package is missing
+	# (apt-get source qemu and apt-get download read them).
+	if [ ! -f /var/lib/spt-apt-updated ] && [ "$(id -u)" = 0 ]; then
+		apt-get update -qq >/tmp/spt-deps.log 2>&1 || { cat /tmp/spt-deps.log >&2; exit 1; }
+		touch /var/lib/spt-apt-updated
+	fi
+	exit 0
+fi
 need_root "${missing[@]}"
 export DEBIAN_FRONTEND=noninteractive
 if [ ! -f /var/lib/spt-apt-updated ] || ! apt-get install -y -qq --no-install-recommends "${missing[@]}" >/tmp/spt-deps.log 2>&1; then
