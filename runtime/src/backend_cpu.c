@@ -131,6 +131,30 @@ static int cpu_sgemm(struct spt_ctx *ctx, bool trans_a, bool trans_b, uint32_t m
 	return 0;
 }
 
+static int cpu_softmax_xent(struct spt_ctx *ctx, const struct spt_buf *logits,
+			    const uint8_t *labels, uint32_t rows, uint32_t classes,
+			    float *loss, uint32_t *correct, struct spt_buf *dlogits)
+{
+	size_t bytes = (size_t)rows * classes * sizeof(float);
+
+	(void)ctx;
+	if (!logits || bytes > logits->cap || (dlogits && bytes > dlogits->cap))
+		return -EINVAL;
+	return spt_softmax_xent(logits->host, labels, rows, classes, loss, correct,
+				dlogits ? dlogits->host : NULL);
+}
+
+static int cpu_sgd(struct spt_ctx *ctx, struct spt_buf *w, struct spt_buf *v,
+		   const struct spt_buf *g, size_t n, float lr, float momentum,
+		   float weight_decay)
+{
+	(void)ctx;
+	if (!w || !v || !g || n * sizeof(float) > w->cap || n * sizeof(float) > v->cap ||
+	    n * sizeof(float) > g->cap)
+		return -EINVAL;
+	return spt_sgd_momentum(w->host, v->host, g->host, n, lr, momentum, weight_decay);
+}
+
 static int cpu_sync(struct spt_ctx *ctx)
 {
 	(void)ctx;
@@ -149,5 +173,7 @@ const struct spt_backend_ops spt_cpu_backend = {
 	.decode = cpu_decode,
 	.gemm = cpu_gemm,
 	.sgemm = cpu_sgemm,
+	.softmax_xent = cpu_softmax_xent,
+	.sgd = cpu_sgd,
 	.sync = cpu_sync,
 };

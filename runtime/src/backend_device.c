@@ -118,5 +118,7 @@ const struct spt_backend_ops spt_device_backend = {
 	.transpose = rt_dx_transpose,
 	.decode = rt_dx_decode,
 	.gemm = rt_dx_gemm,
+	.softmax_xent = rt_dx_softmax_xent,
+	.sgd = rt_dx_sgd,
 	.sync = rt_dx_sync,
 };

@@ -6,19 +6,22 @@
  *
  * Memory.  Tensors live in a few large buffer objects ("pools", mmapped
  * for host access) sub-allocated by a bump allocator; a pool whose last
- * buffer is freed starts over.  Host memory that is not in a pool (the
- * step passes master weights, biases and inputs as plain pointers) is
- * copied into a staging BO before the job and, for outputs, copied back
- * after it.  Command streams, encoded lengths and statistics go through one
- * small control BO.
+ * buffer is freed starts over.  Master weights, momentum and gradients are
+ * pool buffers (model.c), so the update copies nothing.  Host memory that
+ * is not in a pool (the caller's labels, say) is copied into a staging BO
+ * before the job and, for outputs, copied back after it.  Command streams,
+ * encoded lengths and statistics go through one small control BO.
  *
  * Execution.  The step reads statistics and encoded lengths right after
  * each call (into locals), so every operation is one job: SUBMIT with the
  * pools listed, signal point n of a timeline syncobj, wait for it with an
  * absolute timeout, then check the file's job counters (DRM_SPT_QUERY_STATUS)
  * to tell success from an MMU fault (-EFAULT), a hang the driver reset
- * (-ETIMEDOUT) or another device error (-EIO).  sync() therefore has
- * nothing left to wait for.  The wait's deadline is SPT_WAIT_MS
+ * (-ETIMEDOUT) or another device error (-EIO).  The one exception is SGD:
+ * the updates of a step (on pool buffers) are queued and submitted as one
+ * job by sync() or by the next operation, so sync() waits only for them.
+ * SOFTMAX_XENT and SGD run on core in-process on a chip without
+ * CAPS.TRAIN_OPS.  The wait's deadline is SPT_WAIT_MS
  * (default 120 s: TCG is slow, and the driver's own job timeout resets real
  * hangs well before it).  SPT_DX_STATS=1 prints, at close, how many jobs ran
  * and how long the operations, the submit-to-signal waits and the host-side
@@ -32,6 +35,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,6 +90,9 @@ struct rt_dx {
 	struct drm_spt_bo_ref refs[DX_MAX_POOLS + 2];
 	struct drm_spt_query_status status;
 	uint64_t jobs;
+	/* SGD commands queued in the control BO, submitted as one job by dx_flush() */
+	struct { const float *w, *v, *g; size_t n; } sgd[DX_CMD_MAX / sizeof(struct spt_cmd_sgd)];
+	int nsgd;
 	/* SPT_DX_STATS=1: where the time of the backend's operations goes, printed at close */
 	bool trace;
 	int64_t ns_ops, ns_run, ns_count;
@@ -199,6 +206,8 @@ fail:
 	return ret;
 }
 
+static int dx_flush(struct rt_dx *x);
+
 void rt_dx_close(struct rt_dx *x)
 {
 	struct drm_spt_queue_destroy qd = { 0 };
@@ -206,6 +215,7 @@ void rt_dx_close(struct rt_dx *x)
 
 	if (!x)
 		return;
+	dx_flush(x);
 	if (x->trace && x->jobs)
 		fprintf(stderr, "spt device backend: %llu jobs, %.1f ms in operations, "
 			"%.1f ms submit-to-signal, %.1f ms host-side counters\n",
@@ -787,6 +797,175 @@ static int dx_gemm(struct spt_ctx *ctx, enum spt_pass pass, const struct spt_buf
 	return ret;
 }
 
+/* Whether the chip has the SOFTMAX_XENT and SGD opcodes. */
+static bool dx_train_ops(const struct spt_ctx *ctx)
+{
+	const struct rt_dev_priv *p = ctx->priv;
+
+	return p && (p->di.caps & DRM_SPT_CAP_TRAIN_OPS);
+}
+
+static bool dx_all_finite(const float *v, size_t n)
+{
+	size_t j;
+
+	for (j = 0; j < n; j++)
+		if (!isfinite(v[j]))
+			return false;
+	return true;
+}
+
+/* Submit the queued SGD commands as one job; -EDOM if it failed on non-finite values. */
+static int dx_flush(struct rt_dx *x)
+{
+	int i, n = x->nsgd, ret;
+
+	if (!n)
+		return 0;
+	x->nsgd = 0;
+	ret = dx_run(x);
+	/* a failed job carries no reason here: non-finite input is -EDOM, as in core */
+	for (i = 0; ret == -EIO && i < n; i++)
+		if (!dx_all_finite(x->sgd[i].w, x->sgd[i].n) ||
+		    !dx_all_finite(x->sgd[i].v, x->sgd[i].n) ||
+		    !dx_all_finite(x->sgd[i].g, x->sgd[i].n))
+			ret = -EDOM;
+	return ret;
+}
+
+static int dx_flush_ctx(struct spt_ctx *ctx)
+{
+	struct rt_dx *x = dx_of(ctx);
+
+	return x ? dx_flush(x) : 0;
+}
+
+static int dx_softmax_xent(struct spt_ctx *ctx, const struct spt_buf *logits,
+			   const uint8_t *labels, uint32_t rows, uint32_t classes, float *loss,
+			   uint32_t *correct, struct spt_buf *dlogits)
+{
+	struct rt_dx *x = dx_of(ctx);
+	struct spt_cmd_softmax_xent *c;
+	size_t bytes = (size_t)rows * classes * sizeof(float);
+	uint64_t logits_va, labels_va, dl_va = 0;
+	int ret;
+
+	if (!x || !logits || !logits->host || !labels || !loss || !rows || !classes ||
+	    bytes > logits->cap || (dlogits && (!dlogits->host || bytes > dlogits->cap)))
+		return -EINVAL;
+	if (!dx_train_ops(ctx))
+		return spt_softmax_xent(logits->host, labels, rows, classes, loss, correct,
+					dlogits ? dlogits->host : NULL);
+	ret = dx_stage_reserve(x, dx_stage_need(x, logits->host, bytes) +
+				  dx_stage_need(x, labels, rows) +
+				  (dlogits ? dx_stage_need(x, dlogits->host, bytes) : 0));
+	if (ret)
+		return ret;
+	dx_job_begin(x);
+	ret = dx_operand(x, logits->host, bytes, true, false, &logits_va) ?:
+	      dx_operand(x, (void *)labels, rows, true, false, &labels_va);
+	if (!ret && dlogits)
+		ret = dx_operand(x, dlogits->host, bytes, false, true, &dl_va);
+	if (ret)
+		return ret;
+	c = dx_cmd(x, SPT_OP_SOFTMAX_XENT, sizeof(*c));
+	c->logits_va = logits_va;
+	c->labels_va = labels_va;
+	c->rows = rows;
+	c->classes = classes;
+	c->loss_va = dx_res_va(x, 0);
+	c->correct_va = dx_res_va(x, 8);
+	c->dlogits_va = dl_va;
+	ret = dx_run(x);
+	if (ret == -EIO) {
+		/* a failed job carries no reason here: the golden model names it */
+		float l;
+		int r = spt_softmax_xent(logits->host, labels, rows, classes, &l, NULL, NULL);
+
+		return r ? r : ret;
+	}
+	if (ret)
+		return ret;
+	memcpy(loss, dx_res(x, 0), sizeof(*loss));
+	if (correct)
+		memcpy(correct, dx_res(x, 8), sizeof(*correct));
+	return 0;
+}
+
+static int dx_sgd(struct spt_ctx *ctx, struct spt_buf *w, struct spt_buf *v,
+		  const struct spt_buf *g, size_t n, float lr, float momentum,
+		  float weight_decay)
+{
+	struct rt_dx *x = dx_of(ctx);
+	struct spt_cmd_sgd *c;
+	size_t bytes = n * sizeof(float);
+	uint64_t w_va, v_va, g_va;
+	int ret;
+
+	if (!x || !w || !v || !g || !w->host || !v->host || !g->host || bytes > w->cap ||
+	    bytes > v->cap || bytes > g->cap)
+		return -EINVAL;
+	if (!isfinite(lr) || !isfinite(momentum) || !isfinite(weight_decay))
+		return -EINVAL;
+	if (!n)
+		return 0;
+	if (!dx_train_ops(ctx))
+		return spt_sgd_momentum(w->host, v->host, g->host, n, lr, momentum, weight_decay);
+	if (dx_lookup(x, w->host, bytes) && dx_lookup(x, v->host, bytes) &&
+	    dx_lookup(x, g->host, bytes)) {
+		/* all in pools: queue it; sync() (or the next operation) submits the batch */
+		if (x->nsgd == (int)(sizeof(x->sgd) / sizeof(x->sgd[0]))) {
+			ret = dx_flush(x);
+			if (ret)
+				return ret;
+		}
+		if (!x->nsgd)
+			dx_job_begin(x);
+		c = dx_cmd(x, SPT_OP_SGD, sizeof(*c));
+		c->w_va = dx_lookup(x, w->host, bytes);
+		c->v_va = dx_lookup(x, v->host, bytes);
+		c->g_va = dx_lookup(x, g->host, bytes);
+		c->n = n;
+		c->lr = f32_bits(lr);
+		c->momentum = f32_bits(momentum);
+		c->weight_decay = f32_bits(weight_decay);
+		x->sgd[x->nsgd].w = w->host;
+		x->sgd[x->nsgd].v = v->host;
+		x->sgd[x->nsgd].g = g->host;
+		x->sgd[x->nsgd].n = n;
+		x->nsgd++;
+		return 0;
+	}
+	ret = dx_flush(x);
+	if (ret)
+		return ret;
+	ret = dx_stage_reserve(x, dx_stage_need(x, w->host, bytes) +
+				  dx_stage_need(x, v->host, bytes) +
+				  dx_stage_need(x, g->host, bytes));
+	if (ret)
+		return ret;
+	dx_job_begin(x);
+	ret = dx_operand(x, w->host, bytes, true, true, &w_va) ?:
+	      dx_operand(x, v->host, bytes, true, true, &v_va) ?:
+	      dx_operand(x, g->host, bytes, true, false, &g_va);
+	if (ret)
+		return ret;
+	c = dx_cmd(x, SPT_OP_SGD, sizeof(*c));
+	c->w_va = w_va;
+	c->v_va = v_va;
+	c->g_va = g_va;
+	c->n = n;
+	c->lr = f32_bits(lr);
+	c->momentum = f32_bits(momentum);
+	c->weight_decay = f32_bits(weight_decay);
+	ret = dx_run(x);
+	/* a failed job carries no reason here: non-finite input is -EDOM, as in core */
+	if (ret == -EIO && (!dx_all_finite(w->host, n) || !dx_all_finite(v->host, n) ||
+			    !dx_all_finite(g->host, n)))
+		return -EDOM;
+	return ret;
+}
+
 /* The operations as the backend table sees them: timed for SPT_DX_STATS. */
 #define DX_TIMED(call)						\
 	do {							\
@@ -803,20 +982,20 @@ int rt_dx_encode(struct spt_ctx *ctx, const struct spt_buf *src, uint32_t rows,
 		 uint32_t cols, const struct spt_encode_opts *o, struct spt_buf *dst,
 		 struct spt_tensor_stats *st)
 {
-	DX_TIMED(dx_encode(ctx, src, rows, cols, o, dst, st));
+	DX_TIMED(dx_flush_ctx(ctx) ?: dx_encode(ctx, src, rows, cols, o, dst, st));
 }
 
 int rt_dx_transpose(struct spt_ctx *ctx, const struct spt_buf *src,
 		    const struct spt_encode_opts *o, struct spt_buf *dst,
 		    struct spt_tensor_stats *st)
 {
-	DX_TIMED(dx_transpose(ctx, src, o, dst, st));
+	DX_TIMED(dx_flush_ctx(ctx) ?: dx_transpose(ctx, src, o, dst, st));
 }
 
 int rt_dx_decode(struct spt_ctx *ctx, const struct spt_buf *src, struct spt_buf *dst,
 		 size_t elems)
 {
-	DX_TIMED(dx_decode(ctx, src, dst, elems));
+	DX_TIMED(dx_flush_ctx(ctx) ?: dx_decode(ctx, src, dst, elems));
 }
 
 int rt_dx_gemm(struct spt_ctx *ctx, enum spt_pass pass, const struct spt_buf *a,
@@ -825,11 +1004,27 @@ int rt_dx_gemm(struct spt_ctx *ctx, enum spt_pass pass, const struct spt_buf *a,
 	       const struct spt_encode_opts *enc, struct spt_tensor_stats *st,
 	       struct spt_counters *cnt)
 {
-	DX_TIMED(dx_gemm(ctx, pass, a, b, bias, act, mask, y, ct, enc, st, cnt));
+	DX_TIMED(dx_flush_ctx(ctx) ?: dx_gemm(ctx, pass, a, b, bias, act, mask, y, ct, enc, st, cnt));
+}
+
+int rt_dx_softmax_xent(struct spt_ctx *ctx, const struct spt_buf *logits,
+		       const uint8_t *labels, uint32_t rows, uint32_t classes, float *loss,
+		       uint32_t *correct, struct spt_buf *dlogits)
+{
+	DX_TIMED(dx_flush_ctx(ctx) ?: dx_softmax_xent(ctx, logits, labels, rows, classes, loss, correct, dlogits));
+}
+
+int rt_dx_sgd(struct spt_ctx *ctx, struct spt_buf *w, struct spt_buf *v,
+	      const struct spt_buf *g, size_t n, float lr, float momentum,
+	      float weight_decay)
+{
+	DX_TIMED(dx_sgd(ctx, w, v, g, n, lr, momentum, weight_decay));
 }
 
 int rt_dx_sync(struct spt_ctx *ctx)
 {
-	/* every operation waited for its own job */
-	return dx_of(ctx) ? 0 : -EINVAL;
+	/* every operation waited for its own job, except queued SGD commands */
+	if (!dx_of(ctx))
+		return -EINVAL;
+	DX_TIMED(dx_flush_ctx(ctx));
 }

@@ -37,6 +37,12 @@ int rt_dx_gemm(struct spt_ctx *ctx, enum spt_pass pass, const struct spt_buf *a,
 	       const struct spt_buf *mask, struct spt_buf *y, struct spt_buf *ct,
 	       const struct spt_encode_opts *enc, struct spt_tensor_stats *st,
 	       struct spt_counters *cnt);
+int rt_dx_softmax_xent(struct spt_ctx *ctx, const struct spt_buf *logits,
+		       const uint8_t *labels, uint32_t rows, uint32_t classes, float *loss,
+		       uint32_t *correct, struct spt_buf *dlogits);
+int rt_dx_sgd(struct spt_ctx *ctx, struct spt_buf *w, struct spt_buf *v,
+	      const struct spt_buf *g, size_t n, float lr, float momentum,
+	      float weight_decay);
 int rt_dx_sync(struct spt_ctx *ctx);
 
 #endif

@@ -58,6 +58,18 @@ struct spt_backend_ops {
 	int (*sgemm)(struct spt_ctx *ctx, bool trans_a, bool trans_b, uint32_t m,
 		     uint32_t n, uint32_t k, const float *a, const float *b, float *c,
 		     bool accumulate);
+	/*
+	 * Softmax cross-entropy of @rows x @classes logits (spt_softmax_xent):
+	 * mean loss, correct count (may be NULL) and, if @dlogits is not NULL,
+	 * its gradient.  @loss and @correct are valid on return.
+	 */
+	int (*softmax_xent)(struct spt_ctx *ctx, const struct spt_buf *logits,
+			    const uint8_t *labels, uint32_t rows, uint32_t classes,
+			    float *loss, uint32_t *correct, struct spt_buf *dlogits);
+	/* Momentum SGD with weight decay on @n FP32 values (spt_sgd_momentum). */
+	int (*sgd)(struct spt_ctx *ctx, struct spt_buf *w, struct spt_buf *v,
+		   const struct spt_buf *g, size_t n, float lr, float momentum,
+		   float weight_decay);
 	/* Wait until every queued operation has completed. */
 	int (*sync)(struct spt_ctx *ctx);
 };
@@ -99,7 +111,8 @@ struct rt_layer {
 	bool relu;
 	uint32_t K, N;		/* master weights N x K (out x in); GEMM rows: batch (* out_h * out_w) */
 	uint32_t rows_per_sample;	/* 1 (linear) or out_h * out_w (conv) */
-	float *w, *b, *vw, *vb, *gb;
+	float *w, *b, *vw, *vb, *gb;	/* host views of wb, bb, vwb, vbb, gbb */
+	struct spt_buf wb, bb, vwb, vbb, gbb;	/* master weights, momentum, bias gradient */
 	float *gw;		/* points into gwt: the weight gradient, N x K */
 	struct rt_ctl ctl[SPT_CLASS_COUNT];
 	struct spt_layer_stats st;

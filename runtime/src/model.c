@@ -294,13 +294,19 @@ static int layer_alloc(struct spt_model *m, struct rt_layer *l)
 	bool bfp8 = m->opts.precision == SPT_PRECISION_BFP8;
 	int ret = 0;
 
-	l->w = rt_zalloc(kn * sizeof(float));
-	l->vw = rt_zalloc(kn * sizeof(float));
-	l->b = rt_zalloc(N * sizeof(float));
-	l->vb = rt_zalloc(N * sizeof(float));
-	l->gb = rt_zalloc(N * sizeof(float));
-	if (!l->w || !l->vw || !l->b || !l->vb || !l->gb)
-		return -ENOMEM;
+	/* master weights, momentum and gradients live in backend buffers (device BOs) */
+	ret = ret ?: buf(m, &l->wb, kn * sizeof(float));
+	ret = ret ?: buf(m, &l->vwb, kn * sizeof(float));
+	ret = ret ?: buf(m, &l->bb, N * sizeof(float));
+	ret = ret ?: buf(m, &l->vbb, N * sizeof(float));
+	ret = ret ?: buf(m, &l->gbb, N * sizeof(float));
+	if (ret)
+		return ret;
+	l->w = l->wb.host;
+	l->vw = l->vwb.host;
+	l->b = l->bb.host;
+	l->vb = l->vbb.host;
+	l->gb = l->gbb.host;
 	ret = ret ?: buf(m, &l->x, B * l->in_c * l->in_h * l->in_w * sizeof(float));
 	if (l->kind == RT_CONV)
 		ret = ret ?: buf(m, &l->col, M * K * sizeof(float));
@@ -363,14 +369,10 @@ static void layer_free(struct spt_model *m, struct rt_layer *l)
 {
 	struct spt_buf *bufs[] = { &l->x, &l->col, &l->a_ct, &l->at_ct, &l->wg_ct, &l->wt_ct,
 				   &l->w_ct, &l->y, &l->y_ct, &l->dy, &l->dy_ct, &l->dyt_ct,
-				   &l->dcol, &l->gwt };
+				   &l->dcol, &l->gwt, &l->wb, &l->vwb, &l->bb, &l->vbb, &l->gbb };
 	size_t i;
 
-	free(l->w);
-	free(l->b);
-	free(l->vw);
-	free(l->vb);
-	free(l->gb);
+	l->w = l->b = l->vw = l->vb = l->gb = l->gw = NULL;
 	for (i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++)
 		if (bufs[i]->host && m->ctx->ops->buf_free)
 			m->ctx->ops->buf_free(m->ctx, bufs[i]);

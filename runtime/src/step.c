@@ -134,14 +134,14 @@ static int bfp8_wcopy(struct step *s, int i)
 	struct spt_model *m = s->m;
 	struct spt_ctx *ctx = m->ctx;
 	struct rt_layer *l = &m->layers[i];
-	struct spt_buf w = wrap(l->w, (size_t)l->N * l->K);
+	struct spt_buf *w = &l->wb;
 	struct spt_encode_opts o, raw;
 	struct spt_tensor_stats ts;
 	int ret;
 
 	/* master weights are N x K, blocked along K: the forward B operand as is */
 	enc_opts(&o, &s->prune[i][SPT_CLASS_WCOPY]);
-	ret = ctx->ops->encode(ctx, &w, l->N, l->K, &o, &l->wt_ct, &ts);
+	ret = ctx->ops->encode(ctx, w, l->N, l->K, &o, &l->wt_ct, &ts);
 	if (ret)
 		return ret;
 	note(s, i, SPT_CLASS_WCOPY, &ts);
@@ -172,7 +172,7 @@ static int bfp8_forward(struct step *s, const float *x)
 		bool last = i == m->nlayers - 1;
 		uint64_t M = rows_of(l, s->n);
 		struct spt_tensor_stats ts;
-		struct spt_buf bias = wrap(l->b, l->N);
+		struct spt_buf bias = l->bb;
 
 		ret = bfp8_wcopy(s, i);
 		if (ret)
@@ -527,7 +527,8 @@ static int run_step(struct spt_model *m, const float *x, const uint8_t *labels, 
 	ret = ctx->ops->sync(ctx);
 	if (ret)
 		goto out;
-	ret = spt_softmax_xent(last->y.host, labels, n, m->classes, &loss, &correct, last->dy.host);
+	ret = ctx->ops->softmax_xent(ctx, &last->y, labels, n, m->classes, &loss, &correct,
+				     &last->dy);
 	if (ret || !isfinite(loss)) {
 		ret = ret == -EDOM || !ret ? -SPT_EDIVERGED : ret;
 		goto out;
@@ -570,13 +571,19 @@ static int run_step(struct spt_model *m, const float *x, const uint8_t *labels, 
 	for (i = 0; i < m->nlayers; i++) {
 		struct rt_layer *l = &m->layers[i];
 
-		ret = spt_sgd_momentum(l->w, l->vw, l->gw, (size_t)l->K * l->N, lr,
-				       m->opts.momentum, m->opts.weight_decay) ?:
-		      spt_sgd_momentum(l->b, l->vb, l->gb, l->N, lr, m->opts.momentum, 0.0f);
+		ret = ctx->ops->sgd(ctx, &l->wb, &l->vwb, &l->gwt, (size_t)l->K * l->N, lr,
+				    m->opts.momentum, m->opts.weight_decay) ?:
+		      ctx->ops->sgd(ctx, &l->bb, &l->vbb, &l->gbb, l->N, lr, m->opts.momentum,
+				    0.0f);
 		if (ret) {
 			ret = ret == -EDOM ? -SPT_EDIVERGED : ret;
 			goto out;
 		}
+	}
+	ret = ctx->ops->sync(ctx);	/* a device backend may batch the updates */
+	if (ret) {
+		ret = ret == -EDOM ? -SPT_EDIVERGED : ret;
+		goto out;
 	}
 	for (i = 0; i < m->nlayers; i++)
 		for (c = 0; c < SPT_CLASS_COUNT; c++)
