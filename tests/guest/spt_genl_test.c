@@ -62,35 +62,6 @@ static int get_counters(struct counters *c)
 	return r < 0 ? r : 0;
 }
 
-static int run_fence_job(uint64_t va_override)
-{
-	struct spt_bo cmd, data;
-	struct spt_submit_args a = { 0 };
-	struct spt_cs cs;
-	uint32_t q, s;
-	int r;
-
-	if (spt_bo_new(fd, 4096, 0, &cmd) || spt_bo_new(fd, 4096, 0, &data) ||
-	    spt_queue_new(fd, 1, &q) || spt_syncobj_new(fd, false, &s))
-		return -1;
-	cs.buf = cmd.map;
-	cs.len = 0;
-	cs.cap = cmd.size;
-	spt_cs_fence(&cs, va_override ? va_override : data.va, 1);
-	a.queue = q;
-	a.cmd_handle = cmd.handle;
-	a.cmd_size = cs.len;
-	a.out_sync = s;
-	r = spt_submit(fd, &a);
-	if (!r)
-		r = spt_syncobj_wait(fd, s, 0, 20000);
-	spt_syncobj_del(fd, s);
-	spt_queue_del(fd, q);
-	spt_bo_free(fd, &data);
-	spt_bo_free(fd, &cmd);
-	return r;
-}
-
 static bool get_counts_jobs(void)
 {
 	struct counters c0, c1;
@@ -98,7 +69,7 @@ static bool get_counts_jobs(void)
 	CHECK_ERR(get_counters(&c0), 0);
 	CHECK(c0.got == SPT_CMD_GET, "reply cmd %d", c0.got);
 	CHECK(c0.v[SPT_A_PCI], "no PCI address");
-	CHECK_ERR(run_fence_job(0), 0);
+	CHECK_ERR(spt_run_fence_job(fd, 0), 0);
 	CHECK_ERR(get_counters(&c1), 0);
 	CHECK(c1.v[SPT_A_JOBS_SUBMITTED] == c0.v[SPT_A_JOBS_SUBMITTED] + 1, "submitted %llu -> %llu",
 	      (unsigned long long)c0.v[SPT_A_JOBS_SUBMITTED],
@@ -122,8 +93,8 @@ static bool events_multicast(void)
 	CHECK(!nl_socket_add_membership(sk, grp), "add membership");
 	nl_socket_set_nonblocking(sk);
 
-	CHECK_ERR(run_fence_job(0), 0);
-	CHECK_ERR(run_fence_job(0x6000000000ull), 0);
+	CHECK_ERR(spt_run_fence_job(fd, 0), 0);
+	CHECK_ERR(spt_run_fence_job(fd, 0x6000000000ull), 0);
 	for (i = 0; i < 200 && !(seen_done && seen_fault && seen_failed); i++) {
 		memset(&ev, 0, sizeof(ev));
 		if (nl_recvmsgs_default(sk) < 0) {

@@ -389,4 +389,37 @@ static inline void spt_fill(float *x, size_t n, uint32_t seed)
 	}
 }
 
+/*
+ * One job that writes a fence to a fresh BO, or to @va_override (an
+ * unmapped VA makes it fault); waits up to 20 s.  0 or a negative errno.
+ */
+static inline int spt_run_fence_job(int fd, uint64_t va_override)
+{
+	struct spt_bo cmd, data;
+	struct spt_submit_args a = { 0 };
+	struct spt_cs cs;
+	uint32_t q, s;
+	int r;
+
+	if (spt_bo_new(fd, 4096, 0, &cmd) || spt_bo_new(fd, 4096, 0, &data) ||
+	    spt_queue_new(fd, 1, &q) || spt_syncobj_new(fd, false, &s))
+		return -1;
+	cs.buf = cmd.map;
+	cs.len = 0;
+	cs.cap = cmd.size;
+	spt_cs_fence(&cs, va_override ? va_override : data.va, 1);
+	a.queue = q;
+	a.cmd_handle = cmd.handle;
+	a.cmd_size = cs.len;
+	a.out_sync = s;
+	r = spt_submit(fd, &a);
+	if (!r)
+		r = spt_syncobj_wait(fd, s, 0, 20000);
+	spt_syncobj_del(fd, s);
+	spt_queue_del(fd, q);
+	spt_bo_free(fd, &data);
+	spt_bo_free(fd, &cmd);
+	return r;
+}
+
 #endif /* SPT_TEST_H */

@@ -136,35 +136,6 @@ static int count(const char *s, const char *what)
 	return n;
 }
 
-static int run_fence_job(uint64_t va_override)
-{
-	struct spt_bo cmd, data;
-	struct spt_submit_args a = { 0 };
-	struct spt_cs cs;
-	uint32_t q, s;
-	int r;
-
-	if (spt_bo_new(fd, 4096, 0, &cmd) || spt_bo_new(fd, 4096, 0, &data) ||
-	    spt_queue_new(fd, 1, &q) || spt_syncobj_new(fd, false, &s))
-		return -1;
-	cs.buf = cmd.map;
-	cs.len = 0;
-	cs.cap = cmd.size;
-	spt_cs_fence(&cs, va_override ? va_override : data.va, 1);
-	a.queue = q;
-	a.cmd_handle = cmd.handle;
-	a.cmd_size = cs.len;
-	a.out_sync = s;
-	r = spt_submit(fd, &a);
-	if (!r)
-		r = spt_syncobj_wait(fd, s, 0, 20000);
-	spt_syncobj_del(fd, s);
-	spt_queue_del(fd, q);
-	spt_bo_free(fd, &data);
-	spt_bo_free(fd, &cmd);
-	return r;
-}
-
 #define JOBS 3
 
 static bool json_counters_move(void)
@@ -179,7 +150,7 @@ static bool json_counters_move(void)
 	CHECK(top_spawn(&c, args), "spawn: %s", strerror(errno));
 	CHECK(top_line(&c, l1, sizeof(l1), 20000), "no first refresh");
 	for (i = 0; i < JOBS; i++)
-		CHECK_ERR(run_fence_job(0), 0);
+		CHECK_ERR(spt_run_fence_job(fd, 0), 0);
 	CHECK(top_line(&c, l2, sizeof(l2), 20000), "no second refresh after %s", l1);
 	rc = top_reap(&c);
 	CHECK(rc == 0, "spt top exit status %d", rc);
@@ -211,7 +182,7 @@ static bool events_mode_done_and_fault(void)
 	CHECK(top_spawn(&c, args), "spawn: %s", strerror(errno));
 	/* No output until the first event: submit until one arrives. */
 	for (i = 0; i < 50 && !done; i++) {
-		CHECK_ERR(run_fence_job(0), 0);
+		CHECK_ERR(spt_run_fence_job(fd, 0), 0);
 		while (top_line(&c, line, sizeof(line), 200))
 			done |= !!strstr(line, "{\"event\":\"job-done\"");
 	}
@@ -219,7 +190,7 @@ static bool events_mode_done_and_fault(void)
 		kill(c.pid, SIGKILL);
 	CHECK(done, "no job-done event line");
 	/* A stray VA: the job fails with EFAULT, the fence still signals. */
-	CHECK_ERR(run_fence_job(0x6000000000ull), 0);
+	CHECK_ERR(spt_run_fence_job(fd, 0x6000000000ull), 0);
 	while (!(fault && failed) && top_line(&c, line, sizeof(line), 10000)) {
 		fault |= strstr(line, "{\"event\":\"mmu-fault\"") &&
 			 strstr(line, "\"fault-va\":412316860416");
