@@ -514,6 +514,36 @@ static int dx_run(struct rt_dx *x)
 
 /* ---- operations ---------------------------------------------------------- */
 
+/*
+ * Open a job with one input (@src_bytes at @src) and one output (@dst_bytes
+ * at @dst): staging reserved for both, device VAs in *src_va and *dst_va.
+ */
+static int dx_job_src_dst(struct rt_dx *x, void *src, size_t src_bytes, void *dst,
+			  size_t dst_bytes, uint64_t *src_va, uint64_t *dst_va)
+{
+	int ret = dx_stage_reserve(x, dx_stage_need(x, src, src_bytes) +
+				      dx_stage_need(x, dst, dst_bytes));
+
+	if (ret)
+		return ret;
+	dx_job_begin(x);
+	return dx_operand(x, src, src_bytes, true, false, src_va) ?:
+	       dx_operand(x, dst, dst_bytes, false, true, dst_va);
+}
+
+/* Run a job whose command wrote a compressed length and statistics. */
+static int dx_run_encoded(struct rt_dx *x, struct spt_buf *dst, struct spt_tensor_stats *st)
+{
+	int ret = dx_run(x);
+
+	if (ret)
+		return ret;
+	memcpy(&dst->len, dx_res(x, 0), sizeof(uint64_t));
+	if (st)
+		dx_stats(dx_res(x, 64), st);
+	return 0;
+}
+
 static int dx_encode(struct spt_ctx *ctx, const struct spt_buf *src, uint32_t rows,
 		     uint32_t cols, const struct spt_encode_opts *o, struct spt_buf *dst,
 		     struct spt_tensor_stats *st)
@@ -531,13 +561,7 @@ static int dx_encode(struct spt_ctx *ctx, const struct spt_buf *src, uint32_t ro
 	ret = dx_hw_encode(o, &he);
 	if (ret)
 		return ret;
-	ret = dx_stage_reserve(x, dx_stage_need(x, src->host, in_bytes) +
-				  dx_stage_need(x, dst->host, dst->cap));
-	if (ret)
-		return ret;
-	dx_job_begin(x);
-	ret = dx_operand(x, src->host, in_bytes, true, false, &src_va) ?:
-	      dx_operand(x, dst->host, dst->cap, false, true, &dst_va);
+	ret = dx_job_src_dst(x, src->host, in_bytes, dst->host, dst->cap, &src_va, &dst_va);
 	if (ret)
 		return ret;
 	c = dx_cmd(x, SPT_OP_ENCODE, sizeof(*c));
@@ -549,13 +573,7 @@ static int dx_encode(struct spt_ctx *ctx, const struct spt_buf *src, uint32_t ro
 	c->len_va = dx_res_va(x, 0);
 	c->stats_va = dx_res_va(x, 64);
 	c->enc = he;
-	ret = dx_run(x);
-	if (ret)
-		return ret;
-	memcpy(&dst->len, dx_res(x, 0), sizeof(uint64_t));
-	if (st)
-		dx_stats(dx_res(x, 64), st);
-	return 0;
+	return dx_run_encoded(x, dst, st);
 }
 
 static int dx_transpose(struct spt_ctx *ctx, const struct spt_buf *src,
@@ -574,13 +592,7 @@ static int dx_transpose(struct spt_ctx *ctx, const struct spt_buf *src,
 	ret = dx_ct_header(src, &h) ?: dx_hw_encode(o, &he);
 	if (ret)
 		return ret;
-	ret = dx_stage_reserve(x, dx_stage_need(x, src->host, src->len) +
-				  dx_stage_need(x, dst->host, dst->cap));
-	if (ret)
-		return ret;
-	dx_job_begin(x);
-	ret = dx_operand(x, src->host, src->len, true, false, &src_va) ?:
-	      dx_operand(x, dst->host, dst->cap, false, true, &dst_va);
+	ret = dx_job_src_dst(x, src->host, src->len, dst->host, dst->cap, &src_va, &dst_va);
 	if (ret)
 		return ret;
 	c = dx_cmd(x, SPT_OP_TRANSPOSE, sizeof(*c));
@@ -591,13 +603,7 @@ static int dx_transpose(struct spt_ctx *ctx, const struct spt_buf *src,
 	c->len_va = dx_res_va(x, 0);
 	c->stats_va = dx_res_va(x, 64);
 	c->enc = he;
-	ret = dx_run(x);
-	if (ret)
-		return ret;
-	memcpy(&dst->len, dx_res(x, 0), sizeof(uint64_t));
-	if (st)
-		dx_stats(dx_res(x, 64), st);
-	return 0;
+	return dx_run_encoded(x, dst, st);
 }
 
 static int dx_decode(struct spt_ctx *ctx, const struct spt_buf *src, struct spt_buf *dst,
@@ -616,13 +622,8 @@ static int dx_decode(struct spt_ctx *ctx, const struct spt_buf *src, struct spt_
 		return ret;
 	if ((uint64_t)h.rows * h.cols != elems)
 		return -EINVAL;
-	ret = dx_stage_reserve(x, dx_stage_need(x, src->host, src->len) +
-				  dx_stage_need(x, dst->host, elems * sizeof(float)));
-	if (ret)
-		return ret;
-	dx_job_begin(x);
-	ret = dx_operand(x, src->host, src->len, true, false, &src_va) ?:
-	      dx_operand(x, dst->host, elems * sizeof(float), false, true, &dst_va);
+	ret = dx_job_src_dst(x, src->host, src->len, dst->host, elems * sizeof(float),
+			     &src_va, &dst_va);
 	if (ret)
 		return ret;
 	c = dx_cmd(x, SPT_OP_DECODE, sizeof(*c));
