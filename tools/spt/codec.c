@@ -397,6 +397,23 @@ static int codec_encode(int argc, char **argv)
 	return ret;
 }
 
+/* Read and validate a compressed tensor file; NULL (message printed) on error. */
+static void *read_compressed(const char *path, size_t *len, struct spt_ct_info *info)
+{
+	void *buf = spt_read_file(path, len);
+	int ret;
+
+	if (!buf)
+		return NULL;
+	ret = spt_ct_validate(buf, *len, info);
+	if (ret) {
+		free(buf);
+		spt_err("%s: not a valid compressed tensor: %s", path, spt_core_strerror(ret));
+		return NULL;
+	}
+	return buf;
+}
+
 static int codec_decode(int argc, char **argv)
 {
 	struct spt_ct_info info;
@@ -409,15 +426,9 @@ static int codec_decode(int argc, char **argv)
 	ret = parse_args(argc, argv, decode_usage, "q", 2, &a);
 	if (ret >= 0)
 		return ret;
-	buf = spt_read_file(a.in, &len);
+	buf = read_compressed(a.in, &len, &info);
 	if (!buf)
 		return 1;
-	ret = spt_ct_validate(buf, len, &info);
-	if (ret) {
-		free(buf);
-		return spt_err("%s: not a valid compressed tensor: %s", a.in,
-			       spt_core_strerror(ret));
-	}
 	n = (size_t)info.rows * info.cols;
 	x = malloc(n * sizeof(float));
 	if (!x) {
@@ -504,15 +515,9 @@ static int codec_inspect(int argc, char **argv)
 	ret = parse_args(argc, argv, inspect_usage, "j", 1, &a);
 	if (ret >= 0)
 		return ret;
-	buf = spt_read_file(a.in, &len);
+	buf = read_compressed(a.in, &len, &info);
 	if (!buf)
 		return 1;
-	ret = spt_ct_validate(buf, len, &info);
-	if (ret) {
-		free(buf);
-		return spt_err("%s: not a valid compressed tensor: %s", a.in,
-			       spt_core_strerror(ret));
-	}
 	summarise(buf, &info, &s);
 	free(buf);
 	elems = (uint64_t)info.rows * info.cols;
