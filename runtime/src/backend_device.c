@@ -121,4 +121,5 @@ const struct spt_backend_ops spt_device_backend = {
 	.softmax_xent = rt_dx_softmax_xent,
 	.sgd = rt_dx_sgd,
 	.sync = rt_dx_sync,
+	.device_seconds = rt_dx_device_seconds,
 };

@@ -91,11 +91,13 @@ struct rt_dx {
 	struct drm_spt_query_status status;
 	uint64_t jobs;
 	/* SGD commands queued in the control BO, submitted as one job by dx_flush() */
-	struct { const float *w, *v, *g; size_t n; } sgd[DX_CMD_MAX / sizeof(struct spt_cmd_sgd)];
+	struct { const float *w, *v, *g; size_t n; }
+		sgd[(DX_CMD_MAX - 2 * sizeof(struct spt_cmd_timestamp)) / sizeof(struct spt_cmd_sgd)];
 	int nsgd;
 	/* SPT_DX_STATS=1: where the time of the backend's operations goes, printed at close */
 	bool trace;
 	int64_t ns_ops, ns_run, ns_count;
+	uint64_t busy_ns;	/* device time of completed jobs, from their TIMESTAMPs */
 };
 
 /* ---- buffer objects ------------------------------------------------------ */
@@ -305,11 +307,18 @@ static uint64_t dx_lookup(const struct rt_dx *x, const void *p, size_t bytes)
 	return 0;
 }
 
+static void dx_timestamp(struct rt_dx *x, size_t res_off);
+
+/* Every job starts and ends with a TIMESTAMP (device busy time). */
+#define DX_RES_T0	256
+#define DX_RES_T1	264
+
 static void dx_job_begin(struct rt_dx *x)
 {
 	x->stage_used = 0;
 	x->nouts = 0;
 	x->cmd_len = 0;
+	dx_timestamp(x, DX_RES_T0);
 }
 
 /* Make room for @need staged bytes; only between jobs (the BO may move). */
@@ -379,6 +388,13 @@ static uint64_t dx_res_va(const struct rt_dx *x, size_t off)
 static void *dx_res(const struct rt_dx *x, size_t off)
 {
 	return x->ctrl.map + DX_RES_OFF + off;
+}
+
+static void dx_timestamp(struct rt_dx *x, size_t res_off)
+{
+	struct spt_cmd_timestamp *t = dx_cmd(x, SPT_OP_TIMESTAMP, sizeof(*t));
+
+	t->va = dx_res_va(x, res_off);
 }
 
 static uint32_t f32_bits(float f)
@@ -464,8 +480,10 @@ static int dx_run(struct rt_dx *x)
 	uint32_t n = 0, first = 0;
 	uint64_t point;
 	int64_t t0 = dx_now_ns();
+	uint64_t ts[2];
 	int i, ret;
 
+	dx_timestamp(x, DX_RES_T1);
 	for (i = 0; i < x->npools; i++) {
 		x->refs[n].handle = x->pool[i].bo.handle;
 		x->refs[n++].flags = DRM_SPT_BO_REF_READ | DRM_SPT_BO_REF_WRITE;
@@ -507,6 +525,8 @@ static int dx_run(struct rt_dx *x)
 	x->status = st;
 	if (ret)
 		return ret;
+	memcpy(ts, dx_res(x, DX_RES_T0), sizeof(ts));
+	x->busy_ns += ts[1] - ts[0];
 	for (i = 0; i < x->nouts; i++)
 		memcpy(x->outs[i].host, x->stage.map + x->outs[i].off, x->outs[i].bytes);
 	return 0;
@@ -1020,6 +1040,18 @@ int rt_dx_sgd(struct spt_ctx *ctx, struct spt_buf *w, struct spt_buf *v,
 	      float weight_decay)
 {
 	DX_TIMED(dx_sgd(ctx, w, v, g, n, lr, momentum, weight_decay));
+}
+
+double rt_dx_device_seconds(struct spt_ctx *ctx)
+{
+	struct rt_dx *x = dx_of(ctx);
+	double s;
+
+	if (!x)
+		return 0;
+	s = (double)x->busy_ns / 1e9;
+	x->busy_ns = 0;
+	return s;
 }
 
 int rt_dx_sync(struct spt_ctx *ctx)

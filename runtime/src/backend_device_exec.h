@@ -44,5 +44,6 @@ int rt_dx_sgd(struct spt_ctx *ctx, struct spt_buf *w, struct spt_buf *v,
 	      const struct spt_buf *g, size_t n, float lr, float momentum,
 	      float weight_decay);
 int rt_dx_sync(struct spt_ctx *ctx);
+double rt_dx_device_seconds(struct spt_ctx *ctx);
 
 #endif

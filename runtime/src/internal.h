@@ -72,6 +72,11 @@ struct spt_backend_ops {
 		   float weight_decay);
 	/* Wait until every queued operation has completed. */
 	int (*sync)(struct spt_ctx *ctx);
+	/*
+	 * Device busy time, in seconds, of the work completed since the last
+	 * call (and resets it); NULL for a backend without a device.
+	 */
+	double (*device_seconds)(struct spt_ctx *ctx);
 };
 
 extern const struct spt_backend_ops spt_cpu_backend;

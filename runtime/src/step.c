@@ -513,6 +513,8 @@ static int run_step(struct spt_model *m, const float *x, const uint8_t *labels, 
 	s->m = m;
 	s->n = n;
 	s->train = true;
+	if (ctx->ops->device_seconds)
+		ctx->ops->device_seconds(ctx);	/* start counting at this step */
 	for (i = 0; i < m->nlayers; i++) {
 		memset(&m->layers[i].st, 0, sizeof(m->layers[i].st));
 		if (!update)
@@ -601,6 +603,7 @@ static int run_step(struct spt_model *m, const float *x, const uint8_t *labels, 
 	st->lr = lr;
 	finish_stats(s, st);
 	st->host_seconds = rt_now() - t0;
+	st->device_seconds = ctx->ops->device_seconds ? ctx->ops->device_seconds(ctx) : 0;
 out:
 	free(s);
 	return ret;

@@ -335,6 +335,13 @@ struct spt_step_stats {
 	struct spt_counters total;	/* all GEMMs of the step (modeled cycles/energy) */
 	double bytes_vs_fp16;	/* bytes moved / bytes dense FP16 would move */
 	double host_seconds;	/* wall time of the step on the host */
+	/*
+	 * Device busy time of the step, in seconds: from the device's own
+	 * timestamps around the step's command streams (QEMU's virtual clock on
+	 * the emulated chip).  0 on the CPU backend.  host_seconds /
+	 * device_seconds is the step's overhead over its device-side compute.
+	 */
+	double device_seconds;
 };
 
 /*
