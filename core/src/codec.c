@@ -639,6 +639,40 @@ int spt_ct_decode(const void *buf, size_t len, float *out, size_t elems)
 	return 0;
 }
 
+/*
+ * Stored elements only, blocks in storage order (row-major): per column the
+ * adds run in row order, as in a sum over the decoded tensor; the elements
+ * not stored would add +0.0f to a sum that is never -0.0f (it starts at +0.0f
+ * and a round-to-nearest sum is -0.0f only when both terms are), so skipping
+ * them gives the same bits.  Values as decode_scalar computes them.
+ */
+int spt_ct_colsum(const void *buf, size_t len, float *sum, size_t cols)
+{
+	const uint8_t *p = buf;
+	struct ct_hdr h;
+	size_t j;
+	int err;
+
+	if (!buf || !sum)
+		return -EINVAL;
+	err = ct_open(buf, len, &h);
+	if (err)
+		return err;
+	if (cols != h.g.cols)
+		return -EINVAL;
+	for (j = 0; j < cols; j++)
+		sum[j] = 0.0f;
+	FOR_EACH_BLOCK(p, &h, {
+		float *dst = sum + (size_t)(blk % h.g.bpr) * SPT_BLOCK_ELEMS;
+		float s = spt_lut_e8m0_scale[(uint8_t)(ex + SPT_E8M0_BIAS)];
+		uint32_t m;
+
+		for (m = l2; m; m &= m - 1)
+			dst[__builtin_ctz(m)] += (float)*vals++ * s;
+	});
+	return 0;
+}
+
 void spt_unpacked_free(struct spt_unpacked *u)
 {
 	if (!u)

@@ -152,6 +152,71 @@ int spt_ct_transpose(const void *in, size_t in_len,
 		     const struct spt_encode_opts *o, void *out, size_t cap,
 		     size_t *out_len, struct spt_tensor_stats *stats);
 
+/*
+ * Column sums of a compressed tensor: validate @len bytes at @buf as
+ * spt_ct_validate() does, then sum[j] = sum over rows r in increasing order,
+ * starting from +0.0f, of the decoded element (r, j) (FP32 adds).  @cols must
+ * equal the tensor's cols (-EINVAL otherwise).  Bit-identical to decoding the
+ * tensor and running for r: for c: sum[c] += x[r * cols + c] from 0.0f
+ * (elements not stored decode to +0.0f, and adding +0.0f to a sum that starts
+ * at +0.0f changes nothing), which is the bias gradient of a training step.
+ */
+int spt_ct_colsum(const void *buf, size_t len, float *sum, size_t cols);
+
+/* ---- convolution lowering (NHWC, FP32) ---------------------------------- */
+
+/*
+ * A k x k convolution window over a batch of n images of h x w pixels with c
+ * channels, stored NHWC; stride and zero padding pad on every side.
+ * Output oh = (h + 2*pad - k) / stride + 1, likewise ow.  The patch matrix
+ * has rows = n*oh*ow rows of cols = k*k*c columns ordered (ky, kx, channel).
+ * Valid shapes: n, h, w, c >= 1, 1 <= k <= SPT_CONV_K_MAX,
+ * 1 <= stride <= SPT_CONV_STRIDE_MAX, pad < k, h + 2*pad >= k and
+ * w + 2*pad >= k (so oh, ow >= 1).
+ */
+#define SPT_CONV_K_MAX		16u
+#define SPT_CONV_STRIDE_MAX	16u
+
+struct spt_conv_shape {
+	uint32_t n, h, w, c;
+	uint32_t k, stride, pad;
+};
+
+struct spt_conv_dims {
+	uint32_t oh, ow;
+	uint64_t rows;		/* n * oh * ow */
+	uint64_t cols;		/* k * k * c */
+	uint64_t img_elems;	/* n * h * w * c */
+	uint64_t col_elems;	/* rows * cols */
+};
+
+/*
+ * Check @s and compute its sizes into @d (may be NULL).  -EINVAL for an
+ * invalid shape, -E2BIG if an element count, or its size in bytes, does not
+ * fit in 64 bits or in size_t.
+ */
+int spt_conv_shape_check(const struct spt_conv_shape *s, struct spt_conv_dims *d);
+
+/*
+ * im2col: write the patch matrix of the image @img (@img_elems floats) to
+ * @col (@col_elems floats); padding reads as +0.0f.  Both counts must equal
+ * the shape's (-EINVAL).  The buffers must not overlap.
+ */
+int spt_im2col(const struct spt_conv_shape *s, const float *img, size_t img_elems,
+	       float *col, size_t col_elems);
+
+/*
+ * col2im, the adjoint: set @img to +0.0f, then add every element of @col
+ * that does not fall into the padding to its pixel, patches in row order and
+ * within a patch in (ky, kx, channel) order (FP32 adds; the result depends
+ * on nothing but the inputs).  Counts as for spt_im2col.
+ */
+int spt_col2im(const struct spt_conv_shape *s, const float *col, size_t col_elems,
+	       float *img, size_t img_elems);
+
+/* 0 if all @n floats at @x are finite, -EDOM if one is NaN or infinite. */
+int spt_check_finite(const float *x, size_t n);
+
 /* ---- counters and the analytic cycle/energy model (modeled) ------------ */
 
 struct spt_counters {

@@ -1,0 +1,472 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Training-step lowering ops of the core: im2col and col2im for a general
+ * k x k window, column sums of a compressed tensor and the finite check,
+ * each against a straightforward dense reference, bit for bit, and their
+ * argument checks.
+ */
+#include <check.h>
+#include <errno.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "spt/core.h"
+
+static uint64_t rng_state;
+
+static float rnd(void)
+{
+	rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
+	return (float)((int32_t)(rng_state >> 33) % 20001 - 10000) / 997.0f;
+}
+
+static float *rnd_array(size_t n)
+{
+	float *p = malloc(n * sizeof(float) + 1);
+	size_t i;
+
+	ck_assert_ptr_nonnull(p);
+	for (i = 0; i < n; i++)
+		p[i] = rnd();
+	return p;
+}
+
+/* ---- dense references --------------------------------------------------- */
+
+static float ref_pixel(const struct spt_conv_shape *s, const float *img, long b, long y,
+		       long x, long ch)
+{
+	if (y < 0 || x < 0 || y >= (long)s->h || x >= (long)s->w)
+		return 0.0f;
+	return img[((b * (long)s->h + y) * (long)s->w + x) * (long)s->c + ch];
+}
+
+static void ref_im2col(const struct spt_conv_shape *s, long oh, long ow, const float *img,
+		       float *col)
+{
+	long b, oy, ox, ky, kx, ch, r = 0, K = (long)s->k * s->k * s->c;
+
+	for (b = 0; b < (long)s->n; b++)
+		for (oy = 0; oy < oh; oy++)
+			for (ox = 0; ox < ow; ox++, r++)
+				for (ky = 0; ky < (long)s->k; ky++)
+					for (kx = 0; kx < (long)s->k; kx++)
+						for (ch = 0; ch < (long)s->c; ch++)
+							col[r * K + (ky * s->k + kx) * s->c + ch] =
+								ref_pixel(s, img, b,
+									  oy * s->stride + ky - s->pad,
+									  ox * s->stride + kx - s->pad, ch);
+}
+
+static void ref_col2im(const struct spt_conv_shape *s, long oh, long ow, const float *col,
+		       float *img)
+{
+	long b, oy, ox, ky, kx, ch, r = 0, K = (long)s->k * s->k * s->c;
+	long e = (long)s->n * s->h * s->w * s->c;
+
+	for (b = 0; b < e; b++)
+		img[b] = 0.0f;
+	for (b = 0; b < (long)s->n; b++)
+		for (oy = 0; oy < oh; oy++)
+			for (ox = 0; ox < ow; ox++, r++)
+				for (ky = 0; ky < (long)s->k; ky++)
+					for (kx = 0; kx < (long)s->k; kx++) {
+						long y = oy * s->stride + ky - s->pad;
+						long x = ox * s->stride + kx - s->pad;
+
+						if (y < 0 || x < 0 || y >= (long)s->h || x >= (long)s->w)
+							continue;
+						for (ch = 0; ch < (long)s->c; ch++)
+							img[((b * (long)s->h + y) * (long)s->w + x) *
+							    (long)s->c + ch] +=
+								col[r * K + (ky * s->k + kx) * s->c + ch];
+					}
+}
+
+static const struct spt_conv_shape shapes[] = {
+	/* n, h, w, c, k, stride, pad */
+	{ 2, 8, 8, 3, 3, 1, 1 },	/* the runtime's 3x3 same convolution */
+	{ 3, 9, 7, 5, 3, 2, 1 },	/* strided, odd sizes */
+	{ 1, 5, 5, 1, 1, 1, 0 },	/* 1x1 */
+	{ 2, 11, 6, 4, 5, 2, 2 },
+	{ 1, 4, 4, 2, 4, 3, 3 },	/* pad = k - 1, windows mostly padding */
+	{ 1, 7, 9, 3, 3, 4, 0 },	/* stride > k: pixels no window reads */
+	{ 1, 16, 16, 1, 16, 16, 0 },	/* k and stride at their maximum */
+	{ 2, 3, 2, 33, 2, 1, 1 },
+};
+
+START_TEST(test_shape_dims)
+{
+	struct spt_conv_shape s = { 2, 8, 8, 3, 3, 1, 1 };
+	struct spt_conv_dims d;
+
+	ck_assert_int_eq(spt_conv_shape_check(&s, &d), 0);
+	ck_assert_uint_eq(d.oh, 8);
+	ck_assert_uint_eq(d.ow, 8);
+	ck_assert_uint_eq(d.rows, 128);
+	ck_assert_uint_eq(d.cols, 27);
+	ck_assert_uint_eq(d.img_elems, 384);
+	ck_assert_uint_eq(d.col_elems, 128 * 27);
+	ck_assert_int_eq(spt_conv_shape_check(&s, NULL), 0);
+	s = (struct spt_conv_shape){ 3, 9, 7, 5, 3, 2, 1 };
+	ck_assert_int_eq(spt_conv_shape_check(&s, &d), 0);
+	ck_assert_uint_eq(d.oh, 5);	/* (9 + 2 - 3) / 2 + 1 */
+	ck_assert_uint_eq(d.ow, 4);	/* (7 + 2 - 3) / 2 + 1 */
+	s = (struct spt_conv_shape){ 1, 2, 3, 1, 4, 1, 1 };
+	ck_assert_int_eq(spt_conv_shape_check(&s, &d), 0);	/* h + 2 pad == k */
+	ck_assert_uint_eq(d.oh, 1);
+	ck_assert_uint_eq(d.ow, 2);
+}
+END_TEST
+
+START_TEST(test_shape_rejects_bad)
+{
+	const struct spt_conv_shape ok = { 2, 8, 8, 3, 3, 1, 1 };
+	struct spt_conv_shape s;
+	struct spt_conv_dims d;
+	uint32_t *fields[] = { &s.n, &s.h, &s.w, &s.c, &s.k, &s.stride };
+	size_t i;
+
+	ck_assert_int_eq(spt_conv_shape_check(NULL, &d), -EINVAL);
+	for (i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+		s = ok;
+		*fields[i] = 0;
+		ck_assert_msg(spt_conv_shape_check(&s, &d) == -EINVAL, "field %zu = 0", i);
+	}
+	s = ok;
+	s.k = 17;
+	s.pad = 0;
+	s.h = s.w = 32;
+	ck_assert_int_eq(spt_conv_shape_check(&s, &d), -EINVAL);
+	s = ok;
+	s.stride = 17;
+	ck_assert_int_eq(spt_conv_shape_check(&s, &d), -EINVAL);
+	s = ok;
+	s.pad = 3;		/* pad == k */
+	ck_assert_int_eq(spt_conv_shape_check(&s, &d), -EINVAL);
+	s = ok;
+	s.pad = UINT32_MAX;
+	ck_assert_int_eq(spt_conv_shape_check(&s, &d), -EINVAL);
+	s = (struct spt_conv_shape){ 1, 2, 8, 1, 5, 1, 1 };	/* h + 2 pad < k */
+	ck_assert_int_eq(spt_conv_shape_check(&s, &d), -EINVAL);
+	s = (struct spt_conv_shape){ 1, 8, 2, 1, 5, 1, 1 };	/* w + 2 pad < k */
+	ck_assert_int_eq(spt_conv_shape_check(&s, &d), -EINVAL);
+}
+END_TEST
+
+START_TEST(test_shape_overflow)
+{
+	struct spt_conv_shape s = { UINT32_MAX, UINT32_MAX, UINT32_MAX, UINT32_MAX, 1, 1, 0 };
+	struct spt_conv_dims d;
+
+	ck_assert_int_eq(spt_conv_shape_check(&s, &d), -E2BIG);
+	/* oh beyond 32 bits: h = 2^32 - 1, pad 15, k 16, stride 1 */
+	s = (struct spt_conv_shape){ 1, UINT32_MAX, 1, 1, 16, 1, 15 };
+	ck_assert_int_eq(spt_conv_shape_check(&s, &d), -E2BIG);
+	/* rows * cols beyond 64 bits */
+	s = (struct spt_conv_shape){ UINT32_MAX, 1u << 20, 1u << 20, UINT32_MAX, 16, 1, 15 };
+	ck_assert_int_eq(spt_conv_shape_check(&s, &d), -E2BIG);
+	/* fits in 64 bits, but not as bytes */
+	s = (struct spt_conv_shape){ 1u << 31, 1u << 31, 1, 1, 1, 1, 0 };
+	ck_assert_int_eq(spt_conv_shape_check(&s, &d), -E2BIG);
+	/* big but representable: only the sizes are computed */
+	s = (struct spt_conv_shape){ 1u << 20, 1u << 10, 1u << 10, 1, 1, 1, 0 };
+	ck_assert_int_eq(spt_conv_shape_check(&s, &d), 0);
+	ck_assert_uint_eq(d.img_elems, 1ull << 40);
+}
+END_TEST
+
+START_TEST(test_im2col_matches_reference)
+{
+	size_t i;
+
+	rng_state = 1;
+	for (i = 0; i < sizeof(shapes) / sizeof(shapes[0]); i++) {
+		const struct spt_conv_shape *s = &shapes[i];
+		struct spt_conv_dims d;
+		float *img, *col, *ref;
+
+		ck_assert_int_eq(spt_conv_shape_check(s, &d), 0);
+		img = rnd_array(d.img_elems);
+		col = rnd_array(d.col_elems);	/* garbage: every element is written */
+		ref = rnd_array(d.col_elems);
+		ref_im2col(s, d.oh, d.ow, img, ref);
+		ck_assert_int_eq(spt_im2col(s, img, d.img_elems, col, d.col_elems), 0);
+		ck_assert_msg(memcmp(col, ref, d.col_elems * sizeof(float)) == 0, "shape %zu", i);
+		free(img);
+		free(col);
+		free(ref);
+	}
+}
+END_TEST
+
+START_TEST(test_col2im_matches_reference)
+{
+	size_t i;
+
+	rng_state = 2;
+	for (i = 0; i < sizeof(shapes) / sizeof(shapes[0]); i++) {
+		const struct spt_conv_shape *s = &shapes[i];
+		struct spt_conv_dims d;
+		float *img, *col, *ref;
+
+		ck_assert_int_eq(spt_conv_shape_check(s, &d), 0);
+		col = rnd_array(d.col_elems);
+		img = rnd_array(d.img_elems);	/* garbage: set to zero first */
+		ref = rnd_array(d.img_elems);
+		ref_col2im(s, d.oh, d.ow, col, ref);
+		ck_assert_int_eq(spt_col2im(s, col, d.col_elems, img, d.img_elems), 0);
+		ck_assert_msg(memcmp(img, ref, d.img_elems * sizeof(float)) == 0, "shape %zu", i);
+		free(img);
+		free(col);
+		free(ref);
+	}
+}
+END_TEST
+
+/* <im2col(x), y> == <x, col2im(y)>: col2im is the adjoint (up to rounding). */
+START_TEST(test_col2im_is_the_adjoint)
+{
+	size_t i, j;
+
+	rng_state = 3;
+	for (i = 0; i < sizeof(shapes) / sizeof(shapes[0]); i++) {
+		const struct spt_conv_shape *s = &shapes[i];
+		struct spt_conv_dims d;
+		float *x, *y, *cx, *ty;
+		double a = 0, b = 0, mag = 0;
+
+		ck_assert_int_eq(spt_conv_shape_check(s, &d), 0);
+		x = rnd_array(d.img_elems);
+		y = rnd_array(d.col_elems);
+		cx = rnd_array(d.col_elems);
+		ty = rnd_array(d.img_elems);
+		ck_assert_int_eq(spt_im2col(s, x, d.img_elems, cx, d.col_elems), 0);
+		ck_assert_int_eq(spt_col2im(s, y, d.col_elems, ty, d.img_elems), 0);
+		for (j = 0; j < d.col_elems; j++) {
+			a += (double)cx[j] * y[j];
+			mag += fabs((double)cx[j] * y[j]);
+		}
+		for (j = 0; j < d.img_elems; j++)
+			b += (double)x[j] * ty[j];
+		ck_assert_msg(fabs(a - b) <= 1e-5 * mag + 1e-9, "shape %zu: %g vs %g", i, a, b);
+		free(x);
+		free(y);
+		free(cx);
+		free(ty);
+	}
+}
+END_TEST
+
+START_TEST(test_lowering_rejects_bad)
+{
+	struct spt_conv_shape s = { 1, 4, 4, 2, 3, 1, 1 }, bad = s;
+	float img[32], col[16 * 18];
+
+	memset(img, 0, sizeof(img));
+	memset(col, 0, sizeof(col));
+	ck_assert_int_eq(spt_im2col(&s, img, 32, col, 16 * 18), 0);
+	ck_assert_int_eq(spt_col2im(&s, col, 16 * 18, img, 32), 0);
+	ck_assert_int_eq(spt_im2col(NULL, img, 32, col, 16 * 18), -EINVAL);
+	ck_assert_int_eq(spt_im2col(&s, NULL, 32, col, 16 * 18), -EINVAL);
+	ck_assert_int_eq(spt_im2col(&s, img, 32, NULL, 16 * 18), -EINVAL);
+	ck_assert_int_eq(spt_im2col(&s, img, 31, col, 16 * 18), -EINVAL);
+	ck_assert_int_eq(spt_im2col(&s, img, 32, col, 16 * 18 + 1), -EINVAL);
+	ck_assert_int_eq(spt_col2im(NULL, col, 16 * 18, img, 32), -EINVAL);
+	ck_assert_int_eq(spt_col2im(&s, NULL, 16 * 18, img, 32), -EINVAL);
+	ck_assert_int_eq(spt_col2im(&s, col, 16 * 18, NULL, 32), -EINVAL);
+	ck_assert_int_eq(spt_col2im(&s, col, 16 * 18 - 1, img, 32), -EINVAL);
+	ck_assert_int_eq(spt_col2im(&s, col, 16 * 18, img, 33), -EINVAL);
+	bad.pad = 3;
+	ck_assert_int_eq(spt_im2col(&bad, img, 32, col, 16 * 18), -EINVAL);
+	ck_assert_int_eq(spt_col2im(&bad, col, 16 * 18, img, 32), -EINVAL);
+	bad = (struct spt_conv_shape){ UINT32_MAX, UINT32_MAX, UINT32_MAX, UINT32_MAX, 1, 1, 0 };
+	ck_assert_int_eq(spt_im2col(&bad, img, 32, col, 16 * 18), -E2BIG);
+	ck_assert_int_eq(spt_col2im(&bad, col, 16 * 18, img, 32), -E2BIG);
+}
+END_TEST
+
+/* ---- column sums ---------------------------------------------------------- */
+
+static void *encode_pruned(const float *x, uint32_t rows, uint32_t cols, float tau,
+			   size_t *len)
+{
+	struct spt_encode_opts o;
+	size_t cap = spt_ct_bound(rows, cols);
+	void *ct = malloc(cap);
+
+	ck_assert_ptr_nonnull(ct);
+	spt_encode_opts_init(&o);
+	o.prune.mode = tau > 0 ? SPT_PRUNE_DETERMINISTIC : SPT_PRUNE_OFF;
+	o.prune.tau = tau;
+	ck_assert_int_eq(spt_ct_encode(x, rows, cols, &o, ct, cap, len, NULL), 0);
+	return ct;
+}
+
+static void colsum_case(uint32_t rows, uint32_t cols, float tau)
+{
+	size_t len, n = (size_t)rows * cols, r, c;
+	float *x = rnd_array(n), *dec = malloc(n * sizeof(float)), *ref, *sum;
+	void *ct;
+	int isa;
+
+	ck_assert_ptr_nonnull(dec);
+	ct = encode_pruned(x, rows, cols, tau, &len);
+	ck_assert_int_eq(spt_ct_decode(ct, len, dec, n), 0);
+	/* the runtime's bias gradient */
+	ref = calloc(cols, sizeof(float));
+	sum = rnd_array(cols);
+	ck_assert_ptr_nonnull(ref);
+	for (r = 0; r < rows; r++)
+		for (c = 0; c < cols; c++)
+			ref[c] += dec[r * cols + c];
+	for (isa = SPT_ISA_SCALAR; isa <= SPT_ISA_AVX512; isa++) {
+		if (!spt_core_isa_supported((enum spt_isa)isa))
+			continue;
+		ck_assert_int_eq(spt_core_set_isa((enum spt_isa)isa), 0);
+		ck_assert_int_eq(spt_ct_colsum(ct, len, sum, cols), 0);
+		ck_assert_msg(memcmp(sum, ref, cols * sizeof(float)) == 0,
+			      "%ux%u tau %g isa %d", rows, cols, tau, isa);
+	}
+	spt_core_set_isa(SPT_ISA_AUTO);
+	free(x);
+	free(dec);
+	free(ref);
+	free(sum);
+	free(ct);
+}
+
+START_TEST(test_colsum_matches_decoded_sum)
+{
+	rng_state = 4;
+	colsum_case(1, 1, 0);
+	colsum_case(7, 45, 0);		/* ragged last block */
+	colsum_case(70, 45, 3.0f);	/* pruned: many blocks and elements absent */
+	colsum_case(300, 96, 8.0f);	/* tiles of 64 blocks, mostly empty */
+	colsum_case(33, 10, 100.0f);	/* everything pruned: all zero */
+	colsum_case(1000, 3, 0.5f);
+}
+END_TEST
+
+/* Terms that cancel exactly: the sum is +0.0f, as in the decoded sum. */
+START_TEST(test_colsum_cancellation_and_signed_zero)
+{
+	float x[4 * 2] = { 1.5f, -2.0f, -1.5f, 2.0f, 0.0f, -0.0f, 0.0f, 0.0f }, sum[2], ref[2];
+	float dec[8];
+	size_t len;
+	void *ct = encode_pruned(x, 4, 2, 0, &len);
+	int r;
+
+	ck_assert_int_eq(spt_ct_decode(ct, len, dec, 8), 0);
+	ref[0] = ref[1] = 0.0f;
+	for (r = 0; r < 4; r++) {
+		ref[0] += dec[2 * r];
+		ref[1] += dec[2 * r + 1];
+	}
+	ck_assert_int_eq(spt_ct_colsum(ct, len, sum, 2), 0);
+	ck_assert(memcmp(sum, ref, sizeof(sum)) == 0);
+	ck_assert(sum[0] == 0.0f && !signbit(sum[0]));
+	ck_assert(sum[1] == 0.0f && !signbit(sum[1]));
+	free(ct);
+}
+END_TEST
+
+START_TEST(test_colsum_rejects_bad)
+{
+	float x[6 * 40], sum[40];
+	size_t len, i;
+	uint8_t *ct;
+
+	rng_state = 5;
+	for (i = 0; i < 6 * 40; i++)
+		x[i] = rnd();
+	ct = encode_pruned(x, 6, 40, 0, &len);
+	ck_assert_int_eq(spt_ct_colsum(ct, len, sum, 40), 0);
+	ck_assert_int_eq(spt_ct_colsum(NULL, len, sum, 40), -EINVAL);
+	ck_assert_int_eq(spt_ct_colsum(ct, len, NULL, 40), -EINVAL);
+	ck_assert_int_eq(spt_ct_colsum(ct, len, sum, 39), -EINVAL);
+	ck_assert_int_eq(spt_ct_colsum(ct, len, sum, 6), -EINVAL);
+	ck_assert_int_eq(spt_ct_colsum(ct, len - 1, sum, 40), -EBADMSG);
+	ck_assert_int_eq(spt_ct_colsum(ct, 10, sum, 40), -EBADMSG);
+	ck_assert_int_eq(spt_ct_colsum(ct, 0, sum, 40), -EBADMSG);
+	ct[0] ^= 1;		/* magic */
+	ck_assert_int_eq(spt_ct_colsum(ct, len, sum, 40), -EBADMSG);
+	ct[0] ^= 1;
+	ct[len - 1] = 0;	/* a stored value of zero */
+	ck_assert_int_eq(spt_ct_colsum(ct, len, sum, 40), -EBADMSG);
+	free(ct);
+}
+END_TEST
+
+/* ---- finite check ---------------------------------------------------------- */
+
+START_TEST(test_check_finite)
+{
+	float v[37];
+	const float bad[] = { NAN, -NAN, INFINITY, -INFINITY };
+	size_t i, j;
+
+	for (i = 0; i < 37; i++)
+		v[i] = (float)i - 18.0f;
+	v[3] = -0.0f;
+	v[4] = 1e-45f;		/* subnormal */
+	v[5] = 3.4028235e38f;	/* FLT_MAX */
+	ck_assert_int_eq(spt_check_finite(v, 37), 0);
+	ck_assert_int_eq(spt_check_finite(v, 0), 0);
+	ck_assert_int_eq(spt_check_finite(NULL, 0), 0);
+	ck_assert_int_eq(spt_check_finite(NULL, 1), -EINVAL);
+	for (j = 0; j < 4; j++)
+		for (i = 0; i < 37; i += 12) {
+			float keep = v[i];
+
+			v[i] = bad[j];
+			ck_assert_int_eq(spt_check_finite(v, 37), -EDOM);
+			ck_assert_int_eq(spt_check_finite(v, i + 1), -EDOM);
+			if (i)
+				ck_assert_int_eq(spt_check_finite(v, i), 0);
+			v[i] = keep;
+		}
+}
+END_TEST
+
+static Suite *conv_suite(void)
+{
+	Suite *s = suite_create("conv");
+	TCase *shape = tcase_create("shape");
+	TCase *low = tcase_create("lowering");
+	TCase *cs = tcase_create("colsum");
+	TCase *fin = tcase_create("finite");
+
+	tcase_add_test(shape, test_shape_dims);
+	tcase_add_test(shape, test_shape_rejects_bad);
+	tcase_add_test(shape, test_shape_overflow);
+	suite_add_tcase(s, shape);
+
+	tcase_add_test(low, test_im2col_matches_reference);
+	tcase_add_test(low, test_col2im_matches_reference);
+	tcase_add_test(low, test_col2im_is_the_adjoint);
+	tcase_add_test(low, test_lowering_rejects_bad);
+	suite_add_tcase(s, low);
+
+	tcase_add_test(cs, test_colsum_matches_decoded_sum);
+	tcase_add_test(cs, test_colsum_cancellation_and_signed_zero);
+	tcase_add_test(cs, test_colsum_rejects_bad);
+	suite_add_tcase(s, cs);
+
+	tcase_add_test(fin, test_check_finite);
+	suite_add_tcase(s, fin);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(conv_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
