@@ -121,7 +121,7 @@ suite-fuzz: $(FUZZ_BIN)
 	-$(Q)bash tests/run-fuzz.sh $(RESULTS)/fuzz $(FUZZ_SECONDS) $(FUZZ_BIN)
 suite-cli: $(BUILD)/bin/spt
 	$(Q)mkdir -p $(RESULTS)
-	-$(Q)bash tests/cli/test_codec.sh $(RESULTS)/cli $(BUILD)/bin/spt
+	-$(Q)bash tests/cli/run.sh $(RESULTS)/cli $(BUILD)/bin/spt
 suite-lint:
 	$(Q)mkdir -p $(RESULTS)
 	-$(Q)bash tests/run-lint.sh $(RESULTS)/lint

@@ -10,6 +10,9 @@ RT_LDLIBS  := -lz -ldrm
 RT_CFLAGS  := $(shell pkg-config --cflags libdrm 2>/dev/null || echo -I/usr/include/libdrm)
 
 $(RT_OBJ) $(RT_SAN_OBJ): BASE_CFLAGS += $(RT_CFLAGS)
+# spt bench device speaks to the driver through libdrm too.
+$(call objs,rel,tools/spt/bench_device.c) $(call objs,san,tools/spt/bench_device.c): \
+	BASE_CFLAGS += $(RT_CFLAGS)
 
 $(BUILD)/lib/libspt.a: $(RT_OBJ)
 	@mkdir -p $(@D)

@@ -9,7 +9,7 @@
 VM_DIR       := $(BUILD)/vm
 VM_CACHE     ?= $(SPT_CACHE)/kernel-$(KVER)
 VM_TIMEOUT   ?= 900
-GUEST_SRC    := $(sort $(wildcard tests/guest/spt_*_test.c) tests/guest/spt_smoke.c tests/guest/spt_bench.c tests/guest/spt_unplug_load.c)
+GUEST_SRC    := $(sort $(wildcard tests/guest/spt_*_test.c) tests/guest/spt_smoke.c tests/guest/spt_unplug_load.c)
 GUEST_BIN    := $(patsubst tests/guest/%.c,$(BUILD)/guest/%,$(GUEST_SRC))
 GUEST_SCRIPTS := $(sort $(wildcard tests/guest/*.sh)) tests/guest/run-all
 GUEST_CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -Werror -static \
@@ -66,9 +66,11 @@ suite-guest:
 	-$(Q)$(MAKE) --no-print-directory image qemu >/dev/null && \
 		bash tools/vm/check.sh $(VM_DIR) $(RESULTS)/guest $(VM_TIMEOUT)
 
-# Round-trip latency figures (null job, GEMM) measured in a fresh guest.
+# spt bench device in a fresh guest: null-job and GEMM-job round trips.
+# BENCH_GUEST_ARGS=--json for the JSON object.
+BENCH_GUEST_ARGS ?=
 bench-guest: image qemu
-	$(Q)bash tools/vm/run.sh -i $(VM_DIR) -t $(VM_TIMEOUT) -- /tests/spt_bench
+	$(Q)bash tools/vm/run.sh -i $(VM_DIR) -t $(VM_TIMEOUT) -- /bin/spt bench device $(BENCH_GUEST_ARGS)
 
 # device_del with jobs in flight must not oops (not part of check-guest:
 # it needs the monitor and takes a guest of its own).

@@ -1,13 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * spt bench: measure libsptcore on this CPU.
+ * spt bench: measure libsptcore on this CPU, and the SPT device.
  *
- *   spt bench core [--json] [--quick]
+ *   spt bench core|train|device [--json] [--quick]
  *
- * Single-threaded.  Encode/decode of FP32 data against memcpy of the same
+ * core and train: single-threaded.  Encode/decode of FP32 data against memcpy of the same
  * bytes, and spt_gemm for the three training passes against OpenBLAS
  * cblas_sgemm on the same shapes (FP32 dense data).  Best-of-N wall time
- * with CLOCK_MONOTONIC.  Further targets (e.g. "device") go in bench_targets.
+ * with CLOCK_MONOTONIC.  device: bench_device.c.
  */
 #include <math.h>
 #include <stdint.h>
@@ -440,6 +440,11 @@ static int bench_train(const struct bench_opts *o)
 	return 0;
 }
 
+static int bench_device(const struct bench_opts *o)
+{
+	return spt_bench_device(o->json, o->quick);
+}
+
 struct bench_target {
 	const char *name;
 	int (*fn)(const struct bench_opts *o);
@@ -449,6 +454,7 @@ struct bench_target {
 static const struct bench_target bench_targets[] = {
 	{ "core", bench_core, "libsptcore on this CPU: codec vs memcpy, GEMMs vs OpenBLAS sgemm" },
 	{ "train", bench_train, "a training step on the CPU backend vs the FP32 OpenBLAS baseline" },
+	{ "device", bench_device, "the SPT device: null-job and GEMM-job round trips (needs a device)" },
 };
 
 static void bench_usage(FILE *f)
@@ -461,7 +467,9 @@ static void bench_usage(FILE *f)
 	fprintf(f, "\noptions:\n"
 		"  -j, --json   print one JSON object\n"
 		"  --quick      fewer repetitions\n"
-		"  -h, --help   this text\n");
+		"  -h, --help   this text\n"
+		"\nexit status: 0, 1 error, 2 bad arguments, %d no SPT device (device)\n",
+		SPT_EXIT_NO_DEVICE);
 }
 
 int cmd_bench(int argc, char **argv)

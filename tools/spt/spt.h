@@ -3,6 +3,7 @@
 #ifndef SPT_TOOL_H
 #define SPT_TOOL_H
 
+#include <stdbool.h>
 #include <stdio.h>
 
 int cmd_codec(int argc, char **argv);
@@ -19,6 +20,14 @@ int cmd_top(int argc, char **argv);
  */
 int spt_train_bench(const char *model, unsigned int batch, float target, unsigned int steps,
 		    double *fp32_ms, double *bfp8_ms, double *bfp8_sparsity);
+
+/*
+ * spt bench device (bench_device.c): null-job and GEMM-job round trips on
+ * the SPT device.  Returns the exit status: 0, 1 (message printed) or
+ * SPT_EXIT_NO_DEVICE when there is no SPT device here.
+ */
+#define SPT_EXIT_NO_DEVICE 3
+int spt_bench_device(bool json, bool quick);
 
 /* Print "spt: <fmt>" to stderr; returns 1 (the exit status for errors). */
 int spt_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
