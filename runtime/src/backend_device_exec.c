@@ -374,7 +374,7 @@ static void *dx_cmd(struct rt_dx *x, uint8_t op, uint16_t size)
 
 	memset(h, 0, size);
 	h->opcode = op;
-	h->version = SPT_CMD_VERSION;
+	h->version = 1;	/* version-1 structs (valid on a version-2 device too) */
 	h->size = size;
 	x->cmd_len += size;
 	return h;

@@ -352,7 +352,7 @@ static inline void *spt_cs_add(struct spt_cs *cs, uint8_t op, uint16_t size)
 		abort();
 	memset(h, 0, size);
 	h->opcode = op;
-	h->version = SPT_CMD_VERSION;
+	h->version = 1;	/* version-1 structs (valid on a version-2 device too) */
 	h->size = size;
 	cs->len += size;
 	return h;
