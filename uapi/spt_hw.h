@@ -300,8 +300,31 @@ struct spt_ctx_entry {
  * opcode and version).  Commands run in order; the first failing command
  * ends the job (error_offset tells which).  All addresses are device VAs of
  * the job's context.  Optional VAs are 0 when absent.  Pads must be zero.
+ *
+ * Version 2 (SPT_REG_CMD_VERSION >= 2) keeps every version-1 struct and
+ * accepts hdr.version 1 or 2 for every opcode.  A version-2 command may set
+ * SPT_CMD_F_LEN_HDR in hdr.flags (version 1: flags must be zero); GEMM has a
+ * longer version-2 struct (struct spt_cmd_gemm_v2); the opcodes IM2COL,
+ * COL2IM, COLSUM and CHECK_FINITE exist only as version 2.  With these a
+ * whole training step, whose compressed intermediates have sizes only the
+ * device knows, is one command stream.  A version other than 1 and 2, or a
+ * version-2-only opcode with version 1, is SPT_ERR_BAD_OPCODE; a size that
+ * is not the struct of the opcode and version, SPT_ERR_BAD_CMD.
  */
-#define SPT_CMD_VERSION		1u
+#define SPT_CMD_VERSION		2u
+
+/*
+ * hdr.flags, version 2: every compressed *input* length field of the command
+ * (decode and transpose src_len, gemm a_len, b_len, mask_len, colsum
+ * src_len) is the capacity of its buffer, not the tensor's size.  The device
+ * reads the tensor's 64-byte header first and uses its total_bytes, which
+ * must be >= SPT_CT_HEADER_SIZE and <= the capacity (else SPT_ERR_BAD_TENSOR);
+ * the tensor is then validated as if its length had been given exactly.
+ * Only total_bytes are read, so the rest of the capacity need not be mapped.
+ * Allowed on DECODE, TRANSPOSE, GEMM and COLSUM only; any other flag bit, or
+ * this one on another opcode, is SPT_ERR_BAD_CMD.
+ */
+#define SPT_CMD_F_LEN_HDR	(1u << 0)
 
 enum spt_opcode {
 	SPT_OP_NOP = 0x01,
@@ -313,11 +336,15 @@ enum spt_opcode {
 	SPT_OP_GEMM = 0x20,		/* one training pass + fused epilogue */
 	SPT_OP_SOFTMAX_XENT = 0x30,
 	SPT_OP_SGD = 0x31,
+	SPT_OP_IM2COL = 0x40,		/* v2: FP32 NHWC -> FP32 patch rows */
+	SPT_OP_COL2IM = 0x41,		/* v2: FP32 patch rows -> FP32 NHWC (sum) */
+	SPT_OP_COLSUM = 0x42,		/* v2: compressed -> FP32 column sums */
+	SPT_OP_CHECK_FINITE = 0x43,	/* v2: SPT_ERR_NUMERIC on NaN/Inf */
 };
 
 struct spt_cmd_hdr {
 	__u8 opcode;		/* enum spt_opcode */
-	__u8 version;		/* 1 */
+	__u8 version;		/* 1, or 2 on a version-2 device */
 	__u16 size;		/* bytes including this header */
 	__u32 flags;		/* must be zero in version 1 */
 };
@@ -422,6 +449,78 @@ struct spt_cmd_gemm {
 	struct spt_hw_encode enc;
 };
 
+/*
+ * Per-command counters of a version-2 GEMM: the first fields of core's
+ * struct spt_counters for this command, as spt_gemm() returns them
+ * (bytes_read: compressed A and B; bytes_written: the outputs).  Written
+ * after the command's outputs; the job's completion counters add up the
+ * same values (the record itself is not counted).
+ */
+struct spt_hw_counters {
+	__u64 dense_macs;
+	__u64 exec_macs;
+	__u64 bytes_read;
+	__u64 bytes_written;
+	__u64 dense_fp16_bytes;
+	__u64 blocks;
+	__u64 elements_out;
+	__u64 reserved;		/* written as zero */
+};
+
+/* version 2: struct spt_cmd_gemm followed by an optional counters address */
+struct spt_cmd_gemm_v2 {
+	struct spt_cmd_gemm v1;	/* v1.hdr.version == 2, size == sizeof(v2) */
+	__u64 cnt_va;		/* optional: struct spt_hw_counters, 8-byte aligned
+				 * (else SPT_ERR_BAD_CMD) */
+};
+
+/*
+ * Version 2.  Convolution lowering, both ways, on FP32 NHWC tensors
+ * (batch n, height h, width w, channels c; k x k window, stride, zero
+ * padding pad).  Output size oh = (h + 2*pad - k) / stride + 1, likewise
+ * ow.  The patch matrix has n*oh*ow rows of k*k*c columns, ordered
+ * (ky, kx, channel).  IM2COL writes it at col_va; COL2IM sets the image at
+ * img_va to zero and adds every patch element back to its pixel, patches in
+ * row order, so the result does not depend on anything but the inputs.
+ * n, h, w, c >= 1, 1 <= k <= 16, 1 <= stride <= 16, pad < k, oh >= 1,
+ * ow >= 1 (h + 2*pad >= k, w + 2*pad >= k), else SPT_ERR_BAD_CMD; both
+ * VAs nonzero and 4-byte aligned (SPT_ERR_BAD_CMD); image or patch matrix
+ * beyond SPT_XFER_MAX bytes, SPT_ERR_TOO_BIG.  The same struct serves both
+ * opcodes (core: spt_im2col, spt_col2im).
+ */
+struct spt_cmd_im2col {
+	struct spt_cmd_hdr hdr;
+	__u64 img_va;		/* FP32 n x h x w x c */
+	__u64 col_va;		/* FP32 (n*oh*ow) x (k*k*c) */
+	__u32 n, h, w, c;
+	__u32 k, stride, pad, pad2;	/* pad2 must be zero */
+};
+
+/*
+ * Version 2.  dst[j] = sum over rows r, in row order starting from +0.0f,
+ * of the decoded value (r, j) of the compressed tensor at src_va (FP32
+ * adds; an element not stored adds nothing).  dst_elems must equal its
+ * cols (else SPT_ERR_SHAPE); dst_va nonzero and 4-byte aligned.  Used for
+ * the bias gradient (core: spt_ct_colsum).
+ */
+struct spt_cmd_colsum {
+	struct spt_cmd_hdr hdr;
+	__u64 src_va;
+	__u64 src_len;		/* exact length, or capacity with SPT_CMD_F_LEN_HDR */
+	__u64 dst_va;		/* FP32 cols */
+	__u64 dst_elems;
+};
+
+/*
+ * Version 2.  Fails the job with SPT_ERR_NUMERIC if any of n FP32 values is
+ * NaN or Inf (core: spt_check_finite).  Reads only; n * 4 <= SPT_XFER_MAX.
+ */
+struct spt_cmd_check_finite {
+	struct spt_cmd_hdr hdr;
+	__u64 va;		/* nonzero, 4-byte aligned */
+	__u64 n;		/* >= 1 */
+};
+
 /* mean loss (f32) at loss_va, u32 correct count at correct_va, dlogits FP32 */
 struct spt_cmd_softmax_xent {
 	struct spt_cmd_hdr hdr;
@@ -466,6 +565,11 @@ SPT_HW_ASSERT_SIZE(struct spt_cmd_transpose, 88);
 SPT_HW_ASSERT_SIZE(struct spt_cmd_gemm, 152);
 SPT_HW_ASSERT_SIZE(struct spt_cmd_softmax_xent, 56);
 SPT_HW_ASSERT_SIZE(struct spt_cmd_sgd, 56);
+SPT_HW_ASSERT_SIZE(struct spt_hw_counters, 64);
+SPT_HW_ASSERT_SIZE(struct spt_cmd_gemm_v2, 160);
+SPT_HW_ASSERT_SIZE(struct spt_cmd_im2col, 56);
+SPT_HW_ASSERT_SIZE(struct spt_cmd_colsum, 40);
+SPT_HW_ASSERT_SIZE(struct spt_cmd_check_finite, 24);
 #undef SPT_HW_ASSERT_SIZE
 #endif
 

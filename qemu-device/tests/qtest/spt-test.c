@@ -372,6 +372,7 @@ static void test_identity(void)
     g_assert_cmpuint(rd(s, SPT_REG_MAC_ARRAY), ==, 1024);
     g_assert_cmphex(rd(s, SPT_REG_FORMATS), ==, SPT_FMT_CT_V1 | SPT_FMT_FP32);
     g_assert_cmpuint(rd(s, SPT_REG_CMD_VERSION), ==, SPT_CMD_VERSION);
+    g_assert_cmpuint(rd(s, SPT_REG_CMD_VERSION), ==, 2);
     g_assert_cmpuint(rd(s, SPT_REG_VA_BITS), ==, 48);
     g_assert_cmpuint(rd(s, SPT_REG_RING_MAX), ==, SPT_RING_MAX_ENTRIES);
     g_assert_cmpuint(qpci_msix_table_size(s->dev), ==, 5);
@@ -1158,7 +1159,9 @@ static void test_bad_commands(void)
     nop.hdr.opcode = 0;
     run_bad_cmd(s, &nop, sizeof(nop), SPT_ERR_BAD_OPCODE);
     nop.hdr.opcode = SPT_OP_NOP;
-    nop.hdr.version = 2;
+    nop.hdr.version = 3;
+    run_bad_cmd(s, &nop, sizeof(nop), SPT_ERR_BAD_OPCODE);
+    nop.hdr.version = 0;
     run_bad_cmd(s, &nop, sizeof(nop), SPT_ERR_BAD_OPCODE);
     nop.hdr.version = 1;
     nop.hdr.flags = 1;
@@ -1213,6 +1216,768 @@ static void test_bad_commands(void)
         spt_run(s, 0, &d, &c);
         g_assert_cmpuint(c.status, ==, SPT_JOB_ERROR);
     }
+    g_assert_cmphex(rd(s, SPT_REG_ERR_STATUS) & SPT_ERRS_CMD, ==, SPT_ERRS_CMD);
+    g_free(x);
+    g_free(cx);
+    g_rand_free(r);
+    spt_stop(s);
+}
+
+/* ---- tests: command stream version 2 ------------------------------------ */
+
+#define CMD_HDR2(op, type) { .opcode = (op), .version = 2, .size = sizeof(type) }
+
+static struct spt_cmd_im2col conv_cmd(uint8_t op, const struct spt_conv_shape *sh,
+                                      uint64_t img_va, uint64_t col_va)
+{
+    struct spt_cmd_im2col c = {
+        CMD_HDR2(op, struct spt_cmd_im2col),
+        .img_va = img_va, .col_va = col_va,
+        .n = sh->n, .h = sh->h, .w = sh->w, .c = sh->c,
+        .k = sh->k, .stride = sh->stride, .pad = sh->pad,
+    };
+    return c;
+}
+
+/* A copy of @ct (@len bytes) followed by @extra bytes of junk. */
+static void *with_junk(const void *ct, size_t len, size_t extra)
+{
+    uint8_t *p = g_malloc(len + extra);
+
+    memcpy(p, ct, len);
+    memset(p + len, 0xa5, extra);
+    return p;
+}
+
+/* IM2COL and COL2IM against core/, bit for bit, for several windows. */
+static void test_v2_lowering(void)
+{
+    Spt *s = spt_start(NULL);
+    GRand *r = g_rand_new_with_seed(20);
+    const struct spt_conv_shape shapes[] = {
+        { 2, 8, 8, 3, 3, 1, 1 },
+        { 3, 9, 7, 5, 3, 2, 1 },
+        { 1, 11, 6, 4, 5, 2, 2 },
+        { 2, 5, 5, 1, 1, 1, 0 },
+        { 1, 7, 9, 3, 3, 4, 0 },
+        { 1, 16, 16, 2, 16, 16, 15 },
+    };
+
+    for (unsigned i = 0; i < G_N_ELEMENTS(shapes); i++) {
+        const struct spt_conv_shape *sh = &shapes[i];
+        struct spt_conv_dims d;
+        float *img, *col, *want_col, *want_img, *got;
+        struct spt_cmd_im2col ic, ci;
+        struct spt_job_cpl c;
+        Cmds cmds = { .len = 0 };
+        Buf bimg, bcol, bimg2;
+
+        g_assert_cmpint(spt_conv_shape_check(sh, &d), ==, 0);
+        img = rand_matrix(r, 1, d.img_elems, 0.2);
+        col = rand_matrix(r, 1, d.col_elems, 0.2);
+        want_col = g_new(float, d.col_elems);
+        want_img = g_new(float, d.img_elems);
+        g_assert_cmpint(spt_im2col(sh, img, d.img_elems, want_col, d.col_elems), ==, 0);
+        g_assert_cmpint(spt_col2im(sh, col, d.col_elems, want_img, d.img_elems), ==, 0);
+        bimg = spt_buf_data(s, 0, img, d.img_elems * 4);
+        bcol = spt_buf_data(s, 0, col, d.col_elems * 4);
+        bimg2 = spt_buf_rw(s, 0, d.img_elems * 4);
+        /* col2im first (reads the random patches), then im2col overwrites them */
+        ci = conv_cmd(SPT_OP_COL2IM, sh, bimg2.va, bcol.va);
+        ic = conv_cmd(SPT_OP_IM2COL, sh, bimg.va, bcol.va);
+        cmds_add(&cmds, &ci, sizeof(ci));
+        cmds_add(&cmds, &ic, sizeof(ic));
+        spt_run_cmds(s, 0, &cmds, &c);
+        assert_ok(&c);
+        g_assert_cmpuint(c.cmds_done, ==, 2);
+        got = guest_read(s, &bimg2, d.img_elems * 4);
+        g_assert(memcmp(got, want_img, d.img_elems * 4) == 0);
+        g_free(got);
+        got = guest_read(s, &bcol, d.col_elems * 4);
+        g_assert(memcmp(got, want_col, d.col_elems * 4) == 0);
+        g_free(got);
+        g_assert_cmpuint(c.bytes_read, ==, 4 * (d.img_elems + d.col_elems));
+        g_assert_cmpuint(c.bytes_written, ==, 4 * (d.img_elems + d.col_elems));
+        g_assert_cmpuint(c.dense_macs, ==, 0);
+        g_assert_cmpuint(c.cycles, >, 0);
+        g_free(img);
+        g_free(col);
+        g_free(want_col);
+        g_free(want_img);
+    }
+    g_rand_free(r);
+    spt_stop(s);
+}
+
+/*
+ * COLSUM against core/ and against the runtime's bias gradient (decode, then
+ * sum the rows in order from 0.0f), exact length and capacity, and
+ * CHECK_FINITE on finite and non-finite data.
+ */
+static void test_v2_colsum_finite(void)
+{
+    Spt *s = spt_start(NULL);
+    GRand *r = g_rand_new_with_seed(21);
+    const uint32_t dims[][2] = { { 70, 45 }, { 300, 96 }, { 1, 1 }, { 129, 33 } };
+
+    for (unsigned i = 0; i < G_N_ELEMENTS(dims); i++) {
+        uint32_t rows = dims[i][0], cols = dims[i][1];
+        float *x = rand_matrix(r, rows, cols, 0.7), *dec = g_new(float, rows * cols);
+        float *ref = g_new0(float, cols), *want = g_new(float, cols), *got;
+        size_t len;
+        void *ct = host_encode(x, rows, cols, &len), *junk = with_junk(ct, len, 200);
+        Buf bct = spt_buf_data(s, 0, junk, len + 200);
+        Buf bs1 = spt_buf_rw(s, 0, cols * 4), bs2 = spt_buf_rw(s, 0, cols * 4);
+        struct spt_cmd_colsum exact = { CMD_HDR2(SPT_OP_COLSUM, struct spt_cmd_colsum),
+            .src_va = bct.va, .src_len = len, .dst_va = bs1.va, .dst_elems = cols };
+        struct spt_cmd_colsum capa = exact;
+        struct spt_cmd_check_finite cf = {
+            CMD_HDR2(SPT_OP_CHECK_FINITE, struct spt_cmd_check_finite),
+            .va = bs2.va, .n = cols };
+        struct spt_job_cpl c;
+        Cmds cmds = { .len = 0 };
+
+        g_assert_cmpint(spt_ct_decode(ct, len, dec, rows * cols), ==, 0);
+        for (uint32_t rr = 0; rr < rows; rr++) {
+            for (uint32_t cc = 0; cc < cols; cc++) {
+                ref[cc] += dec[rr * cols + cc];
+            }
+        }
+        g_assert_cmpint(spt_ct_colsum(ct, len, want, cols), ==, 0);
+        g_assert(memcmp(want, ref, cols * 4) == 0);
+        capa.hdr.flags = SPT_CMD_F_LEN_HDR;
+        capa.src_len = len + 200;
+        capa.dst_va = bs2.va;
+        cmds_add(&cmds, &exact, sizeof(exact));
+        cmds_add(&cmds, &capa, sizeof(capa));
+        cmds_add(&cmds, &cf, sizeof(cf));
+        spt_run_cmds(s, 0, &cmds, &c);
+        assert_ok(&c);
+        g_assert_cmpuint(c.cmds_done, ==, 3);
+        got = guest_read(s, &bs1, cols * 4);
+        g_assert(memcmp(got, want, cols * 4) == 0);
+        g_free(got);
+        got = guest_read(s, &bs2, cols * 4);
+        g_assert(memcmp(got, want, cols * 4) == 0);
+        g_free(got);
+        /* read: the tensor twice (its own length both times), the sums once */
+        g_assert_cmpuint(c.bytes_read, ==, 2 * len + cols * 4);
+        g_assert_cmpuint(c.bytes_written, ==, 2 * cols * 4);
+        g_free(x);
+        g_free(dec);
+        g_free(ref);
+        g_free(want);
+        g_free(ct);
+        g_free(junk);
+    }
+
+    /* CHECK_FINITE: each kind of non-finite value, anywhere */
+    {
+        const float bad[] = { NAN, -NAN, INFINITY, -INFINITY };
+        float v[100];
+        Buf bv = spt_buf_rw(s, 0, sizeof(v));
+        struct spt_cmd_check_finite cf = {
+            CMD_HDR2(SPT_OP_CHECK_FINITE, struct spt_cmd_check_finite),
+            .va = bv.va, .n = 100 };
+        struct spt_job_cpl c;
+        Cmds cmds = { .len = 0 };
+        Buf cb;
+        struct spt_job_desc d;
+
+        for (unsigned i = 0; i < 100; i++) {
+            v[i] = (float)i - 50.0f;
+        }
+        v[7] = 3.4028235e38f;
+        v[8] = -1e-45f;
+        qtest_memwrite(s->qts, bv.pa, v, sizeof(v));
+        cmds_add(&cmds, &cf, sizeof(cf));
+        cb = spt_buf_data(s, 0, cmds.buf, cmds.len);
+        d = spt_desc(&cb, cmds.len, 0);
+        spt_run(s, 0, &d, &c);
+        assert_ok(&c);
+        g_assert_cmpuint(c.bytes_read, ==, sizeof(v));
+        for (unsigned b = 0; b < G_N_ELEMENTS(bad); b++) {
+            unsigned at = (b * 37) % 100;
+
+            qtest_memwrite(s->qts, bv.pa + 4 * at, &bad[b], 4);
+            spt_run(s, 0, &d, &c);
+            assert_err(&c, SPT_ERR_NUMERIC);
+            g_assert_cmpuint(c.error_offset, ==, 0);
+            qtest_memwrite(s->qts, bv.pa + 4 * at, &v[at], 4);
+        }
+    }
+    g_rand_free(r);
+    spt_stop(s);
+}
+
+/*
+ * SPT_CMD_F_LEN_HDR on DECODE, TRANSPOSE and GEMM: a capacity larger than
+ * the tensor (junk after it, the capacity reaching past the mapping) gives
+ * the same results as the exact length; a header claiming more than the
+ * capacity, or less than a header, fails with SPT_ERR_BAD_TENSOR.
+ */
+static void test_v2_len_hdr(void)
+{
+    Spt *s = spt_start(NULL);
+    GRand *r = g_rand_new_with_seed(22);
+    const uint32_t m = 40, n = 24, k = 96;
+    float *a = rand_matrix(r, m, k, 0.5), *b = rand_matrix(r, n, k, 0.5);
+    float *mk = rand_matrix(r, m, n, 0.5);
+    size_t la, lb, lm, lt, cap_t = spt_ct_bound(k, m);
+    void *ca = host_encode(a, m, k, &la), *cb = host_encode(b, n, k, &lb);
+    void *cm = host_encode(mk, m, n, &lm);
+    void *ja = with_junk(ca, la, 100), *jb = with_junk(cb, lb, 3000);
+    void *jm = with_junk(cm, lm, 8);
+    Buf ba = spt_buf_data(s, 0, ja, la + 100), bb = spt_buf_data(s, 0, jb, lb + 3000);
+    Buf bm = spt_buf_data(s, 0, jm, lm + 8);
+    Buf bdec = spt_buf_rw(s, 0, m * k * 4), bt = spt_buf_rw(s, 0, cap_t);
+    Buf by = spt_buf_rw(s, 0, m * n * 4), blen = spt_buf_rw(s, 0, 8);
+    Buf bcnt = spt_buf_rw(s, 0, sizeof(struct spt_hw_counters));
+    float *want_dec = g_new(float, m * k), *want_y = g_new(float, m * n), *got;
+    void *want_t = g_malloc(cap_t), *got_t;
+    struct spt_gemm_epilogue ep = { .act = SPT_ACT_RELU_GRAD, .mask = cm, .mask_len = lm };
+    struct spt_gemm_out go = { .y = want_y };
+    struct spt_counters cnt = { 0 };
+    struct spt_hw_counters hc;
+    struct spt_cmd_decode dc = { CMD_HDR2(SPT_OP_DECODE, struct spt_cmd_decode),
+        .src_va = ba.va, .src_len = 1ull << 30, .dst_va = bdec.va, .dst_elems = m * k };
+    struct spt_cmd_transpose tr = { CMD_HDR2(SPT_OP_TRANSPOSE, struct spt_cmd_transpose),
+        .src_va = ba.va, .src_len = la + 100, .dst_va = bt.va, .dst_cap = cap_t,
+        .len_va = blen.va };
+    struct spt_cmd_gemm_v2 g = { .v1 = {
+        CMD_HDR2(SPT_OP_GEMM, struct spt_cmd_gemm_v2),
+        .pass = SPT_PASS_FWD, .act = SPT_ACT_RELU_GRAD,
+        .a_va = ba.va, .a_len = la + 100, .b_va = bb.va, .b_len = lb + 3000,
+        .mask_va = bm.va, .mask_len = lm + 8, .y_va = by.va }, .cnt_va = bcnt.va };
+    struct spt_job_cpl c;
+    Cmds cmds = { .len = 0 };
+
+    dc.hdr.flags = tr.hdr.flags = g.v1.hdr.flags = SPT_CMD_F_LEN_HDR;
+    g_assert_cmpint(spt_ct_decode(ca, la, want_dec, m * k), ==, 0);
+    g_assert_cmpint(spt_ct_transpose(ca, la, NULL, want_t, cap_t, &lt, NULL), ==, 0);
+    g_assert_cmpint(spt_gemm(SPT_PASS_FWD, ca, la, cb, lb, &ep, &go, &cnt), ==, 0);
+    cmds_add(&cmds, &dc, sizeof(dc));
+    cmds_add(&cmds, &tr, sizeof(tr));
+    cmds_add(&cmds, &g, sizeof(g));
+    spt_run_cmds(s, 0, &cmds, &c);
+    assert_ok(&c);
+    got = guest_read(s, &bdec, m * k * 4);
+    g_assert(memcmp(got, want_dec, m * k * 4) == 0);
+    g_free(got);
+    g_assert_cmpuint(qtest_readq(s->qts, blen.pa), ==, lt);
+    got_t = guest_read(s, &bt, lt);
+    g_assert(memcmp(got_t, want_t, lt) == 0);
+    g_free(got_t);
+    got = guest_read(s, &by, m * n * 4);
+    g_assert(memcmp(got, want_y, m * n * 4) == 0);
+    g_free(got);
+    qtest_memread(s->qts, bcnt.pa, &hc, sizeof(hc));
+    g_assert_cmpuint(hc.dense_macs, ==, cnt.dense_macs);
+    g_assert_cmpuint(hc.exec_macs, ==, cnt.exec_macs);
+    g_assert_cmpuint(hc.bytes_read, ==, cnt.bytes_read);
+    g_assert_cmpuint(hc.bytes_written, ==, cnt.bytes_written);
+    g_assert_cmpuint(hc.blocks, ==, cnt.blocks);
+    /* decode and transpose count the tensor's own length, not the capacity */
+    g_assert_cmpuint(c.bytes_read, ==, 2 * la + cnt.bytes_read);
+
+    /* the header claims more than the capacity */
+    {
+        struct spt_cmd_decode d2 = dc;
+        struct spt_cmd_gemm_v2 g2 = g;
+        struct spt_cmd_colsum cs = { CMD_HDR2(SPT_OP_COLSUM, struct spt_cmd_colsum),
+            .src_va = ba.va, .src_len = la - 1, .dst_va = by.va, .dst_elems = k };
+        uint64_t big = 1ull << 40, tiny = 63;
+        Buf bbig;
+
+        cs.hdr.flags = SPT_CMD_F_LEN_HDR;
+        d2.src_len = la - 1;
+        run_bad_cmd(s, &d2, sizeof(d2), SPT_ERR_BAD_TENSOR);
+        run_bad_cmd(s, &cs, sizeof(cs), SPT_ERR_BAD_TENSOR);
+        g2.v1.b_len = lb - 1;
+        run_bad_cmd(s, &g2, sizeof(g2), SPT_ERR_BAD_TENSOR);
+        g2 = g;
+        g2.v1.mask_len = lm - 1;
+        run_bad_cmd(s, &g2, sizeof(g2), SPT_ERR_BAD_TENSOR);
+        /* a capacity below a header */
+        d2.src_len = 63;
+        run_bad_cmd(s, &d2, sizeof(d2), SPT_ERR_BAD_TENSOR);
+        d2.src_len = 0;
+        run_bad_cmd(s, &d2, sizeof(d2), SPT_ERR_BAD_TENSOR);
+        /* header total_bytes below a header, and far beyond SPT_XFER_MAX */
+        bbig = spt_buf_data(s, 0, ca, la);
+        qtest_memwrite(s->qts, bbig.pa + 48, &tiny, 8);
+        d2 = dc;
+        d2.src_va = bbig.va;
+        run_bad_cmd(s, &d2, sizeof(d2), SPT_ERR_BAD_TENSOR);
+        qtest_memwrite(s->qts, bbig.pa + 48, &big, 8);
+        d2.src_len = 1ull << 41;
+        run_bad_cmd(s, &d2, sizeof(d2), SPT_ERR_TOO_BIG);
+        /* a header that lies about the length within the capacity */
+        g_assert_cmpuint(la % 4096, <, 4096 - 8);
+        big = la + 8;
+        qtest_memwrite(s->qts, bbig.pa + 48, &big, 8);
+        run_bad_cmd(s, &d2, sizeof(d2), SPT_ERR_BAD_TENSOR);
+        /* the header itself unmapped */
+        d2.src_va = 0x7000000000ull;
+        run_bad_cmd(s, &d2, sizeof(d2), SPT_ERR_MMU_FAULT);
+    }
+    g_free(a);
+    g_free(b);
+    g_free(mk);
+    g_free(ca);
+    g_free(cb);
+    g_free(cm);
+    g_free(ja);
+    g_free(jb);
+    g_free(jm);
+    g_free(want_dec);
+    g_free(want_y);
+    g_free(want_t);
+    g_rand_free(r);
+    spt_stop(s);
+}
+
+/*
+ * GEMM version 2: each command's counters record equals core's counters,
+ * and the job's completion adds them up (with the epilogue's bytes).
+ */
+static void test_v2_gemm_counters(void)
+{
+    Spt *s = spt_start(NULL);
+    GRand *r = g_rand_new_with_seed(23);
+    const GemmCase cases[] = {
+        { SPT_PASS_FWD, SPT_ACT_RELU, true, true, true, 0, hw_enc(0, 1, 0.3f, 0) },
+        { SPT_PASS_WG, SPT_ACT_NONE, false, false, true, 0.25f, hw_enc(1, 2, 0.1f, 5) },
+        { SPT_PASS_BWD, SPT_ACT_NONE, false, true, false, 0, hw_enc(0, 0, 0, 0) },
+    };
+    const uint32_t m = 33, n = 40, k = 96;
+    struct spt_counters sum = { 0 };
+    struct spt_job_cpl c;
+    Cmds cmds = { .len = 0 };
+    Buf bcnt = spt_buf_rw(s, 0, G_N_ELEMENTS(cases) * sizeof(struct spt_hw_counters));
+    Buf outs[G_N_ELEMENTS(cases)][2];
+    void *want_ct[G_N_ELEMENTS(cases)];
+    float *want_y[G_N_ELEMENTS(cases)];
+    size_t want_len[G_N_ELEMENTS(cases)], cap = spt_ct_bound(m, n);
+
+    for (unsigned i = 0; i < G_N_ELEMENTS(cases); i++) {
+        const GemmCase *gc = &cases[i];
+        float *a = rand_matrix(r, m, k, 0.6), *b = rand_matrix(r, n, k, 0.6);
+        float *bias = rand_matrix(r, 1, n, 0.0);
+        size_t la, lb;
+        void *ca = host_encode(a, m, k, &la), *cb = host_encode(b, n, k, &lb);
+        struct spt_gemm_epilogue ep = { .bias = gc->bias ? bias : NULL, .act = gc->act,
+                                        .scale = gc->scale };
+        struct spt_gemm_out out = { 0 };
+        struct spt_counters cnt = { 0 };
+        Buf ba = spt_buf_data(s, 0, ca, la), bb = spt_buf_data(s, 0, cb, lb);
+        Buf bbias = spt_buf_data(s, 0, bias, n * 4);
+        struct spt_cmd_gemm_v2 g = { .v1 = {
+            CMD_HDR2(SPT_OP_GEMM, struct spt_cmd_gemm_v2),
+            .pass = gc->pass, .act = gc->act, .a_va = ba.va, .a_len = la,
+            .b_va = bb.va, .b_len = lb, .bias_va = gc->bias ? bbias.va : 0,
+            .enc = gc->enc },
+            .cnt_va = bcnt.va + i * sizeof(struct spt_hw_counters) };
+
+        outs[i][0] = spt_buf_rw(s, 0, m * n * 4);
+        outs[i][1] = spt_buf_rw(s, 0, cap);
+        g.v1.y_va = gc->y ? outs[i][0].va : 0;
+        g.v1.ct_va = gc->ct ? outs[i][1].va : 0;
+        g.v1.ct_cap = gc->ct ? cap : 0;
+        memcpy(&g.v1.scale, &gc->scale, 4);
+        want_y[i] = out.y = gc->y ? g_new(float, m * n) : NULL;
+        want_ct[i] = out.ct = gc->ct ? g_malloc(cap) : NULL;
+        out.ct_cap = gc->ct ? cap : 0;
+        host_enc_opts(&gc->enc, &out.enc);
+        g_assert_cmpint(spt_gemm(gc->pass, ca, la, cb, lb, &ep, &out, &cnt), ==, 0);
+        want_len[i] = out.ct_len;
+        spt_counters_add(&sum, &cnt);
+        cmds_add(&cmds, &g, sizeof(g));
+        g_free(a);
+        g_free(b);
+        g_free(bias);
+        g_free(ca);
+        g_free(cb);
+    }
+    spt_run_cmds(s, 0, &cmds, &c);
+    assert_ok(&c);
+    for (unsigned i = 0; i < G_N_ELEMENTS(cases); i++) {
+        struct spt_hw_counters hc;
+
+        if (want_y[i]) {
+            float *got = guest_read(s, &outs[i][0], m * n * 4);
+
+            g_assert(memcmp(got, want_y[i], m * n * 4) == 0);
+            g_free(got);
+        }
+        if (want_ct[i]) {
+            void *got = guest_read(s, &outs[i][1], want_len[i]);
+
+            g_assert(memcmp(got, want_ct[i], want_len[i]) == 0);
+            g_free(got);
+        }
+        qtest_memread(s->qts, bcnt.pa + i * sizeof(hc), &hc, sizeof(hc));
+        g_assert_cmpuint(hc.dense_macs, ==, (uint64_t)m * n * k);
+        g_assert_cmpuint(hc.reserved, ==, 0);
+        g_assert_cmpuint(hc.elements_out, ==, (uint64_t)m * n);
+        g_free(want_y[i]);
+        g_free(want_ct[i]);
+    }
+    /* the records add up to the job's counters */
+    {
+        struct spt_hw_counters hc[G_N_ELEMENTS(cases)];
+        uint64_t dm = 0, em = 0, br = 0, bw = 0;
+
+        qtest_memread(s->qts, bcnt.pa, hc, sizeof(hc));
+        for (unsigned i = 0; i < G_N_ELEMENTS(cases); i++) {
+            dm += hc[i].dense_macs;
+            em += hc[i].exec_macs;
+            br += hc[i].bytes_read;
+            bw += hc[i].bytes_written;
+        }
+        g_assert_cmpuint(c.dense_macs, ==, dm);
+        g_assert_cmpuint(c.exec_macs, ==, em);
+        g_assert_cmpuint(c.bytes_read, ==, br);
+        g_assert_cmpuint(c.bytes_written, ==, bw);
+        g_assert_cmpuint(dm, ==, sum.dense_macs);
+        g_assert_cmpuint(em, ==, sum.exec_macs);
+        g_assert_cmpuint(br, ==, sum.bytes_read);
+        g_assert_cmpuint(bw, ==, sum.bytes_written);
+    }
+    g_rand_free(r);
+    spt_stop(s);
+}
+
+/*
+ * One convolution layer's training step as one job, every compressed
+ * intermediate sized by the device alone (F_LEN_HDR with the bound as the
+ * capacity): IM2COL, ENCODE, GEMM forward with ReLU into a compressed
+ * output, COLSUM of it (the bias gradient of a layer whose dY it were),
+ * TRANSPOSE of W^T, GEMM backward into FP32 patches, COL2IM, CHECK_FINITE.
+ * Compared with the same sequence on core/, bit for bit.
+ */
+static void test_v2_conv_step(void)
+{
+    Spt *s = spt_start(NULL);
+    GRand *r = g_rand_new_with_seed(24);
+    const struct spt_conv_shape sh = { 2, 6, 6, 3, 3, 1, 1 };
+    const uint32_t N = 8;
+    struct spt_conv_dims d;
+    float *x, *wt = rand_matrix(r, N, 27, 0.1), *col, *dcol, *dx, *gb, *got;
+    size_t cap_col, cap_w = spt_ct_bound(N, 27), cap_y, cap_wn = spt_ct_bound(27, N);
+    size_t l_col, l_w, l_y, l_wn;
+    void *h_col, *h_w, *h_y, *h_wn;
+    struct spt_gemm_out go = { 0 };
+    struct spt_gemm_epilogue ep = { .act = SPT_ACT_RELU };
+    struct spt_counters c_fwd = { 0 }, c_bwd = { 0 };
+    struct spt_hw_counters hc[2];
+    struct spt_job_cpl c;
+    Cmds cmds = { .len = 0 };
+    Buf bx, bw, bcol, bccol, bcw, bcy, bcwn, bgb, bdcol, bdx, bcnt;
+
+    g_assert_cmpint(spt_conv_shape_check(&sh, &d), ==, 0);
+    g_assert_cmpuint(d.cols, ==, 27);
+    x = rand_matrix(r, 1, d.img_elems, 0.3);
+    col = g_new(float, d.col_elems);
+    dcol = g_new(float, d.col_elems);
+    dx = g_new(float, d.img_elems);
+    gb = g_new(float, N);
+    cap_col = spt_ct_bound(d.rows, d.cols);
+    cap_y = spt_ct_bound(d.rows, N);
+    h_col = g_malloc(cap_col);
+    h_w = host_encode(wt, N, 27, &l_w);
+    h_y = g_malloc(cap_y);
+    h_wn = g_malloc(cap_wn);
+
+    /* core/ */
+    g_assert_cmpint(spt_im2col(&sh, x, d.img_elems, col, d.col_elems), ==, 0);
+    g_assert_cmpint(spt_ct_encode(col, d.rows, d.cols, NULL, h_col, cap_col, &l_col, NULL),
+                    ==, 0);
+    go.ct = h_y;
+    go.ct_cap = cap_y;
+    g_assert_cmpint(spt_gemm(SPT_PASS_FWD, h_col, l_col, h_w, l_w, &ep, &go, &c_fwd), ==, 0);
+    l_y = go.ct_len;
+    g_assert_cmpint(spt_ct_colsum(h_y, l_y, gb, N), ==, 0);
+    g_assert_cmpint(spt_ct_transpose(h_w, l_w, NULL, h_wn, cap_wn, &l_wn, NULL), ==, 0);
+    memset(&go, 0, sizeof(go));
+    go.y = dcol;
+    g_assert_cmpint(spt_gemm(SPT_PASS_BWD, h_y, l_y, h_wn, l_wn, NULL, &go, &c_bwd), ==, 0);
+    g_assert_cmpint(spt_col2im(&sh, dcol, d.col_elems, dx, d.img_elems), ==, 0);
+    g_assert_cmpint(spt_check_finite(dx, d.img_elems), ==, 0);
+
+    /* the device */
+    bx = spt_buf_data(s, 0, x, d.img_elems * 4);
+    bw = spt_buf_data(s, 0, wt, N * 27 * 4);
+    bcol = spt_buf_rw(s, 0, d.col_elems * 4);
+    bccol = spt_buf_rw(s, 0, cap_col);
+    bcw = spt_buf_rw(s, 0, cap_w);
+    bcy = spt_buf_rw(s, 0, cap_y);
+    bcwn = spt_buf_rw(s, 0, cap_wn);
+    bgb = spt_buf_rw(s, 0, N * 4);
+    bdcol = spt_buf_rw(s, 0, d.col_elems * 4);
+    bdx = spt_buf_rw(s, 0, d.img_elems * 4);
+    bcnt = spt_buf_rw(s, 0, sizeof(hc));
+    {
+        struct spt_cmd_im2col ic = conv_cmd(SPT_OP_IM2COL, &sh, bx.va, bcol.va);
+        struct spt_cmd_encode ecol = { CMD_HDR2(SPT_OP_ENCODE, struct spt_cmd_encode),
+            .src_va = bcol.va, .rows = d.rows, .cols = d.cols, .dst_va = bccol.va,
+            .dst_cap = cap_col };
+        struct spt_cmd_encode ew = { CMD_HDR(SPT_OP_ENCODE, struct spt_cmd_encode),
+            .src_va = bw.va, .rows = N, .cols = 27, .dst_va = bcw.va, .dst_cap = cap_w };
+        struct spt_cmd_gemm_v2 fwd = { .v1 = {
+            { .opcode = SPT_OP_GEMM, .version = 2, .size = sizeof(fwd),
+              .flags = SPT_CMD_F_LEN_HDR },
+            .pass = SPT_PASS_FWD, .act = SPT_ACT_RELU, .a_va = bccol.va, .a_len = cap_col,
+            .b_va = bcw.va, .b_len = cap_w, .ct_va = bcy.va, .ct_cap = cap_y },
+            .cnt_va = bcnt.va };
+        struct spt_cmd_colsum cs = {
+            { .opcode = SPT_OP_COLSUM, .version = 2, .size = sizeof(cs),
+              .flags = SPT_CMD_F_LEN_HDR },
+            .src_va = bcy.va, .src_len = cap_y, .dst_va = bgb.va, .dst_elems = N };
+        struct spt_cmd_transpose tw = {
+            { .opcode = SPT_OP_TRANSPOSE, .version = 2, .size = sizeof(tw),
+              .flags = SPT_CMD_F_LEN_HDR },
+            .src_va = bcw.va, .src_len = cap_w, .dst_va = bcwn.va, .dst_cap = cap_wn };
+        struct spt_cmd_gemm_v2 bwd = fwd;
+        struct spt_cmd_im2col ci = conv_cmd(SPT_OP_COL2IM, &sh, bdx.va, bdcol.va);
+        struct spt_cmd_check_finite cf = {
+            CMD_HDR2(SPT_OP_CHECK_FINITE, struct spt_cmd_check_finite),
+            .va = bdx.va, .n = d.img_elems };
+
+        bwd.v1.pass = SPT_PASS_BWD;
+        bwd.v1.act = SPT_ACT_NONE;
+        bwd.v1.a_va = bcy.va;
+        bwd.v1.a_len = cap_y;
+        bwd.v1.b_va = bcwn.va;
+        bwd.v1.b_len = cap_wn;
+        bwd.v1.ct_va = 0;
+        bwd.v1.ct_cap = 0;
+        bwd.v1.y_va = bdcol.va;
+        bwd.cnt_va = bcnt.va + sizeof(hc[0]);
+        cmds_add(&cmds, &ic, sizeof(ic));
+        cmds_add(&cmds, &ecol, sizeof(ecol));
+        cmds_add(&cmds, &ew, sizeof(ew));      /* a version-1 command in a v2 stream */
+        cmds_add(&cmds, &fwd, sizeof(fwd));
+        cmds_add(&cmds, &cs, sizeof(cs));
+        cmds_add(&cmds, &tw, sizeof(tw));
+        cmds_add(&cmds, &bwd, sizeof(bwd));
+        cmds_add(&cmds, &ci, sizeof(ci));
+        cmds_add(&cmds, &cf, sizeof(cf));
+    }
+    spt_run_cmds(s, 0, &cmds, &c);
+    assert_ok(&c);
+    g_assert_cmpuint(c.cmds_done, ==, 9);
+    got = guest_read(s, &bgb, N * 4);
+    g_assert(memcmp(got, gb, N * 4) == 0);
+    g_free(got);
+    got = guest_read(s, &bdcol, d.col_elems * 4);
+    g_assert(memcmp(got, dcol, d.col_elems * 4) == 0);
+    g_free(got);
+    got = guest_read(s, &bdx, d.img_elems * 4);
+    g_assert(memcmp(got, dx, d.img_elems * 4) == 0);
+    g_free(got);
+    qtest_memread(s->qts, bcnt.pa, hc, sizeof(hc));
+    g_assert_cmpuint(hc[0].exec_macs, ==, c_fwd.exec_macs);
+    g_assert_cmpuint(hc[1].exec_macs, ==, c_bwd.exec_macs);
+    g_assert_cmpuint(c.dense_macs, ==, c_fwd.dense_macs + c_bwd.dense_macs);
+    g_assert_cmpuint(c.exec_macs, ==, c_fwd.exec_macs + c_bwd.exec_macs);
+
+    /* a NaN in the input: the patches' ENCODE refuses it, the job stops there */
+    {
+        float nan = NAN;
+
+        qtest_memwrite(s->qts, bx.pa, &nan, 4);
+        spt_run_cmds(s, 0, &cmds, &c);
+        g_assert_cmpuint(c.status, ==, SPT_JOB_ERROR);
+        g_assert_cmpuint(c.error_code, ==, SPT_ERR_NUMERIC);
+        g_assert_cmpuint(c.cmds_done, ==, 1);
+    }
+    g_free(x);
+    g_free(wt);
+    g_free(col);
+    g_free(dcol);
+    g_free(dx);
+    g_free(gb);
+    g_free(h_col);
+    g_free(h_w);
+    g_free(h_y);
+    g_free(h_wn);
+    g_rand_free(r);
+    spt_stop(s);
+}
+
+/* Malformed version-2 commands, and version-1 streams keep their rules. */
+static void test_v2_malformed(void)
+{
+    Spt *s = spt_start(NULL);
+    GRand *r = g_rand_new_with_seed(25);
+    const struct spt_conv_shape sh = { 1, 4, 4, 2, 3, 1, 1 };
+    float *x = rand_matrix(r, 8, 64, 0.0);
+    size_t xl;
+    void *cx = host_encode(x, 8, 64, &xl);
+    Buf bx = spt_buf_data(s, 0, x, 8 * 64 * 4), bcx = spt_buf_data(s, 0, cx, xl);
+    Buf out = spt_buf_rw(s, 0, 65536), ro = spt_buf(s, 0, 4096, SPT_PTE_READ);
+    struct spt_cmd_im2col ic = conv_cmd(SPT_OP_IM2COL, &sh, bx.va, out.va), ic2;
+    struct spt_cmd_colsum cs = { CMD_HDR2(SPT_OP_COLSUM, struct spt_cmd_colsum),
+        .src_va = bcx.va, .src_len = xl, .dst_va = out.va, .dst_elems = 64 }, cs2;
+    struct spt_cmd_check_finite cf = {
+        CMD_HDR2(SPT_OP_CHECK_FINITE, struct spt_cmd_check_finite),
+        .va = bx.va, .n = 8 * 64 }, cf2;
+    struct spt_cmd_gemm_v2 g = { .v1 = { CMD_HDR2(SPT_OP_GEMM, struct spt_cmd_gemm_v2),
+        .a_va = bcx.va, .a_len = xl, .b_va = bcx.va, .b_len = xl, .y_va = out.va },
+        .cnt_va = out.va + 0x8000 }, g2;
+    struct spt_cmd_gemm g1 = g.v1;
+    struct spt_cmd_decode dc = { CMD_HDR(SPT_OP_DECODE, struct spt_cmd_decode),
+        .src_va = bcx.va, .src_len = xl, .dst_va = out.va, .dst_elems = 8 * 64 };
+    struct spt_cmd_encode en = { CMD_HDR2(SPT_OP_ENCODE, struct spt_cmd_encode),
+        .src_va = bx.va, .rows = 8, .cols = 64, .dst_va = out.va, .dst_cap = 65536 };
+    struct spt_cmd_nop nop = { CMD_HDR(SPT_OP_NOP, struct spt_cmd_nop) };
+    struct spt_job_cpl c;
+
+    g1.hdr.version = 1;
+    g1.hdr.size = sizeof(g1);
+    /* the good ones pass */
+    {
+        Cmds cmds = { .len = 0 };
+
+        cmds_add(&cmds, &ic, sizeof(ic));
+        cmds_add(&cmds, &cs, sizeof(cs));
+        cmds_add(&cmds, &cf, sizeof(cf));
+        cmds_add(&cmds, &g, sizeof(g));
+        cmds_add(&cmds, &g1, sizeof(g1));
+        cmds_add(&cmds, &dc, sizeof(dc));
+        cmds_add(&cmds, &en, sizeof(en));
+        nop.hdr.version = 2;
+        cmds_add(&cmds, &nop, sizeof(nop));
+        nop.hdr.version = 1;
+        spt_run_cmds(s, 0, &cmds, &c);
+        assert_ok(&c);
+        g_assert_cmpuint(c.cmds_done, ==, 8);
+    }
+
+    /* versions and sizes */
+    ic2 = ic; ic2.hdr.version = 1;
+    run_bad_cmd(s, &ic2, sizeof(ic2), SPT_ERR_BAD_OPCODE);
+    cs2 = cs; cs2.hdr.version = 1;
+    run_bad_cmd(s, &cs2, sizeof(cs2), SPT_ERR_BAD_OPCODE);
+    cf2 = cf; cf2.hdr.version = 1;
+    run_bad_cmd(s, &cf2, sizeof(cf2), SPT_ERR_BAD_OPCODE);
+    ic2 = ic; ic2.hdr.version = 3;
+    run_bad_cmd(s, &ic2, sizeof(ic2), SPT_ERR_BAD_OPCODE);
+    ic2 = ic; ic2.hdr.version = 0;
+    run_bad_cmd(s, &ic2, sizeof(ic2), SPT_ERR_BAD_OPCODE);
+    ic2 = ic; ic2.hdr.opcode = 0x44;
+    run_bad_cmd(s, &ic2, sizeof(ic2), SPT_ERR_BAD_OPCODE);
+    ic2 = ic; ic2.hdr.size = 48;
+    run_bad_cmd(s, &ic2, 48, SPT_ERR_BAD_CMD);
+    g2 = g; g2.v1.hdr.size = sizeof(struct spt_cmd_gemm);         /* v2 with v1's size */
+    run_bad_cmd(s, &g2, sizeof(struct spt_cmd_gemm), SPT_ERR_BAD_CMD);
+    g2 = g; g2.v1.hdr.version = 1;                                /* v1 with v2's size */
+    run_bad_cmd(s, &g2, sizeof(g2), SPT_ERR_BAD_CMD);
+    run_bad_cmd(s, &g, sizeof(g) - 8, SPT_ERR_BAD_CMD);           /* cut short */
+
+    /* flags */
+    dc.hdr.flags = SPT_CMD_F_LEN_HDR;                             /* version 1 */
+    run_bad_cmd(s, &dc, sizeof(dc), SPT_ERR_BAD_CMD);
+    g2 = g; g2.v1.hdr.flags = 2;
+    run_bad_cmd(s, &g2, sizeof(g2), SPT_ERR_BAD_CMD);
+    g2 = g; g2.v1.hdr.flags = SPT_CMD_F_LEN_HDR | 0x80000000u;
+    run_bad_cmd(s, &g2, sizeof(g2), SPT_ERR_BAD_CMD);
+    en.hdr.flags = SPT_CMD_F_LEN_HDR;                             /* no compressed input */
+    run_bad_cmd(s, &en, sizeof(en), SPT_ERR_BAD_CMD);
+    ic2 = ic; ic2.hdr.flags = SPT_CMD_F_LEN_HDR;
+    run_bad_cmd(s, &ic2, sizeof(ic2), SPT_ERR_BAD_CMD);
+    cf2 = cf; cf2.hdr.flags = SPT_CMD_F_LEN_HDR;
+    run_bad_cmd(s, &cf2, sizeof(cf2), SPT_ERR_BAD_CMD);
+    nop.hdr.version = 2;
+    nop.hdr.flags = SPT_CMD_F_LEN_HDR;
+    run_bad_cmd(s, &nop, sizeof(nop), SPT_ERR_BAD_CMD);
+
+    /* GEMM v2 */
+    g2 = g; g2.cnt_va = out.va + 4;
+    run_bad_cmd(s, &g2, sizeof(g2), SPT_ERR_BAD_CMD);
+    g2 = g; g2.cnt_va = ro.va;
+    run_bad_cmd(s, &g2, sizeof(g2), SPT_ERR_MMU_FAULT);
+    g2 = g; g2.cnt_va = out.va + 65536 - 32;                      /* runs into the guard page */
+    run_bad_cmd(s, &g2, sizeof(g2), SPT_ERR_MMU_FAULT);
+    g2 = g; g2.v1.pad = 1;
+    run_bad_cmd(s, &g2, sizeof(g2), SPT_ERR_BAD_CMD);
+
+    /* IM2COL / COL2IM */
+    ic2 = ic; ic2.pad2 = 1;
+    run_bad_cmd(s, &ic2, sizeof(ic2), SPT_ERR_BAD_CMD);
+    ic2 = ic; ic2.k = 0;
+    run_bad_cmd(s, &ic2, sizeof(ic2), SPT_ERR_BAD_CMD);
+    ic2 = ic; ic2.k = 17; ic2.pad = 0; ic2.h = ic2.w = 20;
+    run_bad_cmd(s, &ic2, sizeof(ic2), SPT_ERR_BAD_CMD);
+    ic2 = ic; ic2.stride = 0;
+    run_bad_cmd(s, &ic2, sizeof(ic2), SPT_ERR_BAD_CMD);
+    ic2 = ic; ic2.stride = 17;
+    run_bad_cmd(s, &ic2, sizeof(ic2), SPT_ERR_BAD_CMD);
+    ic2 = ic; ic2.pad = 3;
+    run_bad_cmd(s, &ic2, sizeof(ic2), SPT_ERR_BAD_CMD);
+    ic2 = ic; ic2.n = 0;
+    run_bad_cmd(s, &ic2, sizeof(ic2), SPT_ERR_BAD_CMD);
+    ic2 = ic; ic2.c = 0;
+    run_bad_cmd(s, &ic2, sizeof(ic2), SPT_ERR_BAD_CMD);
+    ic2 = ic; ic2.h = 1; ic2.pad = 0;                             /* oh would be 0 */
+    run_bad_cmd(s, &ic2, sizeof(ic2), SPT_ERR_BAD_CMD);
+    ic2 = ic; ic2.n = ic2.h = ic2.w = ic2.c = 0xffffffffu;        /* 64-bit overflow */
+    run_bad_cmd(s, &ic2, sizeof(ic2), SPT_ERR_TOO_BIG);
+    ic2 = ic; ic2.n = 1024; ic2.h = ic2.w = 64; ic2.c = 64;       /* 1 GiB image */
+    run_bad_cmd(s, &ic2, sizeof(ic2), SPT_ERR_TOO_BIG);
+    ic2 = ic; ic2.h = ic2.w = 256; ic2.c = 64;                    /* 16 MiB image, 151 MiB... */
+    ic2.k = 16; ic2.pad = 15; ic2.n = 1;                          /* ...patches: 4.6 GiB */
+    run_bad_cmd(s, &ic2, sizeof(ic2), SPT_ERR_TOO_BIG);
+    ic2 = ic; ic2.img_va = 0;
+    run_bad_cmd(s, &ic2, sizeof(ic2), SPT_ERR_BAD_CMD);
+    ic2 = ic; ic2.col_va = 0;
+    run_bad_cmd(s, &ic2, sizeof(ic2), SPT_ERR_BAD_CMD);
+    ic2 = ic; ic2.img_va += 2;
+    run_bad_cmd(s, &ic2, sizeof(ic2), SPT_ERR_BAD_CMD);
+    ic2 = ic; ic2.col_va += 1;
+    run_bad_cmd(s, &ic2, sizeof(ic2), SPT_ERR_BAD_CMD);
+    ic2 = ic; ic2.img_va = 0x7000000000ull;
+    run_bad_cmd(s, &ic2, sizeof(ic2), SPT_ERR_MMU_FAULT);
+    ic2 = ic; ic2.col_va = ro.va;
+    run_bad_cmd(s, &ic2, sizeof(ic2), SPT_ERR_MMU_FAULT);
+    ic2 = ic; ic2.hdr.opcode = SPT_OP_COL2IM; ic2.img_va = ro.va;
+    run_bad_cmd(s, &ic2, sizeof(ic2), SPT_ERR_MMU_FAULT);
+
+    /* COLSUM */
+    cs2 = cs; cs2.dst_elems = 63;
+    run_bad_cmd(s, &cs2, sizeof(cs2), SPT_ERR_SHAPE);
+    cs2 = cs; cs2.dst_elems = 8;                                  /* rows, not cols */
+    run_bad_cmd(s, &cs2, sizeof(cs2), SPT_ERR_SHAPE);
+    cs2 = cs; cs2.dst_va = 0;
+    run_bad_cmd(s, &cs2, sizeof(cs2), SPT_ERR_BAD_CMD);
+    cs2 = cs; cs2.dst_va = out.va + 2;
+    run_bad_cmd(s, &cs2, sizeof(cs2), SPT_ERR_BAD_CMD);
+    cs2 = cs; cs2.src_len = xl - 1;
+    run_bad_cmd(s, &cs2, sizeof(cs2), SPT_ERR_BAD_TENSOR);
+    cs2 = cs; cs2.src_len = xl + 1;
+    run_bad_cmd(s, &cs2, sizeof(cs2), SPT_ERR_BAD_TENSOR);
+    cs2 = cs; cs2.src_va = bx.va; cs2.src_len = 512;              /* FP32, not a tensor */
+    run_bad_cmd(s, &cs2, sizeof(cs2), SPT_ERR_BAD_TENSOR);
+    cs2 = cs; cs2.src_len = 1ull << 62;
+    run_bad_cmd(s, &cs2, sizeof(cs2), SPT_ERR_TOO_BIG);
+    cs2 = cs; cs2.src_len = 0;
+    run_bad_cmd(s, &cs2, sizeof(cs2), SPT_ERR_TOO_BIG);
+    cs2 = cs; cs2.dst_va = ro.va;
+    run_bad_cmd(s, &cs2, sizeof(cs2), SPT_ERR_MMU_FAULT);
+
+    /* CHECK_FINITE */
+    cf2 = cf; cf2.n = 0;
+    run_bad_cmd(s, &cf2, sizeof(cf2), SPT_ERR_BAD_CMD);
+    cf2 = cf; cf2.va = 0;
+    run_bad_cmd(s, &cf2, sizeof(cf2), SPT_ERR_BAD_CMD);
+    cf2 = cf; cf2.va += 1;
+    run_bad_cmd(s, &cf2, sizeof(cf2), SPT_ERR_BAD_CMD);
+    cf2 = cf; cf2.n = 1ull << 62;
+    run_bad_cmd(s, &cf2, sizeof(cf2), SPT_ERR_TOO_BIG);
+    cf2 = cf; cf2.n = 8 * 64 + 1024;                              /* into the guard page */
+    run_bad_cmd(s, &cf2, sizeof(cf2), SPT_ERR_MMU_FAULT);
+
     g_assert_cmphex(rd(s, SPT_REG_ERR_STATUS) & SPT_ERRS_CMD, ==, SPT_ERRS_CMD);
     g_free(x);
     g_free(cx);
@@ -1782,6 +2547,12 @@ int main(int argc, char **argv)
     qtest_add_func("/spt/mmu/bad-context", test_mmu_bad_context);
     qtest_add_func("/spt/malformed/descriptors", test_bad_descriptors);
     qtest_add_func("/spt/malformed/commands", test_bad_commands);
+    qtest_add_func("/spt/malformed/commands-v2", test_v2_malformed);
+    qtest_add_func("/spt/v2/lowering", test_v2_lowering);
+    qtest_add_func("/spt/v2/colsum-finite", test_v2_colsum_finite);
+    qtest_add_func("/spt/v2/len-hdr", test_v2_len_hdr);
+    qtest_add_func("/spt/v2/gemm-counters", test_v2_gemm_counters);
+    qtest_add_func("/spt/v2/conv-step", test_v2_conv_step);
     qtest_add_func("/spt/malformed/rings", test_ring_errors);
     qtest_add_func("/spt/malformed/garbage", test_garbage);
     qtest_add_func("/spt/reset/mid-job", test_reset_mid_job);

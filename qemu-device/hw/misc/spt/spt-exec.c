@@ -4,6 +4,8 @@
  * Every guest-controlled size is checked against SPT_XFER_MAX /
  * SPT_CMD_MAX_LEN before any allocation; every compressed operand is
  * validated by core/ before use; every access goes through the MMU.
+ * Command-stream versions 1 and 2 (uapi/spt_hw.h); a rejected command
+ * leaves a reason for the device's guest-error log (spt_exec_last_error).
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -31,7 +33,17 @@ struct SptExec {
     /* fault of the current job */
     uint64_t fault_va;
     unsigned fault_access;
+    /* why the current job failed, when the interpreter says (static string) */
+    uint8_t err_opcode;
+    const char *err_why;
 };
+
+/* Fail with @code and note @why for the guest-error log. */
+static int spt_bad(SptExec *e, int code, const char *why)
+{
+    e->err_why = why;
+    return code;
+}
 
 SptExec *spt_exec_new(const SptExecOps *ops, void *opaque,
                       const SptModelParams *p)
@@ -78,6 +90,12 @@ void spt_exec_last_fault(SptExec *e, uint64_t *va, unsigned *access)
 {
     *va = e->fault_va;
     *access = e->fault_access;
+}
+
+const char *spt_exec_last_error(SptExec *e, uint8_t *opcode)
+{
+    *opcode = e->err_opcode;
+    return e->err_why;
 }
 
 static int spt_va_rw(SptExec *e, uint64_t va, void *buf, size_t len, bool write)
@@ -185,6 +203,37 @@ static int spt_read_alloc(SptExec *e, uint64_t va, uint64_t len, void **out)
     }
     *out = buf;
     return SPT_ERR_NONE;
+}
+
+/*
+ * Read a compressed input operand of @cap bytes at @va.  With @len_hdr
+ * (SPT_CMD_F_LEN_HDR) @cap is its buffer's capacity: the tensor's own
+ * header says how long it is (total_bytes, SPT_CT_HEADER_SIZE..@cap), and
+ * only that much is read.  The length used in *len.
+ */
+static int spt_read_ct(SptExec *e, uint64_t va, uint64_t cap, bool len_hdr,
+                       void **out, uint64_t *len)
+{
+    *out = NULL;
+    *len = cap;
+    if (len_hdr) {
+        struct spt_ct_header h;
+        int err;
+
+        if (cap < sizeof(h)) {
+            return spt_bad(e, SPT_ERR_BAD_TENSOR, "capacity below a tensor header");
+        }
+        err = spt_exec_va_read(e, va, &h, sizeof(h));
+        if (err) {
+            return err;
+        }
+        if (h.total_bytes < SPT_CT_HEADER_SIZE || h.total_bytes > cap) {
+            return spt_bad(e, SPT_ERR_BAD_TENSOR,
+                           "tensor header's total_bytes outside 64..capacity");
+        }
+        *len = h.total_bytes;
+    }
+    return spt_read_alloc(e, va, *len, out);
 }
 
 static int spt_encode_opts(const struct spt_hw_encode *h, struct spt_encode_opts *o)
@@ -335,22 +384,23 @@ static int spt_op_encode(SptExec *e, const struct spt_cmd_encode *c, SptJobAcc *
     return err;
 }
 
-static int spt_op_decode(SptExec *e, const struct spt_cmd_decode *c, SptJobAcc *acc)
+static int spt_op_decode(SptExec *e, const struct spt_cmd_decode *c, bool len_hdr,
+                         SptJobAcc *acc)
 {
     struct spt_ct_info info;
     void *in = NULL;
     float *out;
-    uint64_t elems;
+    uint64_t elems, len;
     int err;
 
     if (!c->dst_va) {
         return SPT_ERR_BAD_CMD;
     }
-    err = spt_read_alloc(e, c->src_va, c->src_len, &in);
+    err = spt_read_ct(e, c->src_va, c->src_len, len_hdr, &in, &len);
     if (err) {
         return err;
     }
-    err = spt_ct_check(in, c->src_len, &info);
+    err = spt_ct_check(in, len, &info);
     if (err) {
         goto out;
     }
@@ -368,7 +418,7 @@ static int spt_op_decode(SptExec *e, const struct spt_cmd_decode *c, SptJobAcc *
         err = SPT_ERR_INTERNAL;
         goto out;
     }
-    err = spt_core_err(spt_ct_decode(in, c->src_len, out, elems));
+    err = spt_core_err(spt_ct_decode(in, len, out, elems));
     if (!err) {
         err = spt_exec_va_write(e, c->dst_va, out, elems * sizeof(float));
     }
@@ -384,12 +434,13 @@ out:
 }
 
 static int spt_op_transpose(SptExec *e, const struct spt_cmd_transpose *c,
-                            SptJobAcc *acc)
+                            bool len_hdr, SptJobAcc *acc)
 {
     struct spt_encode_opts o;
     struct spt_tensor_stats st;
     struct spt_ct_info info;
     size_t bound, cap, out_len = 0;
+    uint64_t len;
     void *in = NULL, *out = NULL;
     int err;
 
@@ -403,11 +454,11 @@ static int spt_op_transpose(SptExec *e, const struct spt_cmd_transpose *c,
     if (c->dst_cap > SPT_EXEC_XFER_MAX) {
         return SPT_ERR_TOO_BIG;
     }
-    err = spt_read_alloc(e, c->src_va, c->src_len, &in);
+    err = spt_read_ct(e, c->src_va, c->src_len, len_hdr, &in, &len);
     if (err) {
         return err;
     }
-    err = spt_ct_check(in, c->src_len, &info);
+    err = spt_ct_check(in, len, &info);
     if (err) {
         goto out;
     }
@@ -422,7 +473,7 @@ static int spt_op_transpose(SptExec *e, const struct spt_cmd_transpose *c,
         err = SPT_ERR_INTERNAL;
         goto out;
     }
-    err = spt_core_err(spt_ct_transpose(in, c->src_len, &o, out, cap, &out_len, &st));
+    err = spt_core_err(spt_ct_transpose(in, len, &o, out, cap, &out_len, &st));
     if (!err) {
         err = spt_exec_va_write(e, c->dst_va, out, out_len);
     }
@@ -440,7 +491,25 @@ out:
     return err;
 }
 
-static int spt_op_gemm(SptExec *e, const struct spt_cmd_gemm *c, SptJobAcc *acc)
+/* The counters record of a version-2 GEMM: core's counters of the command. */
+static int spt_write_counters(SptExec *e, uint64_t va, const struct spt_counters *c)
+{
+    struct spt_hw_counters h = {
+        .dense_macs = c->dense_macs,
+        .exec_macs = c->exec_macs,
+        .bytes_read = c->bytes_read,
+        .bytes_written = c->bytes_written,
+        .dense_fp16_bytes = c->dense_fp16_bytes,
+        .blocks = c->blocks,
+        .elements_out = c->elements_out,
+    };
+
+    return spt_exec_va_write(e, va, &h, sizeof(h));
+}
+
+/* @cnt_va: version 2's counters record (0: none); @len_hdr: SPT_CMD_F_LEN_HDR */
+static int spt_op_gemm(SptExec *e, const struct spt_cmd_gemm *c, uint64_t cnt_va,
+                       bool len_hdr, SptJobAcc *acc)
 {
     struct spt_gemm_epilogue ep = { 0 };
     struct spt_gemm_out out = { 0 };
@@ -449,9 +518,12 @@ static int spt_op_gemm(SptExec *e, const struct spt_cmd_gemm *c, SptJobAcc *acc)
     void *a = NULL, *b = NULL, *mask = NULL;
     float *bias = NULL, *y = NULL;
     void *ct = NULL;
-    uint64_t m, n, y_bytes;
+    uint64_t m, n, y_bytes, a_len, b_len, mask_len;
     int err;
 
+    if (cnt_va & 7) {
+        return spt_bad(e, SPT_ERR_BAD_CMD, "gemm: cnt_va not 8-byte aligned");
+    }
     if (c->pass > SPT_PASS_WG || c->act > SPT_ACT_RELU_GRAD || c->pad ||
         (!c->y_va && !c->ct_va) || (c->ct_va && !c->ct_cap)) {
         return SPT_ERR_BAD_CMD;
@@ -466,15 +538,15 @@ static int spt_op_gemm(SptExec *e, const struct spt_cmd_gemm *c, SptJobAcc *acc)
     if (c->ct_cap > SPT_EXEC_XFER_MAX) {
         return SPT_ERR_TOO_BIG;
     }
-    err = spt_read_alloc(e, c->a_va, c->a_len, &a);
+    err = spt_read_ct(e, c->a_va, c->a_len, len_hdr, &a, &a_len);
     if (!err) {
-        err = spt_read_alloc(e, c->b_va, c->b_len, &b);
+        err = spt_read_ct(e, c->b_va, c->b_len, len_hdr, &b, &b_len);
     }
     if (!err) {
-        err = spt_ct_shape(a, c->a_len, &ma, &ka);
+        err = spt_ct_shape(a, a_len, &ma, &ka);
     }
     if (!err) {
-        err = spt_ct_shape(b, c->b_len, &nb, &kb);
+        err = spt_ct_shape(b, b_len, &nb, &kb);
     }
     if (err) {
         goto out;
@@ -491,9 +563,9 @@ static int spt_op_gemm(SptExec *e, const struct spt_cmd_gemm *c, SptJobAcc *acc)
         goto out;
     }
     if (c->mask_va) {
-        err = spt_read_alloc(e, c->mask_va, c->mask_len, &mask);
+        err = spt_read_ct(e, c->mask_va, c->mask_len, len_hdr, &mask, &mask_len);
         if (!err) {
-            err = spt_ct_shape(mask, c->mask_len, &mm, &nm);
+            err = spt_ct_shape(mask, mask_len, &mm, &nm);
         }
         if (!err && (mm != m || nm != n)) {
             err = SPT_ERR_SHAPE;
@@ -502,7 +574,7 @@ static int spt_op_gemm(SptExec *e, const struct spt_cmd_gemm *c, SptJobAcc *acc)
             goto out;
         }
         ep.mask = mask;
-        ep.mask_len = c->mask_len;
+        ep.mask_len = mask_len;
     }
     if (c->bias_va) {
         err = spt_read_alloc(e, c->bias_va, n * sizeof(float), (void **)&bias);
@@ -532,7 +604,7 @@ static int spt_op_gemm(SptExec *e, const struct spt_cmd_gemm *c, SptJobAcc *acc)
         }
         out.ct = ct;
     }
-    err = spt_core_err(spt_gemm(c->pass, a, c->a_len, b, c->b_len, &ep, &out, &cnt));
+    err = spt_core_err(spt_gemm(c->pass, a, a_len, b, b_len, &ep, &out, &cnt));
     if (!err && y) {
         err = spt_exec_va_write(e, c->y_va, y, y_bytes);
     }
@@ -542,6 +614,9 @@ static int spt_op_gemm(SptExec *e, const struct spt_cmd_gemm *c, SptJobAcc *acc)
             err = spt_write_outputs(e, acc, c->len_va, c->stats_va, out.ct_len,
                                     &out.stats);
         }
+    }
+    if (!err && cnt_va) {
+        err = spt_write_counters(e, cnt_va, &cnt);
     }
     if (!err) {
         spt_model_apply(&e->model, &cnt);
@@ -644,8 +719,167 @@ static int spt_op_sgd(SptExec *e, const struct spt_cmd_sgd *c, SptJobAcc *acc)
     return err;
 }
 
-static size_t spt_cmd_size(uint8_t opcode)
+/* ---- version 2: convolution lowering, column sums, finite check ---------- */
+
+/* An FP32 array the command names: present and 4-byte aligned. */
+static bool spt_f32_va_ok(uint64_t va)
 {
+    return va && !(va & 3);
+}
+
+static int spt_conv_check(SptExec *e, const struct spt_cmd_im2col *c,
+                          struct spt_conv_shape *sh, struct spt_conv_dims *d)
+{
+    int ret;
+
+    if (c->pad2) {
+        return spt_bad(e, SPT_ERR_BAD_CMD, "im2col/col2im: pad2 not zero");
+    }
+    if (!spt_f32_va_ok(c->img_va) || !spt_f32_va_ok(c->col_va)) {
+        return spt_bad(e, SPT_ERR_BAD_CMD,
+                       "im2col/col2im: img_va or col_va zero or not 4-byte aligned");
+    }
+    sh->n = c->n;
+    sh->h = c->h;
+    sh->w = c->w;
+    sh->c = c->c;
+    sh->k = c->k;
+    sh->stride = c->stride;
+    sh->pad = c->pad;
+    ret = spt_conv_shape_check(sh, d);
+    if (ret) {
+        return spt_bad(e, spt_core_err(ret), "im2col/col2im: invalid shape");
+    }
+    if (d->img_elems > SPT_EXEC_XFER_MAX / sizeof(float) ||
+        d->col_elems > SPT_EXEC_XFER_MAX / sizeof(float)) {
+        return spt_bad(e, SPT_ERR_TOO_BIG, "im2col/col2im: image or patches too big");
+    }
+    return SPT_ERR_NONE;
+}
+
+/* IM2COL (@to_col) or COL2IM: read one FP32 array, write the other. */
+static int spt_op_lower(SptExec *e, const struct spt_cmd_im2col *c, bool to_col,
+                        SptJobAcc *acc)
+{
+    struct spt_conv_shape sh;
+    struct spt_conv_dims d;
+    uint64_t in_va, out_va, in_elems, out_elems;
+    float *in = NULL, *out = NULL;
+    int err;
+
+    err = spt_conv_check(e, c, &sh, &d);
+    if (err) {
+        return err;
+    }
+    in_va = to_col ? c->img_va : c->col_va;
+    out_va = to_col ? c->col_va : c->img_va;
+    in_elems = to_col ? d.img_elems : d.col_elems;
+    out_elems = to_col ? d.col_elems : d.img_elems;
+    err = spt_read_alloc(e, in_va, in_elems * sizeof(float), (void **)&in);
+    if (err) {
+        return err;
+    }
+    out = malloc(out_elems * sizeof(float));
+    if (!out) {
+        free(in);
+        return SPT_ERR_INTERNAL;
+    }
+    err = spt_core_err(to_col ? spt_im2col(&sh, in, in_elems, out, out_elems) :
+                                spt_col2im(&sh, in, in_elems, out, out_elems));
+    if (!err) {
+        err = spt_exec_va_write(e, out_va, out, out_elems * sizeof(float));
+    }
+    if (!err) {
+        acc->cnt.bytes_read += in_elems * sizeof(float);
+        acc->cnt.bytes_written += out_elems * sizeof(float);
+        acc->cnt.elements_out += out_elems;
+    }
+    free(in);
+    free(out);
+    return err;
+}
+
+static int spt_op_colsum(SptExec *e, const struct spt_cmd_colsum *c, bool len_hdr,
+                         SptJobAcc *acc)
+{
+    void *in = NULL;
+    float *sum = NULL;
+    uint32_t rows, cols;
+    uint64_t len;
+    int err;
+
+    if (!spt_f32_va_ok(c->dst_va)) {
+        return spt_bad(e, SPT_ERR_BAD_CMD, "colsum: dst_va zero or not 4-byte aligned");
+    }
+    err = spt_read_ct(e, c->src_va, c->src_len, len_hdr, &in, &len);
+    if (!err) {
+        /* the header's shape; spt_ct_colsum validates the whole tensor */
+        err = spt_ct_shape(in, len, &rows, &cols);
+    }
+    if (err) {
+        goto out;
+    }
+    if (c->dst_elems != cols) {
+        err = spt_bad(e, SPT_ERR_SHAPE, "colsum: dst_elems is not the tensor's cols");
+        goto out;
+    }
+    if ((uint64_t)cols * sizeof(float) > SPT_EXEC_XFER_MAX) {
+        err = SPT_ERR_TOO_BIG;
+        goto out;
+    }
+    sum = malloc((size_t)cols * sizeof(float));
+    if (!sum) {
+        err = SPT_ERR_INTERNAL;
+        goto out;
+    }
+    err = spt_core_err(spt_ct_colsum(in, len, sum, cols));
+    if (!err) {
+        err = spt_exec_va_write(e, c->dst_va, sum, (size_t)cols * sizeof(float));
+    }
+    if (!err) {
+        acc->cnt.bytes_read += len;
+        acc->cnt.bytes_written += (uint64_t)cols * sizeof(float);
+        acc->cnt.elements_out += cols;
+    }
+out:
+    free(in);
+    free(sum);
+    return err;
+}
+
+static int spt_op_check_finite(SptExec *e, const struct spt_cmd_check_finite *c,
+                               SptJobAcc *acc)
+{
+    float *x = NULL;
+    int err;
+
+    if (!spt_f32_va_ok(c->va) || !c->n) {
+        return spt_bad(e, SPT_ERR_BAD_CMD,
+                       "check-finite: va zero or not 4-byte aligned, or n zero");
+    }
+    if (c->n > SPT_EXEC_XFER_MAX / sizeof(float)) {
+        return SPT_ERR_TOO_BIG;
+    }
+    err = spt_read_alloc(e, c->va, c->n * sizeof(float), (void **)&x);
+    if (!err) {
+        err = spt_core_err(spt_check_finite(x, c->n));
+        if (err) {
+            spt_bad(e, err, "check-finite: NaN or Inf");
+        }
+    }
+    if (!err) {
+        acc->cnt.bytes_read += c->n * sizeof(float);
+    }
+    free(x);
+    return err;
+}
+
+/* Bytes of the command @opcode in @version; 0 if there is no such command. */
+static size_t spt_cmd_size(uint8_t opcode, uint8_t version)
+{
+    if (version != 1 && version != 2) {
+        return 0;
+    }
     switch (opcode) {
     case SPT_OP_NOP:
         return sizeof(struct spt_cmd_nop);
@@ -660,11 +894,35 @@ static size_t spt_cmd_size(uint8_t opcode)
     case SPT_OP_TRANSPOSE:
         return sizeof(struct spt_cmd_transpose);
     case SPT_OP_GEMM:
-        return sizeof(struct spt_cmd_gemm);
+        return version == 1 ? sizeof(struct spt_cmd_gemm) : sizeof(struct spt_cmd_gemm_v2);
     case SPT_OP_SOFTMAX_XENT:
         return sizeof(struct spt_cmd_softmax_xent);
     case SPT_OP_SGD:
         return sizeof(struct spt_cmd_sgd);
+    case SPT_OP_IM2COL:
+    case SPT_OP_COL2IM:
+        return version == 2 ? sizeof(struct spt_cmd_im2col) : 0;
+    case SPT_OP_COLSUM:
+        return version == 2 ? sizeof(struct spt_cmd_colsum) : 0;
+    case SPT_OP_CHECK_FINITE:
+        return version == 2 ? sizeof(struct spt_cmd_check_finite) : 0;
+    default:
+        return 0;
+    }
+}
+
+/* hdr.flags bits the command may set: F_LEN_HDR on version-2 commands with compressed inputs */
+static uint32_t spt_cmd_flags(uint8_t opcode, uint8_t version)
+{
+    if (version < 2) {
+        return 0;
+    }
+    switch (opcode) {
+    case SPT_OP_DECODE:
+    case SPT_OP_TRANSPOSE:
+    case SPT_OP_GEMM:
+    case SPT_OP_COLSUM:
+        return SPT_CMD_F_LEN_HDR;
     default:
         return 0;
     }
@@ -674,6 +932,7 @@ static size_t spt_cmd_size(uint8_t opcode)
 static int spt_exec_cmd(SptExec *e, const void *cmd, SptJobAcc *acc)
 {
     const struct spt_cmd_hdr *h = cmd;
+    bool len_hdr = h->flags & SPT_CMD_F_LEN_HDR;
     struct spt_counters before = acc->cnt;
     struct spt_counters delta;
     int err;
@@ -685,22 +944,40 @@ static int spt_exec_cmd(SptExec *e, const void *cmd, SptJobAcc *acc)
         return spt_op_fence(e, cmd);
     case SPT_OP_TIMESTAMP:
         return spt_op_timestamp(e, cmd);
-    case SPT_OP_GEMM:
-        return spt_op_gemm(e, cmd, acc);    /* modeled inside */
+    case SPT_OP_GEMM:                       /* modeled inside */
+        if (h->version == 1) {
+            return spt_op_gemm(e, cmd, 0, false, acc);
+        } else {
+            const struct spt_cmd_gemm_v2 *g = cmd;
+
+            return spt_op_gemm(e, &g->v1, g->cnt_va, len_hdr, acc);
+        }
     case SPT_OP_ENCODE:
         err = spt_op_encode(e, cmd, acc);
         break;
     case SPT_OP_DECODE:
-        err = spt_op_decode(e, cmd, acc);
+        err = spt_op_decode(e, cmd, len_hdr, acc);
         break;
     case SPT_OP_TRANSPOSE:
-        err = spt_op_transpose(e, cmd, acc);
+        err = spt_op_transpose(e, cmd, len_hdr, acc);
         break;
     case SPT_OP_SOFTMAX_XENT:
         err = spt_op_softmax(e, cmd, acc);
         break;
     case SPT_OP_SGD:
         err = spt_op_sgd(e, cmd, acc);
+        break;
+    case SPT_OP_IM2COL:
+        err = spt_op_lower(e, cmd, true, acc);
+        break;
+    case SPT_OP_COL2IM:
+        err = spt_op_lower(e, cmd, false, acc);
+        break;
+    case SPT_OP_COLSUM:
+        err = spt_op_colsum(e, cmd, len_hdr, acc);
+        break;
+    case SPT_OP_CHECK_FINITE:
+        err = spt_op_check_finite(e, cmd, acc);
         break;
     default:
         return SPT_ERR_BAD_OPCODE;
@@ -731,6 +1008,8 @@ bool spt_exec_job(SptExec *e, const struct spt_job_desc *d,
     cpl->t_start_ns = e->ops->now_ns ? e->ops->now_ns(e->opaque) : 0;
     e->fault_va = 0;
     e->fault_access = 0;
+    e->err_opcode = 0;
+    e->err_why = NULL;
     /* translations are cached for one job only */
     spt_mmu_flush(&e->mmu);
     e->mmu.ctx = UINT32_MAX;
@@ -761,13 +1040,18 @@ bool spt_exec_job(SptExec *e, const struct spt_job_desc *d,
             return false;
         }
         memcpy(&h, stream + off, sizeof(h));
-        size = spt_cmd_size(h.opcode);
-        if (!size || h.version != SPT_CMD_VERSION) {
-            err = SPT_ERR_BAD_OPCODE;
-        } else if (h.size != size || h.flags || size > d->cmd_len - off) {
-            err = SPT_ERR_BAD_CMD;
+        e->err_opcode = h.opcode;
+        size = spt_cmd_size(h.opcode, h.version);
+        if (!size) {
+            err = spt_bad(e, SPT_ERR_BAD_OPCODE, "unknown opcode or version");
+        } else if (h.size != size || size > d->cmd_len - off) {
+            err = spt_bad(e, SPT_ERR_BAD_CMD, "size does not match the opcode and version");
+        } else if (h.flags & ~spt_cmd_flags(h.opcode, h.version)) {
+            err = spt_bad(e, SPT_ERR_BAD_CMD, "flags not allowed for the opcode and version");
         } else {
-            uint64_t cmd[160 / 8];      /* aligned copy; largest command is 152 */
+            uint64_t cmd[160 / 8];      /* aligned copy; largest command is 160 */
+
+            _Static_assert(sizeof(struct spt_cmd_gemm_v2) <= sizeof(cmd), "cmd");
 
             memcpy(cmd, stream + off, size);
             err = spt_exec_cmd(e, cmd, &acc);

@@ -65,6 +65,13 @@ int spt_exec_fence(SptExec *e, const struct spt_job_desc *d);
 /* The MMU fault of the last failed access (VA, SPT_ACCESS_*). */
 void spt_exec_last_fault(SptExec *e, uint64_t *va, unsigned *access);
 
+/*
+ * Why the last job failed, for the guest-error log: a static string (NULL
+ * when the interpreter gave no reason), and the opcode of the command it
+ * stopped at in *opcode.
+ */
+const char *spt_exec_last_error(SptExec *e, uint8_t *opcode);
+
 /* Access device virtual memory of the current context; SPT_ERR_* codes. */
 int spt_exec_va_read(SptExec *e, uint64_t va, void *buf, size_t len);
 int spt_exec_va_write(SptExec *e, uint64_t va, const void *buf, size_t len);

@@ -325,9 +325,13 @@ static void spt_finish_job(SptState *s, bool ran, struct spt_job_cpl *cpl)
         return;
     }
     if (cpl->status != SPT_JOB_OK) {
+        uint8_t op;
+        const char *why = spt_exec_last_error(s->exec, &op);
+
         qemu_log_mask(LOG_GUEST_ERROR, "spt: queue %u job %u failed: error %u at "
-                      "offset %u va 0x%" PRIx64 "\n", job->q, job->index,
-                      cpl->error_code, cpl->error_offset, (uint64_t)cpl->fault_va);
+                      "offset %u (opcode 0x%02x%s%s) va 0x%" PRIx64 "\n", job->q,
+                      job->index, cpl->error_code, cpl->error_offset, op,
+                      why ? ": " : "", why ? why : "", (uint64_t)cpl->fault_va);
     }
     trace_spt_job_done(job->q, job->index, cpl->status, cpl->error_code,
                        cpl->fault_va);
