@@ -1,9 +1,8 @@
 /*
  * Writes the seed corpus of tests/fuzz/fuzz_cmdstream.c: one valid job per
  * opcode (and a few modes), laid out as the harness expects.
- *   cc -std=gnu11 -DSPT_NO_SIMD -Iuapi -Icore/include -ffp-contract=off \
- *      qemu-device/fuzz/gen-seeds.c $(ls core/src/*.c | grep -v _avx) -lm \
- *      -o /tmp/gen-seeds && /tmp/gen-seeds tests/fuzz/corpus/fuzz_cmdstream
+ * Built and run by 'make fuzz-corpus' (mk/fuzz-corpus.mk):
+ *   gen-seeds tests/fuzz/corpus/fuzz_cmdstream
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -64,6 +63,7 @@ static void emit(const char *name, uint8_t mode)
 }
 
 #define HDR(op, t) { .opcode = (op), .version = 1, .size = sizeof(t) }
+#define HDR2(op, t, f) { .opcode = (op), .version = 2, .size = sizeof(t), .flags = (f) }
 
 static void matrix(float *m, size_t n, unsigned seed)
 {
@@ -178,6 +178,67 @@ int main(int argc, char **argv)
         cmd(&s, sizeof(s));
     }
     emit("softmax-sgd", 0);
+
+    /* version 2: convolution lowering both ways */
+    reset();
+    matrix(m, 2 * 5 * 5 * 3, 8);
+    {
+        uint64_t img = data(m, 2 * 5 * 5 * 3 * 4);
+        struct spt_cmd_im2col ic = { HDR2(SPT_OP_IM2COL, struct spt_cmd_im2col, 0),
+            .img_va = img, .col_va = VA + OUT, .n = 2, .h = 5, .w = 5, .c = 3,
+            .k = 3, .stride = 2, .pad = 1 };
+        struct spt_cmd_im2col ci = ic;
+
+        ci.hdr.opcode = SPT_OP_COL2IM;
+        ci.img_va = VA + OUT + 0x8000;
+        cmd(&ic, sizeof(ic));
+        cmd(&ci, sizeof(ci));
+    }
+    emit("v2-im2col-col2im", 0);
+
+    /* version 2: column sums (length from the header) and the finite check */
+    reset();
+    a = encoded(20, 45, 9, &la);
+    {
+        struct spt_cmd_colsum cs = {
+            HDR2(SPT_OP_COLSUM, struct spt_cmd_colsum, SPT_CMD_F_LEN_HDR),
+            .src_va = a, .src_len = la + 64, .dst_va = VA + OUT, .dst_elems = 45 };
+        struct spt_cmd_check_finite cf = {
+            HDR2(SPT_OP_CHECK_FINITE, struct spt_cmd_check_finite, 0),
+            .va = VA + OUT, .n = 45 };
+
+        cmd(&cs, sizeof(cs));
+        cmd(&cf, sizeof(cf));
+    }
+    emit("v2-colsum-finite", 0);
+
+    /* version 2: GEMM with counters, operands sized by their headers */
+    reset();
+    a = encoded(8, 64, 10, &la);
+    b = encoded(16, 64, 11, &lb);
+    mk = encoded(8, 16, 12, &lm);
+    {
+        struct spt_cmd_decode d = {
+            HDR2(SPT_OP_DECODE, struct spt_cmd_decode, SPT_CMD_F_LEN_HDR),
+            .src_va = a, .src_len = 0x10000, .dst_va = VA + OUT + 0x4000,
+            .dst_elems = 8 * 64 };
+        struct spt_cmd_transpose t = {
+            HDR2(SPT_OP_TRANSPOSE, struct spt_cmd_transpose, SPT_CMD_F_LEN_HDR),
+            .src_va = b, .src_len = lb + 8, .dst_va = VA + OUT + 0x6000, .dst_cap = 8192,
+            .len_va = VA + OUT + 0x8000 };
+        struct spt_cmd_gemm_v2 g = { .v1 = {
+            HDR2(SPT_OP_GEMM, struct spt_cmd_gemm_v2, SPT_CMD_F_LEN_HDR),
+            .pass = SPT_PASS_FWD, .act = SPT_ACT_RELU_GRAD, .a_va = a, .a_len = la + 256,
+            .b_va = b, .b_len = lb, .mask_va = mk, .mask_len = lm + 1, .y_va = VA + OUT,
+            .ct_va = VA + OUT + 0x2000, .ct_cap = 4096, .len_va = VA + OUT + 0x3000,
+            .stats_va = VA + OUT + 0x3008, .enc = { .prune_mode = 1, .tau = 0x3f000000 } },
+            .cnt_va = VA + OUT + 0x3100 };
+
+        cmd(&d, sizeof(d));
+        cmd(&t, sizeof(t));
+        cmd(&g, sizeof(g));
+    }
+    emit("v2-gemm-len-hdr", 0);
 
     /* same NOP job in the other context modes */
     reset();
