@@ -63,6 +63,8 @@ static int cpu_encode(struct spt_ctx *ctx, const struct spt_buf *src, uint32_t r
 	(void)ctx;
 	if ((size_t)rows * cols * sizeof(float) > src->cap)
 		return -EINVAL;
+	dst->rows = rows;
+	dst->cols = cols;
 	return spt_ct_encode(src->host, rows, cols, o, dst->host, dst->cap, &dst->len, st);
 }
 
@@ -71,6 +73,8 @@ static int cpu_transpose(struct spt_ctx *ctx, const struct spt_buf *src,
 			 struct spt_tensor_stats *st)
 {
 	(void)ctx;
+	dst->rows = src->cols;
+	dst->cols = src->rows;
 	return spt_ct_transpose(src->host, src->len, o, dst->host, dst->cap, &dst->len, st);
 }
 
@@ -112,8 +116,11 @@ static int cpu_gemm(struct spt_ctx *ctx, enum spt_pass pass, const struct spt_bu
 	ret = spt_gemm(pass, a->host, a->len, b->host, b->len, &ep, &out, cnt);
 	if (ret)
 		return ret;
-	if (ct)
+	if (ct) {
 		ct->len = out.ct_len;
+		ct->rows = a->rows;
+		ct->cols = b->rows;
+	}
 	if (st)
 		*st = out.stats;
 	return 0;
@@ -132,16 +139,26 @@ static int cpu_sgemm(struct spt_ctx *ctx, bool trans_a, bool trans_b, uint32_t m
 }
 
 static int cpu_softmax_xent(struct spt_ctx *ctx, const struct spt_buf *logits,
-			    const uint8_t *labels, uint32_t rows, uint32_t classes,
-			    float *loss, uint32_t *correct, struct spt_buf *dlogits)
+			    const struct spt_buf *labels, uint32_t rows, uint32_t classes,
+			    struct spt_buf *out, struct spt_buf *dlogits)
 {
 	size_t bytes = (size_t)rows * classes * sizeof(float);
+	uint8_t *res = out ? out->host : NULL;
+	uint32_t correct;
+	float loss;
+	int ret;
 
 	(void)ctx;
-	if (!logits || bytes > logits->cap || (dlogits && bytes > dlogits->cap))
+	if (!logits || !labels || !res || bytes > logits->cap || rows > labels->cap ||
+	    out->cap < 8 || (dlogits && bytes > dlogits->cap))
 		return -EINVAL;
-	return spt_softmax_xent(logits->host, labels, rows, classes, loss, correct,
-				dlogits ? dlogits->host : NULL);
+	ret = spt_softmax_xent(logits->host, labels->host, rows, classes, &loss, &correct,
+			       dlogits ? dlogits->host : NULL);
+	if (ret)
+		return ret;
+	memcpy(res, &loss, sizeof(loss));
+	memcpy(res + 4, &correct, sizeof(correct));
+	return 0;
 }
 
 static int cpu_sgd(struct spt_ctx *ctx, struct spt_buf *w, struct spt_buf *v,
@@ -153,6 +170,53 @@ static int cpu_sgd(struct spt_ctx *ctx, struct spt_buf *w, struct spt_buf *v,
 	    n * sizeof(float) > g->cap)
 		return -EINVAL;
 	return spt_sgd_momentum(w->host, v->host, g->host, n, lr, momentum, weight_decay);
+}
+
+static int cpu_im2col(struct spt_ctx *ctx, const struct spt_conv_shape *cs,
+		      const struct spt_buf *img, struct spt_buf *col)
+{
+	struct spt_conv_dims d;
+	int ret;
+
+	(void)ctx;
+	ret = spt_conv_shape_check(cs, &d);
+	if (ret)
+		return ret;
+	if (d.img_elems * sizeof(float) > img->cap || d.col_elems * sizeof(float) > col->cap)
+		return -EINVAL;
+	return spt_im2col(cs, img->host, d.img_elems, col->host, d.col_elems);
+}
+
+static int cpu_col2im(struct spt_ctx *ctx, const struct spt_conv_shape *cs,
+		      const struct spt_buf *col, struct spt_buf *img)
+{
+	struct spt_conv_dims d;
+	int ret;
+
+	(void)ctx;
+	ret = spt_conv_shape_check(cs, &d);
+	if (ret)
+		return ret;
+	if (d.img_elems * sizeof(float) > img->cap || d.col_elems * sizeof(float) > col->cap)
+		return -EINVAL;
+	return spt_col2im(cs, col->host, d.col_elems, img->host, d.img_elems);
+}
+
+static int cpu_colsum(struct spt_ctx *ctx, const struct spt_buf *src, struct spt_buf *dst,
+		      uint32_t cols)
+{
+	(void)ctx;
+	if (!src || !dst || (size_t)cols * sizeof(float) > dst->cap)
+		return -EINVAL;
+	return spt_ct_colsum(src->host, src->len, dst->host, cols);
+}
+
+static int cpu_check_finite(struct spt_ctx *ctx, const struct spt_buf *b, size_t n)
+{
+	(void)ctx;
+	if (!b || !n || n * sizeof(float) > b->cap)
+		return -EINVAL;
+	return spt_check_finite(b->host, n);
 }
 
 static int cpu_sync(struct spt_ctx *ctx)
@@ -175,5 +239,9 @@ const struct spt_backend_ops spt_cpu_backend = {
 	.sgemm = cpu_sgemm,
 	.softmax_xent = cpu_softmax_xent,
 	.sgd = cpu_sgd,
+	.im2col = cpu_im2col,
+	.col2im = cpu_col2im,
+	.colsum = cpu_colsum,
+	.check_finite = cpu_check_finite,
 	.sync = cpu_sync,
 };

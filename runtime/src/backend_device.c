@@ -5,9 +5,10 @@
  * The device is found by driver name and its ABI, hardware interface and
  * tensor format versions are checked with DRM_IOCTL_SPT_DEV_QUERY (a
  * mismatch fails loudly with -SPT_EVERSION).  A context opened with
- * SPT_CTX_QUERY_ONLY only answers spt_ctx_info(); any other open also sets
- * up submission (backend_device_exec.c), where every operation runs on the
- * device as a command stream.
+ * SPT_CTX_QUERY_ONLY only answers spt_ctx_info(); any other open needs
+ * command-stream version 2 and the TRAIN_OPS opcodes (-SPT_EVERSION
+ * otherwise) and sets up submission (backend_device_exec.c), where a
+ * training step runs on the device as one command stream.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -15,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "drm/spt_accel.h"
 #include "backend_device_exec.h"
 #include "drm_probe.h"
 #include "internal.h"
@@ -67,6 +69,10 @@ static int dev_open(struct spt_ctx *ctx, const struct spt_ctx_opts *o)
 	if (!p)
 		return -ENOMEM;
 	ret = dev_find(o, ctx->device, sizeof(ctx->device), ctx->driver, sizeof(ctx->driver), di);
+	/* a whole step is one version-2 command stream, loss and update included */
+	if (!ret && !(o->flags & SPT_CTX_QUERY_ONLY) &&
+	    (di->cmd_version < 2 || !(di->caps & DRM_SPT_CAP_TRAIN_OPS)))
+		ret = -SPT_EVERSION;
 	if (!ret && !(o->flags & SPT_CTX_QUERY_ONLY))
 		ret = rt_dx_open(ctx->device, &p->dx);
 	if (ret) {
@@ -120,6 +126,11 @@ const struct spt_backend_ops spt_device_backend = {
 	.gemm = rt_dx_gemm,
 	.softmax_xent = rt_dx_softmax_xent,
 	.sgd = rt_dx_sgd,
+	.im2col = rt_dx_im2col,
+	.col2im = rt_dx_col2im,
+	.colsum = rt_dx_colsum,
+	.check_finite = rt_dx_check_finite,
+	.submit = rt_dx_submit,
 	.sync = rt_dx_sync,
 	.device_seconds = rt_dx_device_seconds,
 };

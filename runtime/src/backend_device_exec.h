@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The device backend's execution half (backend_device_exec.c): buffer
- * objects, command streams, SUBMIT and syncobj waits.  backend_device.c
+ * objects, one command stream per step, SUBMIT and syncobj waits.  backend_device.c
  * finds and checks the device; this file runs work on it.
  */
 #ifndef SPT_RT_BACKEND_DEVICE_EXEC_H
@@ -38,12 +38,22 @@ int rt_dx_gemm(struct spt_ctx *ctx, enum spt_pass pass, const struct spt_buf *a,
 	       const struct spt_encode_opts *enc, struct spt_tensor_stats *st,
 	       struct spt_counters *cnt);
 int rt_dx_softmax_xent(struct spt_ctx *ctx, const struct spt_buf *logits,
-		       const uint8_t *labels, uint32_t rows, uint32_t classes, float *loss,
-		       uint32_t *correct, struct spt_buf *dlogits);
+		       const struct spt_buf *labels, uint32_t rows, uint32_t classes,
+		       struct spt_buf *out, struct spt_buf *dlogits);
 int rt_dx_sgd(struct spt_ctx *ctx, struct spt_buf *w, struct spt_buf *v,
 	      const struct spt_buf *g, size_t n, float lr, float momentum,
 	      float weight_decay);
+int rt_dx_im2col(struct spt_ctx *ctx, const struct spt_conv_shape *cs,
+		 const struct spt_buf *img, struct spt_buf *col);
+int rt_dx_col2im(struct spt_ctx *ctx, const struct spt_conv_shape *cs,
+		 const struct spt_buf *col, struct spt_buf *img);
+int rt_dx_colsum(struct spt_ctx *ctx, const struct spt_buf *src, struct spt_buf *dst,
+		 uint32_t cols);
+int rt_dx_check_finite(struct spt_ctx *ctx, const struct spt_buf *b, size_t n);
+int rt_dx_submit(struct spt_ctx *ctx);
 int rt_dx_sync(struct spt_ctx *ctx);
 double rt_dx_device_seconds(struct spt_ctx *ctx);
+/* Jobs submitted so far (tests). */
+uint64_t rt_dx_jobs(struct spt_ctx *ctx);
 
 #endif

@@ -194,6 +194,8 @@ SPT_API int spt_model_save(const struct spt_model *m, const char *path,
 	if (!m || !path || !*path || !m->finalized || user_len > CK_USER_MAX ||
 	    (user_len && !user))
 		return -EINVAL;
+	if (rt_busy(m))
+		return -EBUSY;
 	put(&b, CK_MAGIC, 8);
 	put32(&b, CK_VERSION);
 	put32(&b, m->opts.precision);
@@ -345,6 +347,8 @@ SPT_API int spt_model_load(struct spt_model *m, const char *path, void *user,
 
 	if (!m || !path || !m->finalized || (user_cap && !user))
 		return -EINVAL;
+	if (rt_busy(m))
+		return -EBUSY;
 	ret = read_all(path, &p, &len);
 	if (ret)
 		return ret;

@@ -17,16 +17,24 @@
 struct spt_buf {
 	void *host;
 	size_t cap;		/* bytes */
-	size_t len;		/* bytes of valid compressed data (ct buffers) */
+	size_t len;		/* bytes of valid compressed data (ct buffers), after sync() */
 	uint64_t dev_addr;
+	/* shape of the compressed tensor an operation queued (encode, transpose, gemm) */
+	uint32_t rows, cols;
 };
 
 /*
  * The operations a backend provides.  Every model step is a sequence of
  * these calls; the CPU backend executes each at once, a device backend
- * appends a command to the step's command stream and executes the stream
- * at sync().  Statistics and counters pointed to by an operation are valid
- * after sync().
+ * appends commands to one command stream and executes it at submit() or
+ * sync().  Results an operation writes through a pointer (statistics,
+ * counters, a compressed output's len, buffer contents read by the host)
+ * are valid after sync(), so the pointed-to objects must live until then.
+ * Every buffer argument is a struct spt_buf from buf_alloc (device memory
+ * on a device backend).  An error an operation returns is about its
+ * arguments (or, on the CPU backend, its computation); errors of queued
+ * work come back from sync(): -EDOM when check_finite, softmax_xent or
+ * sgd met a NaN or infinity.
  */
 struct spt_backend_ops {
 	const char *name;
@@ -59,17 +67,30 @@ struct spt_backend_ops {
 		     uint32_t n, uint32_t k, const float *a, const float *b, float *c,
 		     bool accumulate);
 	/*
-	 * Softmax cross-entropy of @rows x @classes logits (spt_softmax_xent):
-	 * mean loss, correct count (may be NULL) and, if @dlogits is not NULL,
-	 * its gradient.  @loss and @correct are valid on return.
+	 * Softmax cross-entropy of @rows x @classes logits (spt_softmax_xent)
+	 * against @rows u8 @labels: the mean loss (f32) at byte 0 of @out, the
+	 * correct count (u32) at byte 4 and, if @dlogits is not NULL, its
+	 * gradient.
 	 */
 	int (*softmax_xent)(struct spt_ctx *ctx, const struct spt_buf *logits,
-			    const uint8_t *labels, uint32_t rows, uint32_t classes,
-			    float *loss, uint32_t *correct, struct spt_buf *dlogits);
+			    const struct spt_buf *labels, uint32_t rows, uint32_t classes,
+			    struct spt_buf *out, struct spt_buf *dlogits);
 	/* Momentum SGD with weight decay on @n FP32 values (spt_sgd_momentum). */
 	int (*sgd)(struct spt_ctx *ctx, struct spt_buf *w, struct spt_buf *v,
 		   const struct spt_buf *g, size_t n, float lr, float momentum,
 		   float weight_decay);
+	/* Convolution lowering (spt_im2col / spt_col2im) between FP32 buffers. */
+	int (*im2col)(struct spt_ctx *ctx, const struct spt_conv_shape *s,
+		      const struct spt_buf *img, struct spt_buf *col);
+	int (*col2im)(struct spt_ctx *ctx, const struct spt_conv_shape *s,
+		      const struct spt_buf *col, struct spt_buf *img);
+	/* @cols FP32 column sums of the compressed @src (spt_ct_colsum): the bias gradient. */
+	int (*colsum)(struct spt_ctx *ctx, const struct spt_buf *src, struct spt_buf *dst,
+		      uint32_t cols);
+	/* Fail (-EDOM, at once or from sync()) if one of @n floats of @b is NaN or infinite. */
+	int (*check_finite)(struct spt_ctx *ctx, const struct spt_buf *b, size_t n);
+	/* Start executing what is queued without waiting (NULL: nothing to do). */
+	int (*submit)(struct spt_ctx *ctx);
 	/* Wait until every queued operation has completed. */
 	int (*sync)(struct spt_ctx *ctx);
 	/*
@@ -139,6 +160,19 @@ struct rt_layer {
 	struct spt_buf gwt;	/* FP32 weight gradient N x K */
 };
 
+/* A batch uploaded for a step (x, labels in backend memory). */
+struct rt_slot {
+	struct spt_buf x;	/* FP32 batch x in features */
+	struct spt_buf labels;	/* u8 batch */
+	uint32_t n;
+	int ret;		/* error of a step that could not start */
+};
+
+/* Steps the async API lets a model have outstanding: one running, one uploaded. */
+#define RT_MAX_PENDING 2
+
+struct step;
+
 struct spt_model {
 	struct spt_ctx *ctx;
 	uint32_t in_c, in_h, in_w, classes;
@@ -153,7 +187,21 @@ struct spt_model {
 	float *scratch;		/* FP32 scratch, max over layers of M x max(K, N) */
 	size_t scratch_elems;
 	uint8_t *labels;
+	/* steps: input slots, loss (f32) and correct count (u32), the async queue */
+	struct rt_slot slot[RT_MAX_PENDING];
+	struct spt_buf lossb;
+	struct step *running;	/* queued or in flight on the backend */
+	uint32_t head, pending;	/* oldest outstanding slot; steps submitted, not waited for */
 };
+
+/* step.c: wait for and drop outstanding steps (before freeing the model). */
+void rt_step_drain(struct spt_model *m);
+
+/* Calls that read or change the model refuse while async steps are outstanding. */
+static inline bool rt_busy(const struct spt_model *m)
+{
+	return m && m->pending;
+}
 
 /* controller.c */
 void rt_ctl_init(struct rt_ctl *c);

@@ -348,6 +348,13 @@ SPT_API int spt_model_finalize(struct spt_model *m, const struct spt_train_opts 
 	m->labels = rt_zalloc(opts->batch);
 	if (!m->labels)
 		return -ENOMEM;
+	ret = buf(m, &m->lossb, 8);
+	for (i = 0; !ret && i < RT_MAX_PENDING; i++)
+		ret = buf(m, &m->slot[i].x, (size_t)opts->batch * m->in_c * m->in_h * m->in_w *
+				      sizeof(float)) ?:
+		      buf(m, &m->slot[i].labels, opts->batch);
+	if (ret)
+		return ret;
 	rng = opts->seed ^ 0x5350545f494e4954ULL;
 	for (i = 0; i < m->nlayers; i++) {
 		struct rt_layer *l = &m->layers[i];
@@ -380,10 +387,18 @@ static void layer_free(struct spt_model *m, struct rt_layer *l)
 
 SPT_API void spt_model_free(struct spt_model *m)
 {
-	int i;
+	int i, j;
 
 	if (!m)
 		return;
+	rt_step_drain(m);
+	for (i = 0; i < RT_MAX_PENDING; i++) {
+		struct spt_buf *b[] = { &m->slot[i].x, &m->slot[i].labels, &m->lossb };
+
+		for (j = 0; j < 3; j++)
+			if (b[j]->host)
+				m->ctx->ops->buf_free(m->ctx, b[j]);
+	}
 	for (i = 0; i < m->nlayers; i++)
 		layer_free(m, &m->layers[i]);
 	free(m->layers);
@@ -468,6 +483,8 @@ SPT_API int spt_model_set_sparsity(struct spt_model *m, int layer,
 	if (!m || !s || !m->finalized || (unsigned int)cls >= SPT_CLASS_COUNT ||
 	    layer < -1 || layer >= m->nlayers)
 		return -EINVAL;
+	if (rt_busy(m))
+		return -EBUSY;
 	ret = sparsity_check(s);
 	if (ret)
 		return ret;
@@ -494,6 +511,8 @@ SPT_API int spt_model_set_target_sparsity(struct spt_model *m, float target,
 
 	if (!m)
 		return -EINVAL;
+	if (rt_busy(m))
+		return -EBUSY;
 	if (target == 0.0f) {
 		struct spt_sparsity off = { 0 };
 
@@ -511,6 +530,8 @@ SPT_API int spt_model_layer_stats(const struct spt_model *m, int layer,
 
 	if (!l || !st)
 		return -EINVAL;
+	if (rt_busy(m))
+		return -EBUSY;
 	*st = l->st;
 	return 0;
 }
@@ -524,6 +545,8 @@ SPT_API int spt_model_controller_state(const struct spt_model *m, int layer,
 
 	if (!l || !cs || (unsigned int)cls >= SPT_CLASS_COUNT)
 		return -EINVAL;
+	if (rt_busy(m))
+		return -EBUSY;
 	c = &l->ctl[cls];
 	memset(cs, 0, sizeof(*cs));
 	cs->mode = c->cfg.mode;
@@ -549,6 +572,8 @@ SPT_API int spt_model_get_params(const struct spt_model *m, int layer, float *w,
 
 	if (!l || !m->finalized || (!w && !b))
 		return -EINVAL;
+	if (rt_busy(m))
+		return -EBUSY;
 	if (w)
 		memcpy(w, l->w, (size_t)l->K * l->N * sizeof(float));
 	if (b)
@@ -563,6 +588,8 @@ SPT_API int spt_model_set_params(struct spt_model *m, int layer, const float *w,
 
 	if (!m || layer < 0 || layer >= m->nlayers || !m->finalized || (!w && !b))
 		return -EINVAL;
+	if (rt_busy(m))
+		return -EBUSY;
 	l = &m->layers[layer];
 	kn = (size_t)l->K * l->N;
 	for (i = 0; w && i < kn; i++)

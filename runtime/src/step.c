@@ -8,7 +8,11 @@
  * backward dY*W^T with W encoded K x N, weight update X^T*dY with both
  * operands re-blocked by a transpose.  ReLU, bias, pruning and encoding are
  * fused into the producing GEMM wherever the layouts allow; convolutions
- * are lowered with im2col/col2im on the host.  FP32: the same passes on
+ * are lowered with the backend's im2col/col2im, the bias gradient is the
+ * backend's column sum of the compressed dY, and finite checks of the loss
+ * and the gradients come before the update, so on a device the whole step
+ * is one command stream (a ReLU before a convolution's backward still
+ * needs the host: the chip has no FP32 mask).  FP32: the same passes on
  * OpenBLAS, dense.
  */
 #include <errno.h>
@@ -21,14 +25,19 @@
 struct step {
 	struct spt_model *m;
 	uint32_t n;
-	bool train;
+	bool train, update;
+	struct rt_slot *in;		/* the uploaded batch */
 	struct spt_prune prune[64][SPT_CLASS_COUNT];
-	struct spt_tensor_stats ts[64][SPT_CLASS_COUNT];
+	struct spt_tensor_stats ts[64][SPT_CLASS_COUNT];	/* valid after sync() */
 	bool have[64][SPT_CLASS_COUNT];
 	const struct spt_buf *a_op[64];	/* forward A operand of each layer (BFP8) */
 	const float *a_f32[64];		/* forward A operand of each layer (FP32) */
-	struct spt_counters reblock[64];
+	/* re-blocking transposes of each layer (their lengths are known after sync()) */
+	const struct spt_buf *rb_in[64][3], *rb_out[64][3];
+	int nrb[64];
 	struct rt_ctl saved[64][SPT_CLASS_COUNT];	/* controller before a gradients-only step */
+	float lr;
+	double t0;
 };
 
 static inline uint64_t rows_of(const struct rt_layer *l, uint32_t n)
@@ -36,64 +45,31 @@ static inline uint64_t rows_of(const struct rt_layer *l, uint32_t n)
 	return (uint64_t)n * l->rows_per_sample;
 }
 
-static struct spt_buf wrap(const float *p, size_t elems)
+static struct spt_conv_shape conv_shape(const struct rt_layer *l, uint32_t n)
 {
-	struct spt_buf b = { .host = (void *)p, .cap = elems * sizeof(float) };
+	struct spt_conv_shape cs = {
+		.n = n, .h = l->in_h, .w = l->in_w, .c = l->in_c,
+		.k = 3, .stride = l->stride, .pad = l->pad,
+	};
 
-	return b;
+	return cs;
 }
 
 /* x: [n, H, W, C] -> col: [n*Ho*Wo, 9*C] with columns ordered (ky, kx, c). */
 static void im2col(const struct rt_layer *l, uint32_t n, const float *x, float *col)
 {
-	uint32_t C = l->in_c, H = l->in_h, W = l->in_w, s, oy, ox, ky, kx;
-	size_t K = l->K;
+	struct spt_conv_shape cs = conv_shape(l, n);
+	size_t img = (size_t)n * l->in_c * l->in_h * l->in_w;
 
-	for (s = 0; s < n; s++)
-		for (oy = 0; oy < l->out_h; oy++)
-			for (ox = 0; ox < l->out_w; ox++) {
-				float *row = col + (((size_t)s * l->out_h + oy) * l->out_w + ox) * K;
-
-				for (ky = 0; ky < 3; ky++)
-					for (kx = 0; kx < 3; kx++) {
-						int iy = (int)(oy * l->stride + ky) - (int)l->pad;
-						int ix = (int)(ox * l->stride + kx) - (int)l->pad;
-						float *dst = row + (ky * 3 + kx) * C;
-
-						if (iy < 0 || ix < 0 || iy >= (int)H || ix >= (int)W)
-							memset(dst, 0, C * sizeof(float));
-						else
-							memcpy(dst, x + (((size_t)s * H + iy) * W + ix) * C,
-							       C * sizeof(float));
-					}
-			}
+	spt_im2col(&cs, x, img, col, rows_of(l, n) * l->K);
 }
 
 static void col2im(const struct rt_layer *l, uint32_t n, const float *col, float *dx)
 {
-	uint32_t C = l->in_c, H = l->in_h, W = l->in_w, s, oy, ox, ky, kx, c;
-	size_t K = l->K;
+	struct spt_conv_shape cs = conv_shape(l, n);
+	size_t img = (size_t)n * l->in_c * l->in_h * l->in_w;
 
-	memset(dx, 0, (size_t)n * H * W * C * sizeof(float));
-	for (s = 0; s < n; s++)
-		for (oy = 0; oy < l->out_h; oy++)
-			for (ox = 0; ox < l->out_w; ox++) {
-				const float *row = col + (((size_t)s * l->out_h + oy) * l->out_w + ox) * K;
-
-				for (ky = 0; ky < 3; ky++)
-					for (kx = 0; kx < 3; kx++) {
-						int iy = (int)(oy * l->stride + ky) - (int)l->pad;
-						int ix = (int)(ox * l->stride + kx) - (int)l->pad;
-						const float *src = row + (ky * 3 + kx) * C;
-						float *dst;
-
-						if (iy < 0 || ix < 0 || iy >= (int)H || ix >= (int)W)
-							continue;
-						dst = dx + (((size_t)s * H + iy) * W + ix) * C;
-						for (c = 0; c < C; c++)
-							dst[c] += src[c];
-					}
-			}
+	spt_col2im(&cs, col, rows_of(l, n) * l->K, dx, img);
 }
 
 /* Prune options for evaluation: the current thresholds, no controller update. */
@@ -115,16 +91,17 @@ static void enc_opts(struct spt_encode_opts *o, const struct spt_prune *p)
 		o->prune = *p;
 }
 
-static void note(struct step *s, int l, int cls, const struct spt_tensor_stats *ts)
+/* Where the statistics of class @cls of layer @l go (valid after sync()). */
+static struct spt_tensor_stats *note(struct step *s, int l, int cls)
 {
-	s->ts[l][cls] = *ts;
 	s->have[l][cls] = true;
+	return &s->ts[l][cls];
 }
 
 static void reblock_add(struct step *s, int l, const struct spt_buf *in, const struct spt_buf *out)
 {
-	s->reblock[l].bytes_read += in->len;
-	s->reblock[l].bytes_written += out->len;
+	s->rb_in[l][s->nrb[l]] = in;
+	s->rb_out[l][s->nrb[l]++] = out;
 }
 
 /* ---- BFP8 ----------------------------------------------------------------- */
@@ -134,23 +111,18 @@ static int bfp8_wcopy(struct step *s, int i)
 	struct spt_model *m = s->m;
 	struct spt_ctx *ctx = m->ctx;
 	struct rt_layer *l = &m->layers[i];
-	struct spt_buf *w = &l->wb;
 	struct spt_encode_opts o, raw;
-	struct spt_tensor_stats ts;
 	int ret;
 
 	/* master weights are N x K, blocked along K: the forward B operand as is */
 	enc_opts(&o, &s->prune[i][SPT_CLASS_WCOPY]);
-	ret = ctx->ops->encode(ctx, w, l->N, l->K, &o, &l->wt_ct, &ts);
-	if (ret)
+	ret = ctx->ops->encode(ctx, &l->wb, l->N, l->K, &o, &l->wt_ct,
+			       note(s, i, SPT_CLASS_WCOPY));
+	if (ret || i == 0 || !s->train)
 		return ret;
-	note(s, i, SPT_CLASS_WCOPY, &ts);
-	if (i == 0 || !s->train)
-		return 0;
 	enc_opts(&raw, NULL);
-	ret = ctx->ops->transpose(ctx, &l->wt_ct, &raw, &l->w_ct, NULL);
 	reblock_add(s, i, &l->wt_ct, &l->w_ct);
-	return ret;
+	return ctx->ops->transpose(ctx, &l->wt_ct, &raw, &l->w_ct, NULL);
 }
 
 static bool needs_f32_out(const struct spt_model *m, int i)
@@ -159,7 +131,8 @@ static bool needs_f32_out(const struct spt_model *m, int i)
 	       (m->layers[i].kind == RT_CONV || m->layers[i + 1].kind == RT_CONV);
 }
 
-static int bfp8_forward(struct step *s, const float *x)
+/* The forward pass on the batch in @x (a backend buffer). */
+static int bfp8_forward(struct step *s, const struct spt_buf *x)
 {
 	struct spt_model *m = s->m;
 	struct spt_ctx *ctx = m->ctx;
@@ -169,26 +142,22 @@ static int bfp8_forward(struct step *s, const float *x)
 	enc_opts(&raw, NULL);
 	for (i = 0; i < m->nlayers; i++) {
 		struct rt_layer *l = &m->layers[i], *prev = i ? &m->layers[i - 1] : NULL;
-		bool last = i == m->nlayers - 1;
 		uint64_t M = rows_of(l, s->n);
-		struct spt_tensor_stats ts;
-		struct spt_buf bias = l->bb;
 
 		ret = bfp8_wcopy(s, i);
 		if (ret)
 			return ret;
 		if (!prev || prev->kind == RT_CONV || l->kind == RT_CONV) {
-			const float *src = prev ? prev->y.host : x;
+			const struct spt_buf *src = prev ? &prev->y : x;
 
-			if (!prev)
-				memcpy(l->x.host, x, (size_t)s->n * l->in_c * l->in_h * l->in_w * sizeof(float));
 			if (l->kind == RT_CONV) {
-				im2col(l, s->n, prev ? src : l->x.host, l->col.host);
-				ret = ctx->ops->encode(ctx, &l->col, (uint32_t)M, l->K, &raw, &l->a_ct, NULL);
-			} else {
-				struct spt_buf in = prev ? wrap(src, (size_t)s->n * l->K) : l->x;
+				struct spt_conv_shape cs = conv_shape(l, s->n);
 
-				ret = ctx->ops->encode(ctx, &in, s->n, l->K, &raw, &l->a_ct, NULL);
+				ret = ctx->ops->im2col(ctx, &cs, src, &l->col) ?:
+				      ctx->ops->encode(ctx, &l->col, (uint32_t)M, l->K, &raw,
+						       &l->a_ct, NULL);
+			} else {
+				ret = ctx->ops->encode(ctx, src, s->n, l->K, &raw, &l->a_ct, NULL);
 			}
 			if (ret)
 				return ret;
@@ -196,8 +165,8 @@ static int bfp8_forward(struct step *s, const float *x)
 		} else {
 			s->a_op[i] = &prev->y_ct;
 		}
-		if (last) {
-			ret = ctx->ops->gemm(ctx, SPT_PASS_FWD, s->a_op[i], &l->wt_ct, &bias,
+		if (i == m->nlayers - 1) {
+			ret = ctx->ops->gemm(ctx, SPT_PASS_FWD, s->a_op[i], &l->wt_ct, &l->bb,
 					     SPT_ACT_NONE, NULL, &l->y, NULL, NULL, NULL,
 					     &l->st.pass[SPT_PASS_FWD]);
 			if (ret)
@@ -205,12 +174,11 @@ static int bfp8_forward(struct step *s, const float *x)
 			continue;
 		}
 		enc_opts(&o, &s->prune[i + 1][SPT_CLASS_ACT]);
-		ret = ctx->ops->gemm(ctx, SPT_PASS_FWD, s->a_op[i], &l->wt_ct, &bias,
+		ret = ctx->ops->gemm(ctx, SPT_PASS_FWD, s->a_op[i], &l->wt_ct, &l->bb,
 				     l->relu ? SPT_ACT_RELU : SPT_ACT_NONE, NULL, NULL, &l->y_ct,
-				     &o, &ts, &l->st.pass[SPT_PASS_FWD]);
+				     &o, note(s, i + 1, SPT_CLASS_ACT), &l->st.pass[SPT_PASS_FWD]);
 		if (ret)
 			return ret;
-		note(s, i + 1, SPT_CLASS_ACT, &ts);
 		if (needs_f32_out(m, i)) {
 			ret = ctx->ops->decode(ctx, &l->y_ct, &l->y, M * l->N);
 			if (ret)
@@ -220,82 +188,91 @@ static int bfp8_forward(struct step *s, const float *x)
 	return 0;
 }
 
+/*
+ * dL/dY of @prev (a layer next to a convolution): the backward GEMM of @l
+ * into FP32, col2im for a convolution, the ReLU mask, then encoded.
+ */
+static int bfp8_backward_f32(struct step *s, struct rt_layer *l, struct rt_layer *prev,
+			     const struct spt_encode_opts *o, struct spt_tensor_stats *ts)
+{
+	struct spt_ctx *ctx = s->m->ctx;
+	uint64_t Mp = rows_of(prev, s->n);
+	size_t j, e = Mp * prev->N;
+	int ret;
+
+	if (l->kind == RT_CONV) {
+		struct spt_conv_shape cs = conv_shape(l, s->n);
+
+		ret = ctx->ops->gemm(ctx, SPT_PASS_BWD, &l->dy_ct, &l->w_ct, NULL, SPT_ACT_NONE,
+				     NULL, &l->dcol, NULL, NULL, NULL, &l->st.pass[SPT_PASS_BWD]) ?:
+		      ctx->ops->col2im(ctx, &cs, &l->dcol, &prev->dy);
+	} else {
+		/* a Linear layer's input is its predecessor's output, flattened */
+		ret = ctx->ops->gemm(ctx, SPT_PASS_BWD, &l->dy_ct, &l->w_ct, NULL, SPT_ACT_NONE,
+				     NULL, &prev->dy, NULL, NULL, NULL, &l->st.pass[SPT_PASS_BWD]);
+	}
+	if (ret)
+		return ret;
+	if (prev->relu) {
+		/* the chip has no FP32 mask operation: the host applies it */
+		float *dy = prev->dy.host;
+		const float *y = prev->y.host;
+
+		ret = ctx->ops->sync(ctx);
+		if (ret)
+			return ret;
+		for (j = 0; j < e; j++)
+			if (y[j] == 0.0f)
+				dy[j] = 0.0f;
+	}
+	return ctx->ops->encode(ctx, &prev->dy, (uint32_t)Mp, prev->N, o, &prev->dy_ct, ts);
+}
+
 static int bfp8_backward_layer(struct step *s, int i)
 {
 	struct spt_model *m = s->m;
 	struct spt_ctx *ctx = m->ctx;
 	struct rt_layer *l = &m->layers[i], *prev = i ? &m->layers[i - 1] : NULL;
 	struct spt_encode_opts raw, o;
-	struct spt_tensor_stats ts;
-	uint64_t M = rows_of(l, s->n);
 	int ret;
 
 	enc_opts(&raw, NULL);
 	if (prev) {
-		uint64_t Mp = rows_of(prev, s->n);
+		struct spt_tensor_stats *ts = note(s, i - 1, SPT_CLASS_ERR);
 
 		enc_opts(&o, &s->prune[i - 1][SPT_CLASS_ERR]);
-		if (l->kind == RT_LINEAR && prev->kind == RT_LINEAR) {
+		if (l->kind == RT_LINEAR && prev->kind == RT_LINEAR)
 			ret = ctx->ops->gemm(ctx, SPT_PASS_BWD, &l->dy_ct, &l->w_ct, NULL,
 					     prev->relu ? SPT_ACT_RELU_GRAD : SPT_ACT_NONE,
 					     prev->relu ? &prev->y_ct : NULL, NULL, &prev->dy_ct,
-					     &o, &ts, &l->st.pass[SPT_PASS_BWD]);
-		} else {
-			float *dy = prev->dy.host, *y = prev->y.host;
-			size_t j, e = Mp * prev->N;
-
-			ret = ctx->ops->gemm(ctx, SPT_PASS_BWD, &l->dy_ct, &l->w_ct, NULL,
-					     SPT_ACT_NONE, NULL, &l->dcol, NULL, NULL, NULL,
-					     &l->st.pass[SPT_PASS_BWD]);
-			if (ret)
-				return ret;
-			if (l->kind == RT_CONV)
-				col2im(l, s->n, l->dcol.host, dy);
-			else
-				memcpy(dy, l->dcol.host, e * sizeof(float));
-			if (prev->relu)
-				for (j = 0; j < e; j++)
-					if (y[j] == 0.0f)
-						dy[j] = 0.0f;
-			ret = ctx->ops->encode(ctx, &prev->dy, (uint32_t)Mp, prev->N, &o,
-					       &prev->dy_ct, &ts);
-		}
+					     &o, ts, &l->st.pass[SPT_PASS_BWD]);
+		else
+			ret = bfp8_backward_f32(s, l, prev, &o, ts);
 		if (ret)
 			return ret;
-		note(s, i - 1, SPT_CLASS_ERR, &ts);
 	}
 	/* weight update pass: dW = X^T dY on re-blocked operands */
-	ret = ctx->ops->transpose(ctx, s->a_op[i], &raw, &l->at_ct, NULL);
-	if (ret)
-		return ret;
 	reblock_add(s, i, s->a_op[i], &l->at_ct);
-	ret = ctx->ops->transpose(ctx, &l->dy_ct, &raw, &l->dyt_ct, NULL);
+	reblock_add(s, i, &l->dy_ct, &l->dyt_ct);
+	ret = ctx->ops->transpose(ctx, s->a_op[i], &raw, &l->at_ct, NULL) ?:
+	      ctx->ops->transpose(ctx, &l->dy_ct, &raw, &l->dyt_ct, NULL);
 	if (ret)
 		return ret;
-	reblock_add(s, i, &l->dy_ct, &l->dyt_ct);
 	if (l->ctl[SPT_CLASS_WGRAD].cfg.mode == SPT_SPARSITY_OFF) {
 		ret = ctx->ops->gemm(ctx, SPT_PASS_WG, &l->dyt_ct, &l->at_ct, NULL, SPT_ACT_NONE,
 				     NULL, &l->gwt, NULL, NULL, NULL, &l->st.pass[SPT_PASS_WG]);
-		if (ret)
-			return ret;
 	} else {
 		/* pruned gradient written compressed; stochastic pruning keeps it unbiased */
 		enc_opts(&o, &s->prune[i][SPT_CLASS_WGRAD]);
 		ret = ctx->ops->gemm(ctx, SPT_PASS_WG, &l->dyt_ct, &l->at_ct, NULL, SPT_ACT_NONE,
-				     NULL, NULL, &l->wg_ct, &o, &ts, &l->st.pass[SPT_PASS_WG]);
-		if (ret)
-			return ret;
-		note(s, i, SPT_CLASS_WGRAD, &ts);
-		ret = ctx->ops->decode(ctx, &l->wg_ct, &l->gwt, (size_t)l->N * l->K);
-		if (ret)
-			return ret;
+				     NULL, NULL, &l->wg_ct, &o, note(s, i, SPT_CLASS_WGRAD),
+				     &l->st.pass[SPT_PASS_WG]) ?:
+		      ctx->ops->decode(ctx, &l->wg_ct, &l->gwt, (size_t)l->N * l->K);
 	}
-	/* dY as the chip stored it, for the bias gradient */
-	ret = ctx->ops->decode(ctx, &l->dy_ct, &l->dy, M * l->N);
 	if (ret)
 		return ret;
-	(void)M;
-	return 0;
+	/* the bias gradient: column sums of dY as the chip stored it */
+	return ctx->ops->colsum(ctx, &l->dy_ct, &l->gbb, l->N);
 }
 
 /* ---- FP32 ------------------------------------------------------------------ */
@@ -352,12 +329,8 @@ static int f32_forward(struct step *s, const float *x)
 
 				y[r * l->N + c] = l->relu && !(v > 0.0f) ? 0.0f : v;
 			}
-		if (i + 1 < m->nlayers && s->train) {
-			struct spt_tensor_stats ts;
-
-			zero_stats(&ts, y, M * l->N);
-			note(s, i + 1, SPT_CLASS_ACT, &ts);
-		}
+		if (i + 1 < m->nlayers && s->train)
+			zero_stats(note(s, i + 1, SPT_CLASS_ACT), y, M * l->N);
 	}
 	return 0;
 }
@@ -374,7 +347,6 @@ static int f32_backward_layer(struct step *s, int i)
 		uint64_t Mp = rows_of(prev, s->n);
 		float *dy = prev->dy.host, *y = prev->y.host;
 		size_t j, e = Mp * prev->N;
-		struct spt_tensor_stats ts;
 
 		ret = ctx->ops->sgemm(ctx, false, false, (uint32_t)M, l->K, l->N, l->dy.host, l->w,
 				      l->dcol.host, false);
@@ -389,8 +361,7 @@ static int f32_backward_layer(struct step *s, int i)
 			for (j = 0; j < e; j++)
 				if (y[j] == 0.0f)
 					dy[j] = 0.0f;
-		zero_stats(&ts, dy, e);
-		note(s, i - 1, SPT_CLASS_ERR, &ts);
+		zero_stats(note(s, i - 1, SPT_CLASS_ERR), dy, e);
 	}
 	ret = ctx->ops->sgemm(ctx, true, false, l->N, l->K, (uint32_t)M, l->dy.host, s->a_f32[i],
 			      l->gwt.host, false);
@@ -402,23 +373,8 @@ static int f32_backward_layer(struct step *s, int i)
 
 /* ---- the step ------------------------------------------------------------- */
 
-/* 0 if every value is finite (x * 0 is NaN exactly for NaN and infinities). */
-static int all_finite(const float *v, size_t n)
-{
-	float acc[8] = { 0 };
-	size_t j, k;
-
-	for (j = 0; j + 8 <= n; j += 8)
-		for (k = 0; k < 8; k++)
-			acc[k] += v[j + k] * 0.0f;
-	for (; j < n; j++)
-		acc[0] += v[j] * 0.0f;
-	for (k = 1; k < 8; k++)
-		acc[0] += acc[k];
-	return acc[0] == 0.0f ? 0 : -SPT_EDIVERGED;
-}
-
-static int bias_grad(struct step *s, int i)
+/* FP32 precision: the bias gradient over the FP32 dY (the CPU backend). */
+static void f32_bias_grad(struct step *s, int i)
 {
 	struct rt_layer *l = &s->m->layers[i];
 	const float *dy = l->dy.host;
@@ -430,8 +386,6 @@ static int bias_grad(struct step *s, int i)
 	for (r = 0; r < M; r++)
 		for (c = 0; c < l->N; c++)
 			l->gb[c] += dy[r * l->N + c];
-	l->gw = l->gwt.host;
-	return all_finite(l->gb, l->N) ?: all_finite(l->gw, (size_t)l->K * l->N);
 }
 
 static int check_input(const struct spt_model *m, const float *x, const uint8_t *labels,
@@ -466,8 +420,15 @@ static void finish_stats(struct step *s, struct spt_step_stats *st)
 			spt_counters_add(&l->st.total, &l->st.pass[c]);
 		}
 		if (bfp8) {
-			spt_model_apply(&m->ctx->energy, &s->reblock[i]);
-			spt_counters_add(&l->st.total, &s->reblock[i]);
+			struct spt_counters rb = { 0 };
+			int k;
+
+			for (k = 0; k < s->nrb[i]; k++) {
+				rb.bytes_read += s->rb_in[i][k]->len;
+				rb.bytes_written += s->rb_out[i][k]->len;
+			}
+			spt_model_apply(&m->ctx->energy, &rb);
+			spt_counters_add(&l->st.total, &rb);
 		}
 		spt_counters_add(&st->total, &l->st.total);
 		for (c = 0; c < SPT_CLASS_COUNT; c++)
@@ -494,25 +455,82 @@ static void finish_stats(struct step *s, struct spt_step_stats *st)
 		(double)st->total.dense_fp16_bytes : 0;
 }
 
-static int run_step(struct spt_model *m, const float *x, const uint8_t *labels, uint32_t n,
-		    bool update, struct spt_step_stats *st)
+/* Queue the whole step on the batch of s->in: forward to update, checks before the update. */
+static int step_queue(struct step *s)
 {
+	struct spt_model *m = s->m;
 	struct spt_ctx *ctx = m->ctx;
 	bool bfp8 = m->opts.precision == SPT_PRECISION_BFP8;
 	struct rt_layer *last = &m->layers[m->nlayers - 1];
-	struct step *s;
-	struct spt_step_stats local;
-	double t0 = rt_now();
-	float loss, lr;
-	uint32_t correct;
+	int i, ret;
+
+	ret = bfp8 ? bfp8_forward(s, &s->in->x) : f32_forward(s, s->in->x.host);
+	ret = ret ?: ctx->ops->softmax_xent(ctx, &last->y, &s->in->labels, s->n, m->classes,
+					    &m->lossb, &last->dy) ?:
+	      ctx->ops->check_finite(ctx, &m->lossb, 1);
+	if (ret)
+		return ret;
+	if (bfp8) {
+		struct spt_encode_opts raw;
+
+		enc_opts(&raw, NULL);
+		ret = ctx->ops->encode(ctx, &last->dy, s->n, m->classes, &raw, &last->dy_ct,
+				       note(s, m->nlayers - 1, SPT_CLASS_ERR));
+	} else {
+		zero_stats(note(s, m->nlayers - 1, SPT_CLASS_ERR), last->dy.host,
+			   (size_t)s->n * m->classes);
+	}
+	for (i = m->nlayers - 1; !ret && i >= 0; i--) {
+		ret = bfp8 ? bfp8_backward_layer(s, i) : f32_backward_layer(s, i);
+		if (!ret && !bfp8)
+			f32_bias_grad(s, i);
+	}
+	/* a non-finite gradient fails the step before any weight is touched */
+	for (i = 0; !ret && i < m->nlayers; i++) {
+		struct rt_layer *l = &m->layers[i];
+
+		ret = ctx->ops->check_finite(ctx, &l->gbb, l->N) ?:
+		      ctx->ops->check_finite(ctx, &l->gwt, (size_t)l->K * l->N);
+	}
+	if (ret || !s->update)
+		return ret;
+	s->lr = rt_lr(&m->opts, m->steps);
+	for (i = 0; !ret && i < m->nlayers; i++) {
+		struct rt_layer *l = &m->layers[i];
+
+		ret = ctx->ops->sgd(ctx, &l->wb, &l->vwb, &l->gwt, (size_t)l->K * l->N, s->lr,
+				    m->opts.momentum, m->opts.weight_decay) ?:
+		      ctx->ops->sgd(ctx, &l->bb, &l->vbb, &l->gbb, l->N, s->lr, m->opts.momentum,
+				    0.0f);
+	}
+	return ret;
+}
+
+/* The input was checked finite: a NaN or infinity found later is divergence. */
+static int diverged(int ret)
+{
+	return ret == -EDOM ? -SPT_EDIVERGED : ret;
+}
+
+/*
+ * Start the step on the batch in @in: controller thresholds, then every
+ * operation queued and, on a device backend, submitted.  @t0 is when the
+ * caller's request began.
+ */
+static int step_start(struct spt_model *m, struct rt_slot *in, bool update, double t0)
+{
+	struct spt_ctx *ctx = m->ctx;
+	struct step *s = rt_zalloc(sizeof(*s));
 	int i, c, ret;
 
-	s = rt_zalloc(sizeof(*s));
 	if (!s)
 		return -ENOMEM;
 	s->m = m;
-	s->n = n;
+	s->n = in->n;
+	s->in = in;
 	s->train = true;
+	s->update = update;
+	s->t0 = t0;
 	if (ctx->ops->device_seconds)
 		ctx->ops->device_seconds(ctx);	/* start counting at this step */
 	for (i = 0; i < m->nlayers; i++) {
@@ -523,90 +541,73 @@ static int run_step(struct spt_model *m, const float *x, const uint8_t *labels, 
 			rt_ctl_begin(&m->layers[i].ctl[c], &m->opts, m->steps, (uint32_t)i,
 				     (uint32_t)c, &s->prune[i][c]);
 	}
-	ret = bfp8 ? bfp8_forward(s, x) : f32_forward(s, x);
-	if (ret)
-		goto out;
-	ret = ctx->ops->sync(ctx);
-	if (ret)
-		goto out;
-	ret = ctx->ops->softmax_xent(ctx, &last->y, labels, n, m->classes, &loss, &correct,
-				     &last->dy);
-	if (ret || !isfinite(loss)) {
-		ret = ret == -EDOM || !ret ? -SPT_EDIVERGED : ret;
-		goto out;
-	}
-	if (bfp8) {
-		struct spt_encode_opts raw;
-		struct spt_tensor_stats ts;
-
-		enc_opts(&raw, NULL);
-		ret = ctx->ops->encode(ctx, &last->dy, n, m->classes, &raw, &last->dy_ct, &ts);
-		if (ret)
-			goto out;
-		note(s, m->nlayers - 1, SPT_CLASS_ERR, &ts);
-	} else {
-		struct spt_tensor_stats ts;
-
-		zero_stats(&ts, last->dy.host, (size_t)n * m->classes);
-		note(s, m->nlayers - 1, SPT_CLASS_ERR, &ts);
-	}
-	for (i = m->nlayers - 1; i >= 0; i--) {
-		ret = bfp8 ? bfp8_backward_layer(s, i) : f32_backward_layer(s, i);
-		if (ret)
-			goto out;
-	}
-	ret = ctx->ops->sync(ctx);
-	if (ret)
-		goto out;
-	for (i = 0; i < m->nlayers; i++) {
-		ret = bias_grad(s, i);
-		if (ret)
-			goto out;
-	}
-	if (!update) {
-		/* gradients only: leave the controller as it was */
-		for (i = 0; i < m->nlayers; i++)
-			memcpy(m->layers[i].ctl, s->saved[i], sizeof(m->layers[i].ctl));
-		goto out;
-	}
-	lr = rt_lr(&m->opts, m->steps);
-	for (i = 0; i < m->nlayers; i++) {
-		struct rt_layer *l = &m->layers[i];
-
-		ret = ctx->ops->sgd(ctx, &l->wb, &l->vwb, &l->gwt, (size_t)l->K * l->N, lr,
-				    m->opts.momentum, m->opts.weight_decay) ?:
-		      ctx->ops->sgd(ctx, &l->bb, &l->vbb, &l->gbb, l->N, lr, m->opts.momentum,
-				    0.0f);
-		if (ret) {
-			ret = ret == -EDOM ? -SPT_EDIVERGED : ret;
-			goto out;
-		}
-	}
-	ret = ctx->ops->sync(ctx);	/* a device backend may batch the updates */
+	ret = step_queue(s);
+	if (!ret && ctx->ops->submit)
+		ret = ctx->ops->submit(ctx);
 	if (ret) {
-		ret = ret == -EDOM ? -SPT_EDIVERGED : ret;
-		goto out;
+		ctx->ops->sync(ctx);	/* drop what was queued: no update was */
+		free(s);
+		return diverged(ret);
 	}
+	m->running = s;
+	return 0;
+}
+
+/* Wait for the running step, then feed the controller and fill @st (may be NULL). */
+static int step_finish(struct spt_model *m, struct spt_step_stats *st)
+{
+	struct spt_ctx *ctx = m->ctx;
+	struct step *s = m->running;
+	const uint8_t *res = m->lossb.host;
+	float loss;
+	uint32_t correct;
+	int i, c, ret;
+
+	m->running = NULL;
+	ret = diverged(ctx->ops->sync(ctx));
+	if (ret || !s->update) {
+		/* gradients only: leave the controller as it was */
+		for (i = 0; !s->update && i < m->nlayers; i++)
+			memcpy(m->layers[i].ctl, s->saved[i], sizeof(m->layers[i].ctl));
+		free(s);
+		return ret;
+	}
+	memcpy(&loss, res, sizeof(loss));
+	memcpy(&correct, res + 4, sizeof(correct));
 	for (i = 0; i < m->nlayers; i++)
 		for (c = 0; c < SPT_CLASS_COUNT; c++)
 			if (s->have[i][c])
 				rt_ctl_end(&m->layers[i].ctl[c], &m->opts, &s->ts[i][c]);
 	m->steps++;
 	rt_ctl_loss(m, loss);
-	if (!st)
-		st = &local;
-	memset(st, 0, sizeof(*st));
-	st->step = m->steps;
-	st->samples = n;
-	st->correct = correct;
-	st->loss = loss;
-	st->lr = lr;
-	finish_stats(s, st);
-	st->host_seconds = rt_now() - t0;
-	st->device_seconds = ctx->ops->device_seconds ? ctx->ops->device_seconds(ctx) : 0;
-out:
+	if (st) {
+		memset(st, 0, sizeof(*st));
+		st->step = m->steps;
+		st->samples = s->n;
+		st->correct = correct;
+		st->loss = loss;
+		st->lr = s->lr;
+		finish_stats(s, st);
+		st->host_seconds = rt_now() - s->t0;
+		st->device_seconds = ctx->ops->device_seconds ? ctx->ops->device_seconds(ctx) : 0;
+	} else {
+		struct spt_step_stats local;
+
+		finish_stats(s, &local);	/* the layer statistics */
+	}
 	free(s);
-	return ret;
+	return 0;
+}
+
+/* Copy a batch into @in (backend memory: on a device, its upload). */
+static void upload(struct spt_model *m, struct rt_slot *in, const float *x,
+		   const uint8_t *labels, uint32_t n)
+{
+	memcpy(in->x.host, x, (size_t)n * m->in_c * m->in_h * m->in_w * sizeof(float));
+	if (labels)
+		memcpy(in->labels.host, labels, n);
+	in->n = n;
+	in->ret = 0;
 }
 
 static int model_ready(const struct spt_model *m, const float *x, const uint8_t *labels,
@@ -617,30 +618,85 @@ static int model_ready(const struct spt_model *m, const float *x, const uint8_t 
 	return check_input(m, x, labels, n);
 }
 
+SPT_API int spt_model_train_step_submit(struct spt_model *m, const float *x,
+					const uint8_t *labels, uint32_t n)
+{
+	double t0 = rt_now();
+	struct rt_slot *in;
+	int ret;
+
+	if (!m || !labels || !m->finalized || n > m->opts.batch)
+		return -EINVAL;
+	ret = model_ready(m, x, labels, n);
+	if (ret)
+		return ret;
+	if (m->pending == RT_MAX_PENDING)
+		return -EBUSY;
+	in = &m->slot[(m->head + m->pending) % RT_MAX_PENDING];
+	upload(m, in, x, labels, n);
+	if (m->pending++ == 0)
+		in->ret = step_start(m, in, true, t0);
+	return 0;
+}
+
+SPT_API int spt_model_train_step_wait(struct spt_model *m, struct spt_step_stats *st)
+{
+	struct rt_slot *in;
+	int ret;
+
+	if (!m || !m->finalized || !m->pending)
+		return -EINVAL;
+	in = &m->slot[m->head];
+	ret = m->running ? step_finish(m, st) : in->ret;
+	m->head = (m->head + 1) % RT_MAX_PENDING;
+	if (--m->pending) {
+		/* the next step's thresholds depend on this one's statistics: start it now */
+		in = &m->slot[m->head];
+		in->ret = step_start(m, in, true, rt_now());
+	}
+	return ret;
+}
+
 SPT_API int spt_model_train_step(struct spt_model *m, const float *x,
 				 const uint8_t *labels, uint32_t n,
 				 struct spt_step_stats *st)
 {
-	int ret = model_ready(m, x, labels, n);
+	int ret;
 
-	if (ret)
-		return ret;
-	if (!labels || n > m->opts.batch)
-		return -EINVAL;
-	return run_step(m, x, labels, n, true, st);
+	if (m && m->pending)
+		return -EBUSY;
+	ret = spt_model_train_step_submit(m, x, labels, n);
+	return ret ?: spt_model_train_step_wait(m, st);
+}
+
+void rt_step_drain(struct spt_model *m)
+{
+	if (m->running) {
+		m->ctx->ops->sync(m->ctx);
+		free(m->running);
+		m->running = NULL;
+	}
+	m->pending = 0;
 }
 
 SPT_API int spt_model_gradients(struct spt_model *m, const float *x, const uint8_t *labels,
 				uint32_t n, int layer, float *gw, float *gb)
 {
-	int ret = model_ready(m, x, labels, n);
+	struct rt_slot *in;
 	struct rt_layer *l;
+	int ret;
 
+	if (!m || !labels || !m->finalized || n > m->opts.batch || layer < 0 ||
+	    layer >= m->nlayers || (!gw && !gb))
+		return -EINVAL;
+	ret = model_ready(m, x, labels, n);
 	if (ret)
 		return ret;
-	if (!labels || n > m->opts.batch || layer < 0 || layer >= m->nlayers || (!gw && !gb))
-		return -EINVAL;
-	ret = run_step(m, x, labels, n, false, NULL);
+	if (m->pending)
+		return -EBUSY;
+	in = &m->slot[m->head];
+	upload(m, in, x, labels, n);
+	ret = step_start(m, in, false, rt_now()) ?: step_finish(m, NULL);
 	if (ret)
 		return ret;
 	l = &m->layers[layer];
@@ -654,21 +710,25 @@ SPT_API int spt_model_gradients(struct spt_model *m, const float *x, const uint8
 static int eval_chunk(struct spt_model *m, const float *x, uint32_t n)
 {
 	struct step *s = rt_zalloc(sizeof(*s));
+	struct rt_slot *in = &m->slot[m->head];
 	int i, c, ret;
 
 	if (!s)
 		return -ENOMEM;
+	upload(m, in, x, NULL, n);
 	s->m = m;
 	s->n = n;
+	s->in = in;
 	s->train = false;
 	for (i = 0; i < m->nlayers; i++)
 		for (c = 0; c < SPT_CLASS_COUNT; c++) {
 			peek_prune(&m->layers[i].ctl[c], &s->prune[i][c],
 				   m->opts.seed ^ 0x6576616cULL ^ ((uint64_t)i << 8 | (uint64_t)c));
 		}
-	ret = m->opts.precision == SPT_PRECISION_BFP8 ? bfp8_forward(s, x) : f32_forward(s, x);
-	if (!ret)
-		ret = m->ctx->ops->sync(m->ctx);
+	ret = m->opts.precision == SPT_PRECISION_BFP8 ? bfp8_forward(s, &in->x) :
+							f32_forward(s, in->x.host);
+	c = m->ctx->ops->sync(m->ctx);
+	ret = ret ?: c;
 	free(s);
 	return ret;
 }
@@ -687,6 +747,8 @@ SPT_API int spt_model_evaluate(struct spt_model *m, const float *x,
 		return ret;
 	if ((loss_sum || correct) && !labels)
 		return -EINVAL;
+	if (m->pending)
+		return -EBUSY;
 	last = &m->layers[m->nlayers - 1];
 	while (off < n) {
 		uint32_t k = n - off < m->opts.batch ? n - off : m->opts.batch, h = 0;

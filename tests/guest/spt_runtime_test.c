@@ -1,15 +1,18 @@
 // SPDX-License-Identifier: MIT
 /*
- * libspt's device backend on the emulated chip: short training runs give
+ * libspt's device backend on the emulated chip: short training runs (MLP
+ * and CNN, the device ones through the asynchronous submit/wait API) give
  * exactly the CPU backend's losses, statistics, weights and logits for the
- * same seed (both compute with core/), the backend refuses bad arguments,
- * and device errors (a corrupt tensor, an injected DMA error, an injected
- * hang) come back as clear negative codes without breaking the context.
+ * same seed (both compute with core/); an MLP step is one job; a step that
+ * diverges fails before the update and leaves weights and momentum as they
+ * were; the backend refuses bad arguments, and device errors (a corrupt
+ * tensor, an injected DMA error, an injected hang) come back as clear
+ * negative codes without breaking the context.
  *
- * "spt_runtime_test bench [STEPS [BATCH]]" instead times MLP training
- * steps on the device backend against the device's own busy time
- * (fdinfo drm-engine-spt, summed from the completion records'
- * t_start_ns/t_end_ns) and prints the ratio.
+ * "spt_runtime_test bench [STEPS [BATCH [mlp|cnn]]]" instead times training
+ * steps on the device backend against the device's own busy time (fdinfo
+ * drm-engine-spt, summed from the completion records' t_start_ns/t_end_ns,
+ * and spt_step_stats.device_seconds) and prints the ratio.
  */
 #include <math.h>
 #include <sys/stat.h>
@@ -17,6 +20,7 @@
 #include "spt_test.h"
 #include "spt/spt.h"
 #include "internal.h"
+#include "backend_device_exec.h"
 
 #define MAX_STEPS 8
 #define MAX_LAYERS 8
@@ -135,8 +139,19 @@ static int train_run(enum spt_backend be, bool cnn, uint32_t batch, int steps, s
 	for (s = 0; !ret && s < steps; s++) {
 		for (i = 0; i < batch; i++)
 			idx[i] = (uint32_t)s * batch + i;
-		ret = spt_dataset_gather(train_ds, idx, batch, x, lab) ?:
-		      spt_model_train_step(m, x, lab, batch, &r->st[s]);
+		ret = spt_dataset_gather(train_ds, idx, batch, x, lab);
+		if (ret)
+			break;
+		if (be == SPT_BACKEND_CPU) {
+			ret = spt_model_train_step(m, x, lab, batch, &r->st[s]);
+			continue;
+		}
+		/* the device: one step ahead, batch s uploaded while step s - 1 runs */
+		ret = spt_model_train_step_submit(m, x, lab, batch);
+		if (!ret && s > 0)
+			ret = spt_model_train_step_wait(m, &r->st[s - 1]);
+		if (!ret && s == steps - 1)
+			ret = spt_model_train_step_wait(m, &r->st[s]);
 	}
 	if (!ret) {
 		for (i = 0; i < n_test; i++)
@@ -239,6 +254,166 @@ static bool cnn_identical(void)
 	return compare(true, 8, 3);
 }
 
+/* Every layer's weights, bias and momentum, copied out of the model. */
+struct snap {
+	int nl;
+	float *p[MAX_LAYERS][4];
+	size_t n[MAX_LAYERS][4];
+};
+
+static void snap_take(const struct spt_model *m, struct snap *sn)
+{
+	int i, k;
+
+	sn->nl = m->nlayers;
+	for (i = 0; i < m->nlayers; i++) {
+		const struct rt_layer *l = &m->layers[i];
+		const float *src[4] = { l->w, l->b, l->vw, l->vb };
+		size_t n[4] = { (size_t)l->K * l->N, l->N, (size_t)l->K * l->N, l->N };
+
+		for (k = 0; k < 4; k++) {
+			sn->n[i][k] = n[k];
+			sn->p[i][k] = malloc(n[k] * sizeof(float));
+			if (sn->p[i][k])
+				memcpy(sn->p[i][k], src[k], n[k] * sizeof(float));
+		}
+	}
+}
+
+static bool snap_same(const struct spt_model *m, struct snap *sn)
+{
+	bool same = true;
+	int i, k;
+
+	for (i = 0; i < sn->nl; i++) {
+		const struct rt_layer *l = &m->layers[i];
+		const float *now[4] = { l->w, l->b, l->vw, l->vb };
+
+		for (k = 0; k < 4; k++) {
+			same = same && sn->p[i][k] &&
+			       !memcmp(sn->p[i][k], now[k], sn->n[i][k] * sizeof(float));
+			free(sn->p[i][k]);
+		}
+	}
+	return same;
+}
+
+/* A batch of the training set, from sample @first. */
+static void gather(uint32_t first, uint32_t n, float *x, uint8_t *lab)
+{
+	uint32_t idx[256], i;
+
+	for (i = 0; i < n; i++)
+		idx[i] = first + i;
+	spt_dataset_gather(train_ds, idx, n, x, lab);
+}
+
+static bool mlp_step_is_one_job(void)
+{
+	struct spt_ctx_opts co = { .backend = SPT_BACKEND_DEVICE };
+	static float x[32 * 784];
+	uint8_t lab[32];
+	struct spt_step_stats st;
+	struct spt_ctx *ctx;
+	struct spt_model *m;
+	uint64_t j0;
+	int s;
+
+	if (!train_ds)
+		return false;
+	CHECK_ERR(spt_ctx_open(&co, &ctx), 0);
+	CHECK_ERR(make_model(ctx, false, 32, 4, &m), 0);
+	for (s = 0; s < 3; s++) {
+		gather((uint32_t)s * 32, 32, x, lab);
+		j0 = rt_dx_jobs(ctx);
+		CHECK_ERR(spt_model_train_step(m, x, lab, 32, &st), 0);
+		CHECK(rt_dx_jobs(ctx) - j0 == 1, "step %d took %llu jobs, expected 1", s,
+		      (unsigned long long)(rt_dx_jobs(ctx) - j0));
+		CHECK(st.device_seconds > 0 && st.device_seconds <= st.host_seconds,
+		      "step %d: device %.6f s, host %.6f s", s, st.device_seconds, st.host_seconds);
+	}
+	ktap_diag("last step: host %.2f ms, device %.2f ms", st.host_seconds * 1e3,
+		  st.device_seconds * 1e3);
+	spt_model_free(m);
+	spt_ctx_close(ctx);
+	return true;
+}
+
+/*
+ * An infinite bias makes the logits infinite: the step fails with
+ * -SPT_EDIVERGED before its update, on both backends alike.
+ */
+static bool diverged_step_touches_nothing(void)
+{
+	static float x[32 * 784];
+	enum spt_backend be[2] = { SPT_BACKEND_CPU, SPT_BACKEND_DEVICE };
+	uint8_t lab[32];
+	int k;
+
+	if (!train_ds)
+		return false;
+	gather(0, 32, x, lab);
+	for (k = 0; k < 2; k++) {
+		struct spt_ctx_opts co = { .backend = be[k] };
+		struct spt_ctx *ctx;
+		struct spt_model *m;
+		struct snap sn;
+
+		CHECK_ERR(spt_ctx_open(&co, &ctx), 0);
+		CHECK_ERR(make_model(ctx, false, 32, 4, &m), 0);
+		CHECK_ERR(spt_model_train_step(m, x, lab, 32, NULL), 0);	/* momentum != 0 */
+		m->layers[m->nlayers - 1].b[3] = INFINITY;
+		snap_take(m, &sn);
+		CHECK_ERR(spt_model_train_step(m, x, lab, 32, NULL), -SPT_EDIVERGED);
+		CHECK(snap_same(m, &sn), "%s: a diverged step changed weights or momentum",
+		      be[k] == SPT_BACKEND_CPU ? "cpu" : "device");
+		CHECK(spt_model_steps(m) == 1, "steps %llu", (unsigned long long)spt_model_steps(m));
+		spt_model_free(m);
+		spt_ctx_close(ctx);
+	}
+	return true;
+}
+
+/* CHECK_FINITE fails the job where it stands: the SGD queued after it never runs. */
+static bool check_finite_stops_the_update(void)
+{
+	struct spt_ctx_opts co = { .backend = SPT_BACKEND_DEVICE };
+	const struct spt_backend_ops *ops;
+	struct spt_buf w, v, g;
+	float ref_w[256], ref_v[256], *gp;
+	struct spt_ctx *ctx;
+	int i;
+
+	CHECK_ERR(spt_ctx_open(&co, &ctx), 0);
+	ops = ctx->ops;
+	CHECK_ERR(ops->buf_alloc(ctx, &w, sizeof(ref_w)) ?: ops->buf_alloc(ctx, &v, sizeof(ref_w)) ?:
+		  ops->buf_alloc(ctx, &g, sizeof(ref_w)), 0);
+	gp = g.host;
+	for (i = 0; i < 256; i++) {
+		((float *)w.host)[i] = (float)i / 64.0f;
+		((float *)v.host)[i] = 0.5f;
+		gp[i] = 1.0f;
+	}
+	memcpy(ref_w, w.host, sizeof(ref_w));
+	memcpy(ref_v, v.host, sizeof(ref_v));
+	gp[77] = NAN;
+	CHECK_ERR(ops->check_finite(ctx, &g, 256), 0);
+	CHECK_ERR(ops->sgd(ctx, &w, &v, &g, 256, 0.1f, 0.9f, 0.0f), 0);
+	CHECK_ERR(ops->sync(ctx), -EDOM);
+	CHECK(!memcmp(ref_w, w.host, sizeof(ref_w)) && !memcmp(ref_v, v.host, sizeof(ref_v)),
+	      "the update ran after a failed finite check");
+	gp[77] = 1.0f;
+	CHECK_ERR(ops->check_finite(ctx, &g, 256), 0);
+	CHECK_ERR(ops->sgd(ctx, &w, &v, &g, 256, 0.1f, 0.9f, 0.0f), 0);
+	CHECK_ERR(ops->sync(ctx), 0);
+	CHECK(memcmp(ref_w, w.host, sizeof(ref_w)) != 0, "the update did not run");
+	ops->buf_free(ctx, &w);
+	ops->buf_free(ctx, &v);
+	ops->buf_free(ctx, &g);
+	spt_ctx_close(ctx);
+	return true;
+}
+
 static bool info_and_refusals(void)
 {
 	struct spt_ctx_opts co = { .backend = SPT_BACKEND_DEVICE };
@@ -304,7 +479,8 @@ static int dctx_open(struct dctx *d)
 	for (i = 0; i < 64 * 64; i++)
 		x[i] = (float)((i * 37) % 101 - 50) / 16.0f;
 	return d->ops->encode(d->ctx, &d->x, 64, 64, NULL, &d->a, NULL) ?:
-	       d->ops->encode(d->ctx, &d->x, 64, 64, NULL, &d->b, NULL);
+	       d->ops->encode(d->ctx, &d->x, 64, 64, NULL, &d->b, NULL) ?:
+	       d->ops->sync(d->ctx);
 }
 
 static void dctx_close(struct dctx *d)
@@ -327,6 +503,7 @@ static bool gemm_ok(struct dctx *d)
 	spt_encode_opts_init(&out.enc);
 	CHECK_ERR(d->ops->gemm(d->ctx, SPT_PASS_FWD, &d->a, &d->b, NULL, SPT_ACT_NONE, NULL,
 			       &d->y, NULL, NULL, NULL, &cnt), 0);
+	CHECK_ERR(d->ops->sync(d->ctx), 0);	/* results are there after sync() */
 	CHECK_ERR(spt_gemm(SPT_PASS_FWD, d->a.host, d->a.len, d->b.host, d->b.len, NULL, &out,
 			   NULL), 0);
 	CHECK(memcmp(ref, d->y.host, sizeof(ref)) == 0, "device GEMM differs from core");
@@ -389,8 +566,10 @@ static bool corrupt_tensor_is_eio(void)
 	p = d.a.host;
 	memset(p + SPT_CT_HEADER_SIZE, 0xff, 8);
 	CHECK_ERR(d.ops->gemm(d.ctx, SPT_PASS_FWD, &d.a, &d.b, NULL, SPT_ACT_NONE, NULL, &d.y,
-			      NULL, NULL, NULL, NULL), -EIO);
+			      NULL, NULL, NULL, NULL), 0);
+	CHECK_ERR(d.ops->sync(d.ctx), -EIO);
 	CHECK_ERR(d.ops->encode(d.ctx, &d.x, 64, 64, NULL, &d.a, NULL), 0);
+	CHECK_ERR(d.ops->sync(d.ctx), 0);
 	if (!gemm_ok(&d))
 		return false;
 	dctx_close(&d);
@@ -419,7 +598,8 @@ static bool injected_dma_error_is_eio(void)
 	CHECK_ERR(dctx_open(&d), 0);
 	CHECK_ERR(write_knob("fi_dma_err_after", "1"), 0);
 	CHECK_ERR(d.ops->gemm(d.ctx, SPT_PASS_FWD, &d.a, &d.b, NULL, SPT_ACT_NONE, NULL, &d.y,
-			      NULL, NULL, NULL, NULL), -EIO);
+			      NULL, NULL, NULL, NULL), 0);
+	CHECK_ERR(d.ops->sync(d.ctx), -EIO);
 	if (!gemm_ok(&d))
 		return false;
 	dctx_close(&d);
@@ -435,7 +615,8 @@ static bool injected_hang_is_etimedout(void)
 	CHECK_ERR(write_knob("fi_hang_after", "1"), 0);
 	t0 = now_s();
 	CHECK_ERR(d.ops->gemm(d.ctx, SPT_PASS_FWD, &d.a, &d.b, NULL, SPT_ACT_NONE, NULL, &d.y,
-			      NULL, NULL, NULL, NULL), -ETIMEDOUT);
+			      NULL, NULL, NULL, NULL), 0);
+	CHECK_ERR(d.ops->sync(d.ctx), -ETIMEDOUT);
 	ktap_diag("hang reported after %.1f s (driver reset)", now_s() - t0);
 	if (!gemm_ok(&d))
 		return false;
@@ -470,23 +651,38 @@ static int load_data(uint32_t ntrain)
 	return ret;
 }
 
-/* Device backend step time against device busy time. */
-static int bench(int steps, uint32_t batch)
+/*
+ * Device backend step time against device busy time: the wall time of
+ * spt_model_train_step() per step over the device's busy time (fdinfo and
+ * spt_step_stats.device_seconds), then the same steps pipelined with the
+ * async API, gather included, against the synchronous loop.
+ */
+static int bench(int steps, uint32_t batch, bool cnn)
 {
 	struct spt_ctx_opts co = { .backend = SPT_BACKEND_DEVICE };
 	float *x = malloc((size_t)batch * 784 * sizeof(float));
 	uint8_t *lab = malloc(batch);
 	uint32_t *idx = malloc(batch * sizeof(*idx)), i;
-	double host = 0, t0, energy = 0, sparsity = 0;
-	uint64_t dev = 0, e0, bytes = 0, dense = 0, exec = 0;
+	double host = 0, t0, energy = 0, sparsity = 0, dsec = 0, loop[2] = { 0, 0 };
+	uint64_t dev = 0, e0, bytes = 0, dense = 0, exec = 0, j0, jobs = 0;
 	struct spt_step_stats st;
 	struct spt_ctx *ctx;
 	struct spt_model *m;
-	int s, ret;
+	int s, pass, ret;
 
 	if (!x || !lab || !idx || load_data((uint32_t)(steps + 1) * batch))
 		return 1;
-	ret = spt_ctx_open(&co, &ctx) ?: make_model(ctx, false, batch, steps + 1, &m);
+	ret = spt_ctx_open(&co, &ctx);
+	if (!ret && cnn) {	/* the preset CNN, as spt train --model cnn */
+		struct spt_train_opts o;
+
+		spt_train_opts_init(&o, 3 * (uint64_t)(steps + 1));
+		o.batch = batch;
+		ret = spt_model_create_preset(ctx, "cnn", &m) ?: spt_model_finalize(m, &o) ?:
+		      spt_model_set_target_sparsity(m, 0.9f, SPT_PRUNE_DETERMINISTIC);
+	} else if (!ret) {
+		ret = make_model(ctx, false, batch, 3 * (steps + 1), &m);
+	}
 	if (ret) {
 		printf("bench: %s\n", spt_strerror(ret));
 		return 1;
@@ -496,6 +692,7 @@ static int bench(int steps, uint32_t batch)
 			idx[i] = (uint32_t)s * batch + i;
 		ret = spt_dataset_gather(train_ds, idx, batch, x, lab);
 		e0 = engine_ns();
+		j0 = rt_dx_jobs(ctx);
 		t0 = now_s();
 		ret = ret ?: spt_model_train_step(m, x, lab, batch, &st);
 		if (ret) {
@@ -506,18 +703,47 @@ static int bench(int steps, uint32_t batch)
 			continue;	/* warm-up: first touch of the pools */
 		host += now_s() - t0;
 		dev += engine_ns() - e0;
+		jobs += rt_dx_jobs(ctx) - j0;
+		dsec += st.device_seconds;
 		bytes += st.total.bytes_read + st.total.bytes_written;
 		dense += st.total.dense_macs;
 		exec += st.total.exec_macs;
 		energy += st.total.energy_pj;
 		sparsity += st.interim_sparsity;
 	}
-	printf("device backend, MLP 784-512-256-10, batch %u, %d steps (after 1 warm-up)\n",
-	       batch, steps);
-	printf("  step time     %.2f ms (wall, per step)\n", host * 1e3 / steps);
-	printf("  device busy   %.2f ms (fdinfo drm-engine-spt, per step)\n",
-	       (double)dev / 1e6 / steps);
-	printf("  ratio         %.2f (target <= 1.5)\n", dev ? host * 1e9 / (double)dev : 0.0);
+	/* the loop a trainer runs, gather included: synchronous, then one step ahead */
+	for (pass = 0; pass < 2; pass++) {
+		t0 = now_s();
+		for (s = 0; s < steps; s++) {
+			for (i = 0; i < batch; i++)
+				idx[i] = (uint32_t)s * batch + i;
+			ret = spt_dataset_gather(train_ds, idx, batch, x, lab);
+			if (!ret && pass == 0)
+				ret = spt_model_train_step(m, x, lab, batch, NULL);
+			else if (!ret)
+				ret = spt_model_train_step_submit(m, x, lab, batch) ?:
+				      (s ? spt_model_train_step_wait(m, NULL) : 0);
+			if (ret)
+				break;
+		}
+		if (!ret && pass == 1)
+			ret = spt_model_train_step_wait(m, NULL);
+		if (ret) {
+			printf("bench: loop %d step %d: %s\n", pass, s, spt_strerror(ret));
+			return 1;
+		}
+		loop[pass] = now_s() - t0;
+	}
+	printf("device backend, %s, batch %u, %d steps (after 1 warm-up)\n",
+	       cnn ? "CNN preset" : "MLP 784-512-256-10", batch, steps);
+	printf("  step time     %.2f ms (wall, per step), %.2f jobs per step\n",
+	       host * 1e3 / steps, (double)jobs / steps);
+	printf("  device busy   %.2f ms (fdinfo drm-engine-spt, per step), %.2f ms "
+	       "(spt_step_stats.device_seconds)\n", (double)dev / 1e6 / steps, dsec * 1e3 / steps);
+	printf("  ratio         %.2f (target <= 1.5); by device_seconds %.2f\n",
+	       dev ? host * 1e9 / (double)dev : 0.0, dsec > 0 ? host / dsec : 0.0);
+	printf("  training loop with gather, per step: sync %.2f ms, async %.2f ms (%.2fx)\n",
+	       loop[0] * 1e3 / steps, loop[1] * 1e3 / steps, loop[1] > 0 ? loop[0] / loop[1] : 0.0);
 	printf("  per step: %.2f MB moved (compressed operands and outputs), interim sparsity "
 	       "%.3f,\n  executed/dense MACs %.3f, modeled %.2f TOPS/W effective\n",
 	       (double)bytes / 1e6 / steps, sparsity / steps, dense ? (double)exec / dense : 0.0,
@@ -531,6 +757,9 @@ static const struct ktap_case cases[] = {
 	{ "device_backend_info_and_refusals", info_and_refusals },
 	{ "mlp_steps_identical_to_cpu_backend", mlp_identical },
 	{ "cnn_steps_identical_to_cpu_backend", cnn_identical },
+	{ "mlp_step_is_one_job", mlp_step_is_one_job },
+	{ "diverged_step_touches_nothing", diverged_step_touches_nothing },
+	{ "check_finite_stops_the_update", check_finite_stops_the_update },
 	{ "backend_bad_arguments", backend_bad_args },
 	{ "corrupt_tensor_is_eio", corrupt_tensor_is_eio },
 	{ "injected_dma_error_is_eio", injected_dma_error_is_eio },
@@ -545,7 +774,8 @@ int main(int argc, char **argv)
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (argc > 1 && !strcmp(argv[1], "bench"))
 		return bench(argc > 2 ? atoi(argv[2]) : 10,
-			     argc > 3 ? (uint32_t)atoi(argv[3]) : 64);
+			     argc > 3 ? (uint32_t)atoi(argv[3]) : 64,
+			     argc > 4 && !strcmp(argv[4], "cnn"));
 	if (fd < 0) {
 		printf("KTAP version 1\n1..0 # SKIP no spt device\n");
 		return 1;

@@ -348,11 +348,50 @@ struct spt_step_stats {
  * One training step on @n samples (n <= opts.batch): forward, loss, backward,
  * weight gradients, update, controller.  @x holds n * in_c*in_h*in_w floats,
  * @labels n labels < classes.  @st may be NULL.  -SPT_EDIVERGED if the loss or
- * a gradient is not finite (weights are left as they were before the update).
+ * a gradient is not finite: the step is then checked before the update
+ * runs, so weights, momentum and the step count are left as they were.
+ * The same as spt_model_train_step_submit() then spt_model_train_step_wait();
+ * -EBUSY while steps submitted that way are outstanding.
  */
 SPT_API int spt_model_train_step(struct spt_model *m, const float *x,
 				 const uint8_t *labels, uint32_t n,
 				 struct spt_step_stats *st);
+
+/*
+ * Asynchronous steps, so that the host prepares the next batch while the
+ * device trains on the current one.
+ *
+ * spt_model_train_step_submit() checks its arguments as
+ * spt_model_train_step() does, copies @x and @labels into the model's
+ * backend memory (on a device: the batch's upload; the caller may reuse
+ * both buffers on return) and queues the step.  At most two steps are
+ * outstanding (submitted and not yet waited for): a third submit fails
+ * with -EBUSY.  Steps run one after the other in submission order; the
+ * first starts at once (on the device: its whole command stream is
+ * submitted), the second only when the first has been waited for, since
+ * its pruning thresholds come from the first's statistics.  So with
+ *
+ *     submit(b0); for (i = 1; ...; i++) { gather(b_i); submit(b_i); wait(); }
+ *
+ * the gather and upload of batch i overlap the device running step i - 1,
+ * and the numbers are exactly those of spt_model_train_step() on the same
+ * batches.  The CPU backend runs a step when it starts, in the call that
+ * starts it.
+ *
+ * spt_model_train_step_wait() waits for the oldest outstanding step, fills
+ * @st (may be NULL) and returns its result (0, -SPT_EDIVERGED, a device
+ * error ...); a failed step does not cancel the next one.  Then it starts
+ * the next step, if one was submitted.  -EINVAL if no step is outstanding.
+ *
+ * While steps are outstanding, calls that read or change the model
+ * (spt_model_train_step, _gradients, _evaluate, _get_params, _set_params,
+ * _set_sparsity, _set_target_sparsity, _layer_stats, _controller_state,
+ * _save, _load) fail with -EBUSY; spt_model_free() waits for them and drops
+ * their results.
+ */
+SPT_API int spt_model_train_step_submit(struct spt_model *m, const float *x,
+					const uint8_t *labels, uint32_t n);
+SPT_API int spt_model_train_step_wait(struct spt_model *m, struct spt_step_stats *st);
 
 /*
  * Forward pass only (the same arithmetic and pruning as training; no
