@@ -28,9 +28,9 @@ struct train_args {
 	unsigned long long seed;
 	enum spt_precision precision;
 	float target, wcopy, wgrad;
-	float act_targets[MAX_LAYERS];
-	int n_act_targets;
-	enum spt_prune_mode act_kind, err_kind;
+	float act_targets[MAX_LAYERS], wcopy_targets[MAX_LAYERS], wgrad_targets[MAX_LAYERS];
+	int n_act_targets, n_wcopy_targets, n_wgrad_targets;
+	enum spt_prune_mode act_kind, err_kind, wcopy_kind;
 	double warmup_frac, ramp_frac;
 	long warmup_steps, ramp_steps;
 	const char *save, *resume, *report;
@@ -57,6 +57,38 @@ struct step_rec {
 struct epoch_rec {
 	double train_loss, train_acc, test_loss, test_acc, interim, bytes_ratio, tops_w, seconds;
 };
+
+/*
+ * Where one epoch's traffic goes, per layer: bytes read and written by each
+ * GEMM pass and by the re-blocking transposes, the dense FP16 bytes of each
+ * pass, and the stored nonzeros of each tensor class.
+ */
+#define TR_PARTS 4	/* SPT_PASS_FWD, _BWD, _WG, then the re-blocking transposes */
+struct traffic {
+	double rd[MAX_LAYERS][TR_PARTS], wr[MAX_LAYERS][TR_PARTS], fp16[MAX_LAYERS][TR_PARTS];
+	double nz[MAX_LAYERS][SPT_CLASS_COUNT], el[MAX_LAYERS][SPT_CLASS_COUNT];
+};
+
+static void traffic_add(struct traffic *t, int l, const struct spt_layer_stats *ls)
+{
+	double rd = 0, wr = 0;
+	int p, c;
+
+	for (p = 0; p < 3; p++) {
+		t->rd[l][p] += (double)ls->pass[p].bytes_read;
+		t->wr[l][p] += (double)ls->pass[p].bytes_written;
+		t->fp16[l][p] += (double)ls->pass[p].dense_fp16_bytes;
+		rd += (double)ls->pass[p].bytes_read;
+		wr += (double)ls->pass[p].bytes_written;
+	}
+	t->rd[l][3] += (double)ls->total.bytes_read - rd;
+	t->wr[l][3] += (double)ls->total.bytes_written - wr;
+	for (c = 0; c < SPT_CLASS_COUNT; c++) {
+		t->nz[l][c] += (double)ls->cls[c].nonzeros;
+		t->el[l][c] += (double)ls->cls[c].elements;
+	}
+}
+
 
 static volatile sig_atomic_t stop_requested;
 
@@ -108,8 +140,13 @@ static void train_usage(FILE *f)
 "  --err-prune deterministic|stochastic  error pruning kind (default stochastic;\n"
 "                            deterministic error pruning is biased)\n"
 "  --wcopy-sparsity S        also prune the BFP8 weight copies toward S\n"
+"  --wcopy-targets S0,S1,..  per-layer weight-copy targets (layers 0..; 0 = off),\n"
+"                            overriding --wcopy-sparsity\n"
+"  --wcopy-prune deterministic|stochastic  weight-copy pruning kind (default\n"
+"                            deterministic)\n"
 "  --wgrad-sparsity S        also prune weight gradients toward S (stochastic,\n"
 "                            unbiased; written compressed)\n"
+"  --wgrad-targets S0,S1,..  per-layer weight-gradient targets (layers 0..; 0 = off)\n"
 "  --warmup F, --ramp F      dense warm-up and cubic ramp as fractions of the run\n"
 "                            (default 0.05 and 0.25)\n"
 "  --warmup-steps N, --ramp-steps N   the same in steps\n"
@@ -166,7 +203,8 @@ enum {
 	OPT_SCHED, OPT_MOM, OPT_WD, OPT_SEED, OPT_TARGET, OPT_ACT_TARGETS, OPT_PRUNE,
 	OPT_ERR_PRUNE, OPT_WCOPY, OPT_WGRAD, OPT_WARMUP, OPT_RAMP, OPT_WARMUP_STEPS,
 	OPT_RAMP_STEPS, OPT_LIMIT_TRAIN, OPT_LIMIT_TEST, OPT_DATA, OPT_SAVE, OPT_RESUME,
-	OPT_REPORT, OPT_BENCH, OPT_BENCH_STEPS, OPT_LR_MIN,
+	OPT_REPORT, OPT_BENCH, OPT_BENCH_STEPS, OPT_LR_MIN, OPT_WCOPY_TARGETS, OPT_WCOPY_PRUNE,
+	OPT_WGRAD_TARGETS,
 };
 
 static const struct option train_opts[] = {
@@ -188,6 +226,9 @@ static const struct option train_opts[] = {
 	{ "err-prune", required_argument, NULL, OPT_ERR_PRUNE },
 	{ "wcopy-sparsity", required_argument, NULL, OPT_WCOPY },
 	{ "wgrad-sparsity", required_argument, NULL, OPT_WGRAD },
+	{ "wcopy-targets", required_argument, NULL, OPT_WCOPY_TARGETS },
+	{ "wcopy-prune", required_argument, NULL, OPT_WCOPY_PRUNE },
+	{ "wgrad-targets", required_argument, NULL, OPT_WGRAD_TARGETS },
 	{ "warmup", required_argument, NULL, OPT_WARMUP },
 	{ "ramp", required_argument, NULL, OPT_RAMP },
 	{ "warmup-steps", required_argument, NULL, OPT_WARMUP_STEPS },
@@ -206,7 +247,7 @@ static const struct option train_opts[] = {
 	{ NULL, 0, NULL, 0 },
 };
 
-static int parse_targets(const char *s, struct train_args *a)
+static int parse_targets(const char *s, float *targets, int *count)
 {
 	char *dup = strdup(s), *tok, *save = NULL;
 	int n = 0;
@@ -214,14 +255,14 @@ static int parse_targets(const char *s, struct train_args *a)
 	if (!dup)
 		return -1;
 	for (tok = strtok_r(dup, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-		if (n >= MAX_LAYERS || parse_float(tok, 0, 0.999f, &a->act_targets[n])) {
+		if (n >= MAX_LAYERS || parse_float(tok, 0, 0.999f, &targets[n])) {
 			free(dup);
 			return -1;
 		}
 		n++;
 	}
 	free(dup);
-	a->n_act_targets = n;
+	*count = n;
 	return n ? 0 : -1;
 }
 
@@ -242,6 +283,7 @@ static int parse_args(int argc, char **argv, struct train_args *a)
 	a->seed = 1;
 	a->act_kind = SPT_PRUNE_DETERMINISTIC;
 	a->err_kind = SPT_PRUNE_STOCHASTIC;
+	a->wcopy_kind = SPT_PRUNE_DETERMINISTIC;
 	a->warmup_frac = 0.05;
 	a->ramp_frac = 0.25;
 	a->warmup_steps = a->ramp_steps = -1;
@@ -314,8 +356,20 @@ static int parse_args(int argc, char **argv, struct train_args *a)
 				return spt_err("--target-sparsity: expected 0..0.999, got '%s'", optarg);
 			break;
 		case OPT_ACT_TARGETS:
-			if (parse_targets(optarg, a))
+			if (parse_targets(optarg, a->act_targets, &a->n_act_targets))
 				return spt_err("--act-targets: expected comma-separated values 0..0.999");
+			break;
+		case OPT_WCOPY_TARGETS:
+			if (parse_targets(optarg, a->wcopy_targets, &a->n_wcopy_targets))
+				return spt_err("--wcopy-targets: expected comma-separated values 0..0.999");
+			break;
+		case OPT_WGRAD_TARGETS:
+			if (parse_targets(optarg, a->wgrad_targets, &a->n_wgrad_targets))
+				return spt_err("--wgrad-targets: expected comma-separated values 0..0.999");
+			break;
+		case OPT_WCOPY_PRUNE:
+			if (parse_kind(optarg, &a->wcopy_kind))
+				return spt_err("--wcopy-prune: expected deterministic or stochastic");
 			break;
 		case OPT_PRUNE:
 			if (parse_kind(optarg, &a->act_kind))
@@ -383,7 +437,8 @@ static int parse_args(int argc, char **argv, struct train_args *a)
 	if (optind < argc)
 		return spt_err("unexpected argument '%s' (see spt train --help)", argv[optind]);
 	if (a->precision == SPT_PRECISION_FP32 && (a->target > 0 || a->wcopy > 0 || a->wgrad > 0 ||
-						   a->n_act_targets))
+						   a->n_act_targets || a->n_wcopy_targets ||
+						   a->n_wgrad_targets))
 		return spt_err("--precision fp32 is the dense baseline: sparsity needs --precision bfp8");
 	return 0;
 }
@@ -510,6 +565,40 @@ static FILE *report_open(const char *dir, const char *name)
 	if (!f)
 		spt_err("cannot write %s: %s", path, strerror(errno));
 	return f;
+}
+
+/* traffic.csv: one row per layer and part, in bytes per step, and the class sparsities. */
+static int write_traffic(const char *dir, const struct traffic *t, double steps, int nl)
+{
+	static const char *const part[TR_PARTS] = { "fwd", "bwd", "wg", "reblock" };
+	static const char *const cls[SPT_CLASS_COUNT] = { "act", "err", "wcopy", "wgrad" };
+	double all = 0;
+	FILE *f = report_open(dir, "traffic.csv");
+	int l, p, c;
+
+	if (!f)
+		return 1;
+	for (l = 0; l < nl; l++)
+		for (p = 0; p < TR_PARTS; p++)
+			all += t->fp16[l][p];
+	fprintf(f, "layer,part,bytes_read,bytes_written,dense_fp16_bytes,share_of_fp16_total");
+	for (c = 0; c < SPT_CLASS_COUNT; c++)
+		fprintf(f, ",%s_sparsity", cls[c]);
+	fputc('\n', f);
+	for (l = 0; l < nl; l++)
+		for (p = 0; p < TR_PARTS; p++) {
+			fprintf(f, "%d,%s,%.0f,%.0f,%.0f,%.5f", l, part[p], t->rd[l][p] / steps,
+				t->wr[l][p] / steps, t->fp16[l][p] / steps,
+				all > 0 ? (t->rd[l][p] + t->wr[l][p]) / all : 0);
+			for (c = 0; c < SPT_CLASS_COUNT; c++)
+				if (t->el[l][c] > 0)
+					fprintf(f, ",%.5f", 1.0 - t->nz[l][c] / t->el[l][c]);
+				else
+					fprintf(f, ",");
+			fputc('\n', f);
+		}
+	fclose(f);
+	return 0;
 }
 
 static int write_report(const char *dir, const struct step_rec *sr, size_t nsteps,
@@ -641,9 +730,17 @@ static int setup_sparsity(struct spt_model *m, const struct train_args *a)
 	}
 	if (a->wcopy > 0) {
 		s.mode = SPT_SPARSITY_TARGET;
-		s.kind = SPT_PRUNE_DETERMINISTIC;
+		s.kind = a->wcopy_kind;
 		s.target = a->wcopy;
 		ret = spt_model_set_sparsity(m, -1, SPT_CLASS_WCOPY, &s);
+		if (ret)
+			return ret;
+	}
+	for (l = 0; l < nl && l < a->n_wcopy_targets; l++) {
+		s.kind = a->wcopy_kind;
+		s.target = a->wcopy_targets[l];
+		s.mode = s.target > 0 ? SPT_SPARSITY_TARGET : SPT_SPARSITY_OFF;
+		ret = spt_model_set_sparsity(m, l, SPT_CLASS_WCOPY, &s);
 		if (ret)
 			return ret;
 	}
@@ -652,8 +749,18 @@ static int setup_sparsity(struct spt_model *m, const struct train_args *a)
 		s.kind = SPT_PRUNE_STOCHASTIC;
 		s.target = a->wgrad;
 		ret = spt_model_set_sparsity(m, -1, SPT_CLASS_WGRAD, &s);
+		if (ret)
+			return ret;
 	}
-	return ret;
+	for (l = 0; l < nl && l < a->n_wgrad_targets; l++) {
+		s.kind = SPT_PRUNE_STOCHASTIC;
+		s.target = a->wgrad_targets[l];
+		s.mode = s.target > 0 ? SPT_SPARSITY_TARGET : SPT_SPARSITY_OFF;
+		ret = spt_model_set_sparsity(m, l, SPT_CLASS_WGRAD, &s);
+		if (ret)
+			return ret;
+	}
+	return 0;
 }
 
 static void shuffle(uint32_t *idx, uint32_t n, uint64_t *rng)
@@ -816,6 +923,8 @@ int cmd_train(int argc, char **argv)
 	struct step_rec *sr = NULL;
 	struct epoch_rec *er = NULL;
 	struct resume_state rs = { .magic = 0x53505452 };
+	struct traffic *tr_last = NULL;
+	double tr_steps = 0;
 	uint32_t ntrain, rows, cols, *idx = NULL, steps_per_epoch;
 	uint64_t total_steps, done_steps = 0;
 	float *x = NULL;
@@ -868,7 +977,8 @@ int cmd_train(int argc, char **argv)
 	lab = malloc(a.batch);
 	sr = calloc(total_steps + 1, sizeof(*sr));
 	er = calloc(a.epochs + 1, sizeof(*er));
-	if (!idx || !x || !lab || !sr || !er) {
+	tr_last = calloc(1, sizeof(*tr_last));
+	if (!idx || !x || !lab || !sr || !er || !tr_last) {
 		spt_err("out of memory");
 		goto out;
 	}
@@ -891,6 +1001,8 @@ int cmd_train(int argc, char **argv)
 		uint32_t off, s = 0;
 
 		shuffle(idx, ntrain, &rs.shuffle_rng);
+		memset(tr_last, 0, sizeof(*tr_last));	/* the report keeps the last epoch's */
+		tr_steps = 0;
 		if (rs.step_in_epoch) {	/* resuming inside this epoch */
 			s = rs.step_in_epoch;
 			rs.step_in_epoch = 0;
@@ -936,6 +1048,7 @@ int cmd_train(int argc, char **argv)
 				struct spt_controller_state ca, ce;
 
 				spt_model_layer_stats(m, l, &ls);
+				traffic_add(tr_last, l, &ls);
 				spt_model_controller_state(m, l, SPT_CLASS_ACT, &ca);
 				spt_model_controller_state(m, l, SPT_CLASS_ERR, &ce);
 				q->act_s[l] = ls.cls[SPT_CLASS_ACT].elements ?
@@ -948,6 +1061,7 @@ int cmd_train(int argc, char **argv)
 				q->err_tau[l] = ls.cls[SPT_CLASS_ERR].tau;
 			}
 			done_steps++;
+			tr_steps++;
 			if (!a.quiet && !a.json && (tty ? (s % 5 == 0 || off + k >= ntrain) :
 						    ((s + 1) % 100 == 0)))
 				progress(tty, e + 1, a.epochs, s + 1, steps_per_epoch,
@@ -1000,6 +1114,9 @@ int cmd_train(int argc, char **argv)
 	if (a.report && write_report(a.report, sr, done_steps, er + first_epoch,
 				     e - first_epoch, nl < MAX_LAYERS ? nl : MAX_LAYERS))
 		goto out;
+	if (a.report && tr_steps > 0 &&
+	    write_traffic(a.report, tr_last, tr_steps, nl < MAX_LAYERS ? nl : MAX_LAYERS))
+		goto out;
 	if (a.json) {
 		const struct epoch_rec *r = &er[e ? e - 1 : 0];
 
@@ -1028,6 +1145,7 @@ out:
 	free(lab);
 	free(sr);
 	free(er);
+	free(tr_last);
 	spt_model_free(m);
 	spt_dataset_free(tr);
 	spt_dataset_free(te);
@@ -1113,7 +1231,7 @@ static int do_bench(const struct train_args *a)
 		goto out;
 	base.precision = SPT_PRECISION_FP32;
 	base.target = base.wcopy = base.wgrad = 0;
-	base.n_act_targets = 0;
+	base.n_act_targets = base.n_wcopy_targets = base.n_wgrad_targets = 0;
 	if (bench_steps(&base, tr, a->bench_steps, &t_base, &s_base, &c_base) ||
 	    bench_steps(a, tr, a->bench_steps, &t_cfg, &s_cfg, &c_cfg))
 		goto out;

@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# 'spt train': the per-layer weight-copy and weight-gradient options, and the
+# traffic breakdown that --report writes (traffic.csv), on a short run.
+# Usage: test_train.sh RESULT_FILE SPT_BINARY
+# Prints "ok N - name" / "not ok N - name" lines; writes "<passed> <failed>"
+# to RESULT_FILE.
+set -u
+result=${1:?usage: test_train.sh RESULT_FILE SPT_BINARY}
+spt=${2:?usage: test_train.sh RESULT_FILE SPT_BINARY}
+case $spt in /*) ;; *) spt=$PWD/$spt ;; esac
+case $result in /*) ;; *) result=$PWD/$result ;; esac
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+cd "$tmp" || exit 1
+
+n=0 passed=0 failed=0
+
+ok() {
+	n=$((n + 1)) passed=$((passed + 1))
+	echo "ok $n - $1"
+}
+
+not_ok() {
+	n=$((n + 1)) failed=$((failed + 1))
+	echo "not ok $n - $1"
+	shift
+	for line in "$@"; do echo "#   $line"; done
+}
+
+# expect NAME STATUS STDERR-REGEX CMD...: exit status, a stderr pattern
+# ("" for none) and, unless the status is 0, nothing on stdout.
+expect() {
+	local name=$1 want=$2 pattern=$3 rc
+	shift 3
+	"$@" >out.txt 2>err.txt
+	rc=$?
+	if [ "$rc" -ne "$want" ]; then
+		not_ok "$name" "expected exit status $want, got $rc" "stderr: $(head -c 300 err.txt)"
+	elif [ -n "$pattern" ] && ! grep -qE "$pattern" err.txt; then
+		not_ok "$name" "expected stderr matching /$pattern/, got: $(head -c 300 err.txt)"
+	elif [ "$want" -ne 0 ] && [ -s out.txt ]; then
+		not_ok "$name" "expected nothing on stdout, got: $(head -c 300 out.txt)"
+	else
+		ok "$name"
+	fi
+}
+
+S=$spt
+data=/usr/share/datasets/fashion-mnist
+
+# ---- arguments ----------------------------------------------------------------
+expect "--wcopy-targets rejects a value above 0.999" 1 "wcopy-targets: expected" \
+	"$S" train --wcopy-targets 0.5,1.5
+expect "--wgrad-targets rejects an empty list" 1 "wgrad-targets: expected" \
+	"$S" train --wgrad-targets ,
+expect "--wcopy-prune rejects an unknown kind" 1 "wcopy-prune: expected" \
+	"$S" train --wcopy-prune random
+expect "--wgrad-targets is rejected for the FP32 baseline" 1 "needs --precision bfp8" \
+	"$S" train --precision fp32 --wgrad-targets 0.9
+expect "--help lists the per-layer weight options" 0 "" "$S" train --help
+if grep -q -- '--wcopy-targets' out.txt && grep -q -- '--wgrad-targets' out.txt &&
+   grep -q -- '--wcopy-prune' out.txt
+then ok "--help names --wcopy-targets, --wgrad-targets and --wcopy-prune"
+else not_ok "--help names --wcopy-targets, --wgrad-targets and --wcopy-prune" "$(cat out.txt)"; fi
+
+# ---- a short run with per-layer targets and a report ---------------------------
+if [ ! -r "$data/train-images-idx3-ubyte.gz" ]; then
+	echo "# $data missing: the training run is not tested"
+else
+	expect "a short run with per-layer weight targets" 0 "" \
+		"$S" train --epochs 2 --limit-train 1280 --limit-test 200 --warmup 0.1 --ramp 0.2 \
+		--target-sparsity 0.9 --wcopy-targets 0.8,0 --wgrad-targets 0,0.9 \
+		--report rep --json
+	csv=rep/traffic.csv
+	if [ ! -s "$csv" ]; then
+		not_ok "--report writes traffic.csv" "$(ls rep 2>&1)"
+	else
+		ok "--report writes traffic.csv"
+		# 3 layers x (fwd, bwd, wg, reblock) and a header
+		rows=$(wc -l <"$csv")
+		if [ "$rows" -eq 13 ]; then ok "traffic.csv: one row per layer and part"
+		else not_ok "traffic.csv: one row per layer and part" "got $rows lines"; fi
+		# layer 0 has no backward pass; the re-blocking transposes have no FP16 peer
+		bad=$(awk -F, 'NR > 1 && (($1 == 0 && $2 == "bwd" && $3 + $4 != 0) ||
+			($2 == "reblock" && $5 != 0) || ($2 != "reblock" && $1 + 0 > 0 && $5 == 0))' "$csv")
+		if [ -z "$bad" ]; then ok "traffic.csv: passes and transposes where they belong"
+		else not_ok "traffic.csv: passes and transposes where they belong" "$bad"; fi
+		# the parts add up to the last epoch's bytes_vs_fp16
+		sum=$(awk -F, 'NR > 1 { s += $6 } END { printf "%.4f", s }' "$csv")
+		ep=$(awk -F, 'END { printf "%.4f", $7 }' rep/epochs.csv)
+		if awk -v a="$sum" -v b="$ep" 'BEGIN { d = a - b; exit !(d < 0.0005 && d > -0.0005) }'
+		then ok "traffic.csv: the shares add up to bytes_vs_fp16 ($sum)"
+		else not_ok "traffic.csv: the shares add up to bytes_vs_fp16" "sum $sum, epochs.csv $ep"; fi
+		# per-layer targets: layer 0's weight copy pruned, layer 1's not;
+		# layer 1's gradient pruned
+		wc0=$(awk -F, '$1 == 0 && $2 == "fwd" { print $9 }' "$csv")
+		wc1=$(awk -F, '$1 == 1 && $2 == "fwd" { print $9 }' "$csv")
+		wg1=$(awk -F, '$1 == 1 && $2 == "fwd" { print $10 }' "$csv")
+		if awk -v a="$wc0" -v b="$wc1" -v g="$wg1" 'BEGIN { exit !(a > 0.1 && b < 0.05 && g > 0.3) }'
+		then ok "per-layer targets reach their layers (wcopy $wc0 / $wc1, wgrad l1 $wg1)"
+		else not_ok "per-layer targets reach their layers" "wcopy l0 $wc0, l1 $wc1, wgrad l1 $wg1"; fi
+	fi
+fi
+
+echo "$passed $failed" >"$result"
+[ "$failed" -eq 0 ]
