@@ -142,6 +142,9 @@ struct rt_layer {
 	float *gw;		/* points into gwt: the weight gradient, N x K */
 	struct rt_ctl ctl[SPT_CLASS_COUNT];
 	struct spt_layer_stats st;
+	/* both as the last completed step left them, while the next one runs */
+	struct rt_ctl ctl_done[SPT_CLASS_COUNT];
+	struct spt_layer_stats st_done;
 
 	/* per-step buffers, sized for opts.batch */
 	struct spt_buf x;	/* FP32 input as consumed: M0 x in features (NHWC) */

@@ -530,9 +530,7 @@ SPT_API int spt_model_layer_stats(const struct spt_model *m, int layer,
 
 	if (!l || !st)
 		return -EINVAL;
-	if (rt_busy(m))
-		return -EBUSY;
-	*st = l->st;
+	*st = m->running ? l->st_done : l->st;
 	return 0;
 }
 
@@ -545,9 +543,7 @@ SPT_API int spt_model_controller_state(const struct spt_model *m, int layer,
 
 	if (!l || !cs || (unsigned int)cls >= SPT_CLASS_COUNT)
 		return -EINVAL;
-	if (rt_busy(m))
-		return -EBUSY;
-	c = &l->ctl[cls];
+	c = m->running ? &l->ctl_done[cls] : &l->ctl[cls];
 	memset(cs, 0, sizeof(*cs));
 	cs->mode = c->cfg.mode;
 	cs->kind = c->cfg.mode == SPT_SPARSITY_OFF ? SPT_PRUNE_OFF : c->cfg.kind;

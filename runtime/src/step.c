@@ -534,6 +534,8 @@ static int step_start(struct spt_model *m, struct rt_slot *in, bool update, doub
 	if (ctx->ops->device_seconds)
 		ctx->ops->device_seconds(ctx);	/* start counting at this step */
 	for (i = 0; i < m->nlayers; i++) {
+		m->layers[i].st_done = m->layers[i].st;
+		memcpy(m->layers[i].ctl_done, m->layers[i].ctl, sizeof(m->layers[i].ctl));
 		memset(&m->layers[i].st, 0, sizeof(m->layers[i].st));
 		if (!update)
 			memcpy(s->saved[i], m->layers[i].ctl, sizeof(s->saved[i]));

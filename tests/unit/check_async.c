@@ -63,6 +63,8 @@ START_TEST(test_async_steps_match_sync_steps)
 	struct spt_ctx *ctx = cpu_ctx();
 	struct spt_model *a = model(ctx, SPT_PRECISION_BFP8), *b = model(ctx, SPT_PRECISION_BFP8);
 	struct spt_step_stats sa[STEPS], sb[STEPS];
+	struct spt_layer_stats la[STEPS], lb;
+	struct spt_controller_state ca[STEPS], cb;
 	float x[BATCH * IN], wa[32 * IN], wb[32 * IN];
 	uint8_t lab[BATCH];
 	int s, got = 0;
@@ -70,14 +72,24 @@ START_TEST(test_async_steps_match_sync_steps)
 	for (s = 0; s < STEPS; s++) {
 		batch(s, x, lab);
 		ck_assert_int_eq(spt_model_train_step(a, x, lab, BATCH, &sa[s]), 0);
+		ck_assert_int_eq(spt_model_layer_stats(a, 1, &la[s]), 0);
+		ck_assert_int_eq(spt_model_controller_state(a, 1, SPT_CLASS_ACT, &ca[s]), 0);
 	}
 	/* one step ahead: batch s is submitted before step s - 1 is waited for */
 	for (s = 0; s < STEPS; s++) {
 		batch(s, x, lab);
 		ck_assert_int_eq(spt_model_train_step_submit(b, x, lab, BATCH), 0);
 		memset(x, 0xff, sizeof(x));	/* the caller may reuse its buffers at once */
-		if (s > 0)
-			ck_assert_int_eq(spt_model_train_step_wait(b, &sb[got++]), 0);
+		if (s == 0)
+			continue;
+		ck_assert_int_eq(spt_model_train_step_wait(b, &sb[got]), 0);
+		/* step s runs now; the statistics are those of step s - 1 */
+		ck_assert_int_eq(spt_model_layer_stats(b, 1, &lb), 0);
+		ck_assert_int_eq(spt_model_controller_state(b, 1, SPT_CLASS_ACT, &cb), 0);
+		ck_assert_mem_eq(&la[got], &lb, sizeof(lb));
+		ck_assert_mem_eq(&ca[got], &cb, sizeof(cb));
+		ck_assert_uint_eq(spt_model_steps(b), (uint64_t)got + 1);
+		got++;
 	}
 	ck_assert_int_eq(spt_model_train_step_wait(b, &sb[got++]), 0);
 	ck_assert_int_eq(got, STEPS);
@@ -131,12 +143,12 @@ START_TEST(test_async_misuse_is_refused)
 	ck_assert_int_eq(spt_model_set_params(m, 0, w, NULL), -EBUSY);
 	ck_assert_int_eq(spt_model_set_sparsity(m, 0, SPT_CLASS_WGRAD, &off), -EBUSY);
 	ck_assert_int_eq(spt_model_set_target_sparsity(m, 0.5f, SPT_PRUNE_DETERMINISTIC), -EBUSY);
-	ck_assert_int_eq(spt_model_layer_stats(m, 0, &ls), -EBUSY);
-	ck_assert_int_eq(spt_model_controller_state(m, 0, SPT_CLASS_ACT, &cs), -EBUSY);
 	ck_assert_int_eq(spt_model_save(m, "/tmp/spt-async-busy.ckpt", NULL, 0), -EBUSY);
 	ck_assert_int_eq(spt_model_load(m, "/tmp/spt-async-busy.ckpt", NULL, 0, NULL), -EBUSY);
 	ck_assert_int_eq(spt_model_train_step_wait(m, NULL), 0);
 	ck_assert_int_eq(spt_model_get_params(m, 0, w, NULL), -EBUSY);	/* one still out */
+	ck_assert_int_eq(spt_model_layer_stats(m, 0, &ls), 0);	/* of the step waited for */
+	ck_assert_int_eq(spt_model_controller_state(m, 0, SPT_CLASS_ACT, &cs), 0);
 	ck_assert_int_eq(spt_model_train_step_wait(m, NULL), 0);
 	ck_assert_int_eq(spt_model_train_step_wait(m, NULL), -EINVAL);
 	ck_assert_int_eq(spt_model_get_params(m, 0, w, NULL), 0);

@@ -999,6 +999,7 @@ int cmd_train(int argc, char **argv)
 		uint64_t hits = 0, seen = 0;
 		uint64_t epoch_rng = rs.shuffle_rng;
 		uint32_t off, s = 0;
+		bool ahead;
 
 		shuffle(idx, ntrain, &rs.shuffle_rng);
 		memset(tr_last, 0, sizeof(*tr_last));	/* the report keeps the last epoch's */
@@ -1007,14 +1008,22 @@ int cmd_train(int argc, char **argv)
 			s = rs.step_in_epoch;
 			rs.step_in_epoch = 0;
 		}
+		ahead = false;
 		for (off = s * (uint32_t)a.batch; off < ntrain; off += (uint32_t)a.batch, s++) {
 			uint32_t k = ntrain - off < a.batch ? ntrain - off : (uint32_t)a.batch;
+			uint32_t kn = ntrain - off - k < a.batch ? ntrain - off - k : (uint32_t)a.batch;
 			struct spt_step_stats st;
 			struct step_rec *q = &sr[done_steps];
 			int l;
 
-			ret = spt_dataset_gather(tr, idx + off, k, x, lab) ?:
-			      spt_model_train_step(m, x, lab, k, &st);
+			ret = ahead ? 0 : spt_dataset_gather(tr, idx + off, k, x, lab) ?:
+					  spt_model_train_step_submit(m, x, lab, k);
+			/* one step ahead: the next batch is gathered and uploaded while this one runs */
+			ahead = !ret && kn && !stop_requested;
+			if (ahead)
+				ret = spt_dataset_gather(tr, idx + off + k, kn, x, lab) ?:
+				      spt_model_train_step_submit(m, x, lab, kn);
+			ret = ret ?: spt_model_train_step_wait(m, &st);
 			if (ret) {
 				if (tty)
 					fputc('\n', stderr);
@@ -1066,7 +1075,7 @@ int cmd_train(int argc, char **argv)
 						    ((s + 1) % 100 == 0)))
 				progress(tty, e + 1, a.epochs, s + 1, steps_per_epoch,
 					 spt_now_seconds() - t_ep, st.loss, st.interim_sparsity);
-			if (stop_requested) {
+			if (stop_requested && !ahead) {
 				interrupted = true;
 				s++;
 				break;

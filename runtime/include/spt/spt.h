@@ -383,11 +383,13 @@ SPT_API int spt_model_train_step(struct spt_model *m, const float *x,
  * error ...); a failed step does not cancel the next one.  Then it starts
  * the next step, if one was submitted.  -EINVAL if no step is outstanding.
  *
- * While steps are outstanding, calls that read or change the model
+ * While steps are outstanding, spt_model_layer_stats() and
+ * spt_model_controller_state() report the last step waited for (as the
+ * synchronous API would after it), spt_model_steps() counts the steps
+ * waited for, and the calls that read or change weights or configuration
  * (spt_model_train_step, _gradients, _evaluate, _get_params, _set_params,
- * _set_sparsity, _set_target_sparsity, _layer_stats, _controller_state,
- * _save, _load) fail with -EBUSY; spt_model_free() waits for them and drops
- * their results.
+ * _set_sparsity, _set_target_sparsity, _save, _load) fail with -EBUSY;
+ * spt_model_free() waits for them and drops their results.
  */
 SPT_API int spt_model_train_step_submit(struct spt_model *m, const float *x,
 					const uint8_t *labels, uint32_t n);
