@@ -3,8 +3,9 @@
  * `spt bench device --quick --json` on the device: it succeeds, prints one
  * JSON object whose figures are present and sane (percentiles ordered,
  * rates and ratios positive, a job's round trip no shorter than its
- * device-side time), and a $SPT_DEVICE that names no device still fails
- * with the no-device status.  The spt binary is /bin/spt, or $SPT_BIN.
+ * device-side time, a training step no shorter than its device busy
+ * time), and a $SPT_DEVICE that names no device still fails with the
+ * no-device status.  The spt binary is /bin/spt, or $SPT_BIN.
  */
 #include <math.h>
 #include <sys/wait.h>
@@ -150,6 +151,36 @@ static bool gemm_job_figures(void)
 	return true;
 }
 
+static bool train_step_figures(void)
+{
+	double steps, dstep, busy, cpu, vs_busy, vs_cpu, sparsity;
+	const char *same;
+
+	CHECK(status == 0, "no output to check");
+	NUM("train", "steps", steps);
+	NUM("train", "device_step_ms", dstep);
+	NUM("train", "device_busy_ms", busy);
+	NUM("train", "cpu_step_ms", cpu);
+	NUM("train", "step_vs_device_busy", vs_busy);
+	NUM("train", "device_vs_cpu", vs_cpu);
+	NUM("train", "interim_sparsity", sparsity);
+	CHECK(steps >= 1, "expected at least one timed step, got %g", steps);
+	CHECK(dstep > 0 && busy > 0 && cpu > 0, "expected positive step times, got %g, %g, %g",
+	      dstep, busy, cpu);
+	/* the two clocks (guest, QEMU's virtual clock) may disagree a little */
+	CHECK(dstep >= 0.95 * busy, "a step (%g ms) is shorter than its device busy time (%g ms)",
+	      dstep, busy);
+	CHECK(fabs(vs_busy - dstep / busy) <= 0.01 * vs_busy,
+	      "step_vs_device_busy %g is not %g / %g", vs_busy, dstep, busy);
+	CHECK(fabs(vs_cpu - dstep / cpu) <= 0.01 * vs_cpu, "device_vs_cpu %g is not %g / %g",
+	      vs_cpu, dstep, cpu);
+	CHECK(sparsity > 0 && sparsity < 1, "expected interim sparsity in (0, 1), got %g", sparsity);
+	same = json_value(out, "train", "same_loss_as_cpu");
+	CHECK(same && !strncmp(same, "true", 4),
+	      "expected the device and CPU backends to give the same losses");
+	return true;
+}
+
 static bool missing_device_is_no_device(void)
 {
 	char buf[256];
@@ -167,6 +198,7 @@ static const struct ktap_case cases[] = {
 	{ "bench_device_quick_json_runs", quick_json_runs },
 	{ "null_job_figures_sane", null_job_figures },
 	{ "gemm_job_figures_sane", gemm_job_figures },
+	{ "train_step_figures_sane", train_step_figures },
 	{ "missing_device_is_no_device", missing_device_is_no_device },
 };
 

@@ -8,10 +8,14 @@
  *   gemm  a forward GEMM job bracketed by TIMESTAMP commands: its round
  *         trip against its device-side time and against the same
  *         spt_gemm() call made on this CPU, interleaved
+ *   train an MLP training step through libspt on the device backend
+ *         against its device busy time (spt_step_stats.device_seconds) and
+ *         against the CPU backend's step on the same batch, interleaved
  *
- * Both speak to the driver directly (uapi/drm/spt_accel.h) with version-1
- * commands (uapi/spt_hw.h).  The device is found through libspt, like
- * every other command (/dev/accel/accel* driven by "spt", or $SPT_DEVICE).
+ * null and gemm speak to the driver directly (uapi/drm/spt_accel.h) with
+ * version-1 commands (uapi/spt_hw.h).  The device is found through libspt,
+ * like every other command (/dev/accel/accel* driven by "spt", or
+ * $SPT_DEVICE).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -43,6 +47,11 @@
 #define GEMM_N		256u
 #define GEMM_K		512u
 #define GEMM_SPARSITY	0.9		/* of A; B is dense */
+#define TRAIN_BATCH	64u
+#define TRAIN_TARGET	0.9f		/* interim sparsity the controller aims at */
+#define TRAIN_WARMUP	3
+#define TRAIN_STEPS	20
+#define TRAIN_STEPS_QUICK 3
 
 /* ---- the device: one file, one queue, one binary out-syncobj ----------- */
 
@@ -448,17 +457,155 @@ out:
 	return ret;
 }
 
-/* ---- output -------------------------------------------------------------- */
+/* ---- a training step: device backend against its busy time and the CPU --- */
 
-struct device_id {
-	char path[64];
-	char driver[32];
+struct train_result {
+	int steps;
+	bool fashion_mnist;		/* else synthetic images */
+	double dev_step, dev_busy;	/* seconds per step: wall, device timestamps */
+	double cpu_step;		/* seconds per step on the CPU backend */
+	double sparsity;		/* mean interim sparsity of the device's timed steps */
+	bool same_loss;			/* every step's loss equal on both backends */
 };
 
-static void print_human(const struct device_id *id, const struct null_result *n,
-			const struct gemm_result *g)
+struct trainer {
+	struct spt_ctx *ctx;
+	struct spt_model *model;
+};
+
+static void trainer_close(struct trainer *t)
 {
-	printf("spt bench device: %s (%s), this CPU's SIMD path %s\n\n", id->path, id->driver,
+	spt_model_free(t->model);
+	spt_ctx_close(t->ctx);
+}
+
+static int trainer_open(enum spt_backend backend, const char *path, unsigned int steps,
+			struct trainer *t)
+{
+	struct spt_ctx_opts co = { .backend = backend, .device_path = path };
+	struct spt_train_opts o;
+	int ret;
+
+	memset(t, 0, sizeof(*t));
+	spt_train_opts_init(&o, steps);
+	o.batch = TRAIN_BATCH;
+	o.ctl.warmup_steps = 0;		/* prune from the first step: the timed steps */
+	o.ctl.ramp_steps = 0;		/* run at (or near) the target */
+	ret = spt_ctx_open(&co, &t->ctx) ?: spt_model_create_preset(t->ctx, "mlp", &t->model) ?:
+	      spt_model_finalize(t->model, &o) ?:
+	      spt_model_set_target_sparsity(t->model, TRAIN_TARGET, SPT_PRUNE_DETERMINISTIC);
+	if (ret)
+		trainer_close(t);
+	return ret;
+}
+
+/* The batch of step @s: Fashion-MNIST's samples in order, else synthetic. */
+static int train_batch(const struct spt_dataset *ds, unsigned int s, float *x, uint8_t *lab)
+{
+	uint32_t idx[TRAIN_BATCH], i, n = 0;
+	uint64_t seed = 0x5eed0000u + s;
+
+	if (ds) {
+		spt_dataset_shape(ds, &n, NULL, NULL, NULL);
+		for (i = 0; i < TRAIN_BATCH; i++)
+			idx[i] = (s * TRAIN_BATCH + i) % n;
+		return spt_dataset_gather(ds, idx, TRAIN_BATCH, x, lab);
+	}
+	for (i = 0; i < TRAIN_BATCH * 784; i++)
+		x[i] = (float)unit_rand(&seed);
+	for (i = 0; i < TRAIN_BATCH; i++)
+		lab[i] = (uint8_t)(unit_rand(&seed) * 10);
+	return 0;
+}
+
+static int bench_train(const char *path, int steps, struct train_result *r)
+{
+	unsigned int total = TRAIN_WARMUP + (unsigned int)steps, s;
+	float *x = malloc(TRAIN_BATCH * 784 * sizeof(*x));
+	uint8_t lab[TRAIN_BATCH];
+	struct spt_dataset *ds = NULL;
+	struct trainer dev, cpu;
+	int ret;
+
+	if (!x)
+		return spt_err("out of memory");
+	if (spt_dataset_load_fashion_mnist(NULL, true, &ds))
+		ds = NULL;
+	r->fashion_mnist = ds != NULL;
+	r->same_loss = true;
+	ret = trainer_open(SPT_BACKEND_DEVICE, path, total, &dev);
+	if (ret) {
+		spt_err("bench device: device backend: %s", spt_strerror(ret));
+		goto out_data;
+	}
+	ret = trainer_open(SPT_BACKEND_CPU, NULL, total, &cpu);
+	if (ret) {
+		spt_err("bench device: cpu backend: %s", spt_strerror(ret));
+		goto out_dev;
+	}
+	for (s = 0; s < total && !ret; s++) {
+		struct spt_step_stats sd, sc;
+		double t0, t1, t2;
+
+		ret = train_batch(ds, s, x, lab);
+		if (ret) {
+			spt_err("bench device: training data: %s", spt_strerror(ret));
+			break;
+		}
+		t0 = now_s();
+		ret = spt_model_train_step(dev.model, x, lab, TRAIN_BATCH, &sd);
+		t1 = now_s();
+		if (!ret)
+			ret = spt_model_train_step(cpu.model, x, lab, TRAIN_BATCH, &sc);
+		t2 = now_s();
+		if (ret) {
+			spt_err("bench device: training step %u: %s", s, spt_strerror(ret));
+			break;
+		}
+		r->same_loss = r->same_loss && sd.loss == sc.loss;
+		if (s < TRAIN_WARMUP)
+			continue;
+		r->dev_step += t1 - t0;
+		r->cpu_step += t2 - t1;
+		r->dev_busy += sd.device_seconds;
+		r->sparsity += sd.interim_sparsity;
+	}
+	if (!ret && r->dev_busy <= 0) {
+		spt_err("bench device: the device backend reported no device time");
+		ret = 1;
+	}
+	r->steps = steps;
+	r->dev_step /= steps;
+	r->cpu_step /= steps;
+	r->dev_busy /= steps;
+	r->sparsity /= steps;
+	trainer_close(&cpu);
+out_dev:
+	trainer_close(&dev);
+out_data:
+	spt_dataset_free(ds);
+	free(x);
+	return ret ? 1 : 0;
+}
+
+/* ---- output -------------------------------------------------------------- */
+
+struct device_bench {
+	char path[64];			/* the device node */
+	char driver[32];
+	bool quick;
+	struct null_result n;
+	struct gemm_result g;
+	struct train_result t;
+};
+
+static void print_human(const struct device_bench *b)
+{
+	const struct null_result *n = &b->n;
+	const struct gemm_result *g = &b->g;
+	const struct train_result *t = &b->t;
+
+	printf("spt bench device: %s (%s), this CPU's SIMD path %s\n\n", b->path, b->driver,
 	       spt_core_isa_name(spt_core_get_isa()));
 	printf("null job (one NOP), one queue, %d jobs:\n", n->jobs);
 	printf("  round trip SUBMIT -> out-syncobj signalled  p50 %8.1f us  p99 %8.1f us\n",
@@ -475,17 +622,32 @@ static void print_human(const struct device_id *id, const struct null_result *n,
 	printf("  spt_gemm() on this CPU  %10.1f %10.1f\n", g->cpu50 * 1e6, g->cpu99 * 1e6);
 	printf("  round trip / device-side time        %6.2fx (p50)\n", g->rt50 / g->dev50);
 	printf("  round trip / spt_gemm() on this CPU  %6.2fx (p50)\n", g->rt50 / g->cpu50);
-	printf("  executed / dense MACs %.3f; modeled: %llu cycles, %.1f nJ\n",
+	printf("  executed / dense MACs %.3f; modeled: %llu cycles, %.1f nJ\n\n",
 	       (double)g->cnt.exec_macs / (double)g->cnt.dense_macs,
 	       (unsigned long long)g->cnt.cycles, g->cnt.energy_pj * 1e-3);
+	printf("train: MLP 784-512-256-10, batch %u, BFP8, interim sparsity target %.1f, %s;\n"
+	       "       %d warm-up then %d timed steps, device and CPU backend alternating\n",
+	       TRAIN_BATCH, TRAIN_TARGET, t->fashion_mnist ? "Fashion-MNIST" : "synthetic data",
+	       TRAIN_WARMUP, t->steps);
+	printf("                              ms/step\n");
+	printf("  device backend step     %10.2f\n", t->dev_step * 1e3);
+	printf("  device busy time        %10.2f  (device timestamps)\n", t->dev_busy * 1e3);
+	printf("  CPU backend step        %10.2f\n", t->cpu_step * 1e3);
+	printf("  device step / device busy time  %6.2fx\n", t->dev_step / t->dev_busy);
+	printf("  device step / CPU step          %6.2fx\n", t->dev_step / t->cpu_step);
+	printf("  interim sparsity %.3f; losses %s\n", t->sparsity,
+	       t->same_loss ? "identical on both backends" : "DIFFER between the backends");
 }
 
-static void print_json(const struct device_id *id, bool quick, const struct null_result *n,
-		       const struct gemm_result *g)
+static void print_json(const struct device_bench *b)
 {
+	const struct null_result *n = &b->n;
+	const struct gemm_result *g = &b->g;
+	const struct train_result *t = &b->t;
+
 	printf("{\"device\": \"%s\", \"driver\": \"%s\", \"isa\": \"%s\", \"quick\": %s, ",
-	       id->path, id->driver, spt_core_isa_name(spt_core_get_isa()),
-	       quick ? "true" : "false");
+	       b->path, b->driver, spt_core_isa_name(spt_core_get_isa()),
+	       b->quick ? "true" : "false");
 	printf("\"null_job\": {\"jobs\": %d, \"roundtrip_p50_us\": %.2f, \"roundtrip_p99_us\": %.2f, "
 	       "\"serial_jobs_per_s\": %.1f, \"pipelined_jobs_per_s\": %.1f, "
 	       "\"pipelined_vs_serial\": %.4f}, ",
@@ -496,18 +658,26 @@ static void print_json(const struct device_id *id, bool quick, const struct null
 	       "\"device_p50_us\": %.2f, \"device_p99_us\": %.2f, \"cpu_p50_us\": %.2f, "
 	       "\"cpu_p99_us\": %.2f, \"roundtrip_vs_device\": %.4f, \"roundtrip_vs_cpu\": %.4f, "
 	       "\"identical_to_cpu\": true, \"dense_macs\": %llu, \"exec_macs\": %llu, "
-	       "\"modeled\": {\"cycles\": %llu, \"energy_pj\": %.1f}}}\n",
+	       "\"modeled\": {\"cycles\": %llu, \"energy_pj\": %.1f}}, ",
 	       GEMM_M, GEMM_N, GEMM_K, GEMM_SPARSITY, g->jobs, g->rt50 * 1e6, g->rt99 * 1e6,
 	       g->dev50 * 1e6, g->dev99 * 1e6, g->cpu50 * 1e6, g->cpu99 * 1e6,
 	       g->rt50 / g->dev50, g->rt50 / g->cpu50, (unsigned long long)g->cnt.dense_macs,
 	       (unsigned long long)g->cnt.exec_macs, (unsigned long long)g->cnt.cycles,
 	       g->cnt.energy_pj);
+	printf("\"train\": {\"model\": \"mlp\", \"batch\": %u, \"target_sparsity\": %.2f, "
+	       "\"data\": \"%s\", \"warmup_steps\": %d, \"steps\": %d, \"device_step_ms\": %.3f, "
+	       "\"device_busy_ms\": %.3f, \"cpu_step_ms\": %.3f, \"step_vs_device_busy\": %.4f, "
+	       "\"device_vs_cpu\": %.4f, \"interim_sparsity\": %.4f, \"same_loss_as_cpu\": %s}}\n",
+	       TRAIN_BATCH, TRAIN_TARGET, t->fashion_mnist ? "fashion-mnist" : "synthetic",
+	       TRAIN_WARMUP, t->steps, t->dev_step * 1e3, t->dev_busy * 1e3, t->cpu_step * 1e3,
+	       t->dev_step / t->dev_busy, t->dev_step / t->cpu_step, t->sparsity,
+	       t->same_loss ? "true" : "false");
 }
 
 /* ---- the target ---------------------------------------------------------- */
 
 /* The device libspt would use; exit status SPT_EXIT_NO_DEVICE if there is none. */
-static int find_device(struct device_id *id)
+static int find_device(struct device_bench *b)
 {
 	struct spt_ctx_opts co = { .backend = SPT_BACKEND_DEVICE, .flags = SPT_CTX_QUERY_ONLY };
 	struct spt_ctx_info info;
@@ -526,35 +696,37 @@ static int find_device(struct device_id *id)
 	spt_ctx_close(ctx);
 	if (ret)
 		return spt_err("bench device: cannot query the device: %s", spt_strerror(ret));
-	snprintf(id->path, sizeof(id->path), "%s", info.device);
-	snprintf(id->driver, sizeof(id->driver), "%s", info.driver);
+	snprintf(b->path, sizeof(b->path), "%s", info.device);
+	snprintf(b->driver, sizeof(b->driver), "%s", info.driver);
 	return 0;
 }
 
 int spt_bench_device(bool json, bool quick)
 {
-	struct null_result nr;
-	struct gemm_result gr;
-	struct device_id id;
+	struct device_bench *b = calloc(1, sizeof(*b));
 	struct dev d;
 	int ret;
 
-	memset(&nr, 0, sizeof(nr));
-	memset(&gr, 0, sizeof(gr));
-	ret = find_device(&id);
+	if (!b)
+		return spt_err("out of memory");
+	b->quick = quick;
+	ret = find_device(b);
 	if (ret)
-		return ret;
-	ret = dev_open(id.path, &d);
-	if (ret)
-		return spt_err("bench device: cannot open %s: %s", id.path, strerror(-ret));
-	ret = bench_null(&d, quick ? NULL_JOBS_QUICK : NULL_JOBS, &nr) ||
-	      bench_gemm(&d, quick ? GEMM_JOBS_QUICK : GEMM_JOBS, &gr);
+		goto out;
+	ret = dev_open(b->path, &d);
+	if (ret) {
+		ret = spt_err("bench device: cannot open %s: %s", b->path, strerror(-ret));
+		goto out;
+	}
+	ret = bench_null(&d, quick ? NULL_JOBS_QUICK : NULL_JOBS, &b->n) ||
+	      bench_gemm(&d, quick ? GEMM_JOBS_QUICK : GEMM_JOBS, &b->g);
 	dev_close(&d);
-	if (ret)
-		return 1;
-	if (json)
-		print_json(&id, quick, &nr, &gr);
-	else
-		print_human(&id, &nr, &gr);
-	return 0;
+	ret = ret || bench_train(b->path, quick ? TRAIN_STEPS_QUICK : TRAIN_STEPS, &b->t);
+	if (!ret && json)
+		print_json(b);
+	else if (!ret)
+		print_human(b);
+out:
+	free(b);
+	return ret;
 }
