@@ -454,7 +454,7 @@ struct bench_target {
 static const struct bench_target bench_targets[] = {
 	{ "core", bench_core, "libsptcore on this CPU: codec vs memcpy, GEMMs vs OpenBLAS sgemm" },
 	{ "train", bench_train, "a training step on the CPU backend vs the FP32 OpenBLAS baseline" },
-	{ "device", bench_device, "the SPT device: null-job and GEMM-job round trips (needs a device)" },
+	{ "device", bench_device, "the SPT device: job round trips, a training step (needs one)" },
 };
 
 static void bench_usage(FILE *f)

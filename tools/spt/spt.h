@@ -22,9 +22,9 @@ int spt_train_bench(const char *model, unsigned int batch, float target, unsigne
 		    double *fp32_ms, double *bfp8_ms, double *bfp8_sparsity);
 
 /*
- * spt bench device (bench_device.c): null-job and GEMM-job round trips on
- * the SPT device.  Returns the exit status: 0, 1 (message printed) or
- * SPT_EXIT_NO_DEVICE when there is no SPT device here.
+ * spt bench device (bench_device.c): null-job and GEMM-job round trips and
+ * a training step on the SPT device.  Returns the exit status: 0, 1
+ * (message printed) or SPT_EXIT_NO_DEVICE when there is no SPT device here.
  */
 #define SPT_EXIT_NO_DEVICE 3
 int spt_bench_device(bool json, bool quick);
