@@ -108,9 +108,10 @@ struct rt_dx {
 	struct drm_spt_query_status status;
 	uint64_t jobs, cmds;
 	uint64_t busy_ns;	/* device time of completed jobs, from their TIMESTAMPs */
+	uint64_t busy_total;
 	/* SPT_DX_STATS=1: where the time of the backend's operations goes, printed at close */
 	bool trace;
-	int64_t ns_ops, ns_run, t_submit;
+	int64_t ns_ops, ns_sync, ns_run, t_submit;
 };
 
 /* ---- buffer objects ------------------------------------------------------ */
@@ -241,9 +242,10 @@ void rt_dx_close(struct rt_dx *x)
 		return;
 	dx_sync(x);
 	if (x->trace && x->jobs)
-		fprintf(stderr, "spt device backend: %llu jobs, %llu commands, %.1f ms in "
-			"operations, %.1f ms submit-to-signal\n", (unsigned long long)x->jobs,
-			(unsigned long long)x->cmds, x->ns_ops / 1e6, x->ns_run / 1e6);
+		fprintf(stderr, "spt device backend: %llu jobs, %llu commands, %.1f ms queuing "
+			"operations, %.1f ms in sync(), %.1f ms submit-to-signal, %.1f ms device "
+			"busy\n", (unsigned long long)x->jobs, (unsigned long long)x->cmds,
+			x->ns_ops / 1e6, x->ns_sync / 1e6, x->ns_run / 1e6, x->busy_total / 1e6);
 	for (i = 0; i < x->npools; i++)
 		dx_bo_free(x, &x->pool[i].bo);
 	dx_bo_free(x, &x->ctrl);
@@ -648,6 +650,7 @@ static void dx_fixup(struct rt_dx *x)
 	}
 	memcpy(ts, dx_res(x, DX_RES_T0), sizeof(ts));
 	x->busy_ns += ts[1] - ts[0];
+	x->busy_total += ts[1] - ts[0];
 }
 
 /* Submit what is queued, wait for it, report its outcome. */
@@ -1061,7 +1064,16 @@ int rt_dx_submit(struct spt_ctx *ctx)
 
 int rt_dx_sync(struct spt_ctx *ctx)
 {
-	DX_OP(dx_sync(x));
+	struct rt_dx *x = dx_of(ctx);
+	int64_t t;
+	int r;
+
+	if (!x)
+		return -EINVAL;
+	t = dx_now_ns();
+	r = dx_sync(x);
+	x->ns_sync += dx_now_ns() - t;
+	return r;
 }
 
 uint64_t rt_dx_jobs(struct spt_ctx *ctx)
