@@ -258,17 +258,16 @@ static int bfp8_backward_layer(struct step *s, int i)
 	      ctx->ops->transpose(ctx, &l->dy_ct, &raw, &l->dyt_ct, NULL);
 	if (ret)
 		return ret;
-	if (l->ctl[SPT_CLASS_WGRAD].cfg.mode == SPT_SPARSITY_OFF) {
-		ret = ctx->ops->gemm(ctx, SPT_PASS_WG, &l->dyt_ct, &l->at_ct, NULL, SPT_ACT_NONE,
-				     NULL, &l->gwt, NULL, NULL, NULL, &l->st.pass[SPT_PASS_WG]);
-	} else {
-		/* pruned gradient written compressed; stochastic pruning keeps it unbiased */
-		enc_opts(&o, &s->prune[i][SPT_CLASS_WGRAD]);
-		ret = ctx->ops->gemm(ctx, SPT_PASS_WG, &l->dyt_ct, &l->at_ct, NULL, SPT_ACT_NONE,
-				     NULL, NULL, &l->wg_ct, &o, note(s, i, SPT_CLASS_WGRAD),
-				     &l->st.pass[SPT_PASS_WG]) ?:
-		      ctx->ops->decode(ctx, &l->wg_ct, &l->gwt, (size_t)l->N * l->K);
-	}
+	/*
+	 * The gradient leaves the GEMM compressed, as the chip writes it: BFP8,
+	 * pruned when WGRAD is on (stochastic pruning keeps it unbiased).  The
+	 * update reads the decoded values.
+	 */
+	enc_opts(&o, &s->prune[i][SPT_CLASS_WGRAD]);
+	ret = ctx->ops->gemm(ctx, SPT_PASS_WG, &l->dyt_ct, &l->at_ct, NULL, SPT_ACT_NONE, NULL,
+			     NULL, &l->wg_ct, &o, note(s, i, SPT_CLASS_WGRAD),
+			     &l->st.pass[SPT_PASS_WG]) ?:
+	      ctx->ops->decode(ctx, &l->wg_ct, &l->gwt, (size_t)l->N * l->K);
 	if (ret)
 		return ret;
 	/* the bias gradient: column sums of dY as the chip stored it */

@@ -403,6 +403,63 @@ START_TEST(test_bfp8_conv_gradients_close_to_fp32)
 }
 END_TEST
 
+/*
+ * With no WGRAD pruning the weight gradient still leaves the weight-update
+ * GEMM as the chip writes it: compressed BFP8.  Every block of 32 along K
+ * is then a multiple of 2^(E-6) with |k| <= 127, E the exponent of the
+ * block's largest magnitude, and the pass writes fewer bytes than the FP32
+ * gradient would take (beyond a few hundred elements).
+ */
+START_TEST(test_bfp8_weight_gradient_is_written_as_bfp8)
+{
+	struct spt_ctx *ctx = cpu_ctx();
+	struct spt_model *q = mlp_model(ctx, SPT_PRECISION_BFP8, 8);
+	float x[8 * 12], g[MAXW], gb[64];
+	uint8_t lab[8];
+	int l, i;
+
+	rng_state = 23;
+	random_input(x, 8 * 12);
+	for (i = 0; i < 8; i++)
+		lab[i] = (uint8_t)(i % 4);
+	for (l = 0; l < spt_model_num_layers(q); l++) {
+		struct spt_layer_info li;
+		struct spt_layer_stats st;
+		size_t r, k0, k, nonzero = 0;
+
+		ck_assert_int_eq(spt_model_gradients(q, x, lab, 8, l, g, gb), 0);
+		ck_assert_int_eq(spt_model_layer_info(q, l, &li), 0);
+		ck_assert_int_eq(spt_model_layer_stats(q, l, &st), 0);
+		ck_assert_uint_gt(st.pass[SPT_PASS_WG].bytes_written, 0);
+		if (li.gemm_n * li.gemm_k >= 128)	/* the header outweighs a tiny tensor */
+			ck_assert_uint_lt(st.pass[SPT_PASS_WG].bytes_written,
+					  4 * (uint64_t)li.gemm_n * li.gemm_k);
+		for (r = 0; r < li.gemm_n; r++)
+			for (k0 = 0; k0 < li.gemm_k; k0 += 32) {
+				const float *v = g + r * li.gemm_k + k0;
+				size_t len = li.gemm_k - k0 < 32 ? li.gemm_k - k0 : 32;
+				float top = 0;
+
+				for (k = 0; k < len; k++)
+					top = fabsf(v[k]) > top ? fabsf(v[k]) : top;
+				if (top == 0)
+					continue;
+				for (k = 0; k < len; k++) {
+					double q8 = ldexp(v[k], 6 - ilogbf(top));
+
+					ck_assert_msg(q8 == nearbyint(q8) && fabs(q8) <= 127,
+						      "layer %d: gradient [%zu][%zu] = %g is not BFP8", l,
+						      r, k0 + k, v[k]);
+					nonzero += v[k] != 0;
+				}
+			}
+		ck_assert_uint_gt(nonzero, 0);
+	}
+	spt_model_free(q);
+	spt_ctx_close(ctx);
+}
+END_TEST
+
 START_TEST(test_training_reduces_loss_on_a_fixed_batch)
 {
 	struct spt_ctx *ctx = cpu_ctx();
@@ -474,6 +531,7 @@ static Suite *layers_suite(void)
 	tcase_add_test(grad, test_fp32_conv_gradients_match_finite_differences);
 	tcase_add_test(grad, test_bfp8_mlp_gradients_close_to_fp32);
 	tcase_add_test(grad, test_bfp8_conv_gradients_close_to_fp32);
+	tcase_add_test(grad, test_bfp8_weight_gradient_is_written_as_bfp8);
 	tcase_add_loop_test(grad, test_training_reduces_loss_on_a_fixed_batch, 0, 2);
 	tcase_add_test(grad, test_same_seed_gives_identical_training);
 	tcase_set_timeout(grad, 60);
