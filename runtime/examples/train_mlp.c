@@ -2,7 +2,9 @@
 /*
  * The smallest complete libspt program: train the MLP preset on
  * Fashion-MNIST for one epoch at 90% interim sparsity on the CPU backend and
- * print the test accuracy.
+ * print the test accuracy.  Steps go through the asynchronous API, one step
+ * ahead, so on a device the next batch is gathered while the current one
+ * trains (on the CPU backend the two simply alternate).
  *
  *   cc train_mlp.c $(pkg-config --cflags --libs spt) -o train_mlp
  */
@@ -47,8 +49,12 @@ int main(void)
 		for (i = 0; i < 64; i++)
 			idx[i] = (b + i * 937u) % n;	/* a cheap fixed permutation */
 		CHECK(spt_dataset_gather(train, idx, 64, x, lab));
-		CHECK(spt_model_train_step(m, x, lab, 64, &st));
+		/* one step ahead: this gather ran while the previous step trained */
+		CHECK(spt_model_train_step_submit(m, x, lab, 64));
+		if (b)
+			CHECK(spt_model_train_step_wait(m, &st));
 	}
+	CHECK(spt_model_train_step_wait(m, &st));
 	printf("last step: loss %.3f, interim sparsity %.3f, bytes %.2fx FP16, %.1f TOPS/W (modeled)\n",
 	       st.loss, st.interim_sparsity, st.bytes_vs_fp16, st.total.eff_tops_per_w);
 
