@@ -130,7 +130,9 @@ struct spt_ctx;
 /*
  * Open a backend.  The device backend fails with -SPT_ENODEVICE when no SPT
  * device is present, -SPT_EVERSION when the driver's ABI, the hardware
- * interface or the tensor format version is one this build does not know,
+ * interface or the tensor format version is one this build does not know
+ * or (unless SPT_CTX_QUERY_ONLY) the device lacks command-stream version 2
+ * or the TRAIN_OPS opcodes, which run a whole training step as one job,
  * and -SPT_ENOBACKEND when this build cannot submit work to the device
  * (unless SPT_CTX_QUERY_ONLY is set: then only spt_ctx_info() works and
  * spt_model_finalize() fails with -SPT_ENOBACKEND).
