@@ -214,16 +214,19 @@ static int bfp8_backward_f32(struct step *s, struct rt_layer *l, struct rt_layer
 	if (ret)
 		return ret;
 	if (prev->relu) {
-		/* the chip has no FP32 mask operation: the host applies it */
-		float *dy = prev->dy.host;
-		const float *y = prev->y.host;
+		/*
+		 * The chip has no FP32 mask operation: the host applies it, on
+		 * the bits (y == +-0.0f keeps no dy; +0.0f is all zero bits),
+		 * which an emulated CPU runs far faster than float compares.
+		 */
+		uint32_t *dy = prev->dy.host;
+		const uint32_t *y = prev->y.host;
 
 		ret = ctx->ops->sync(ctx);
 		if (ret)
 			return ret;
 		for (j = 0; j < e; j++)
-			if (y[j] == 0.0f)
-				dy[j] = 0.0f;
+			dy[j] &= (y[j] << 1) ? 0xffffffffu : 0u;
 	}
 	return ctx->ops->encode(ctx, &prev->dy, (uint32_t)Mp, prev->N, o, &prev->dy_ct, ts);
 }
