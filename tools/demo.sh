@@ -12,7 +12,7 @@ step "1/3  core/: the chip's arithmetic on this CPU (single thread, one run, rat
 
 step "2/3  libspt on the CPU backend (the chip's golden model): MLP on Fashion-MNIST, BFP8, target sparsity 0.9"
 "$spt" train --backend cpu --model mlp --epochs 1 --batch 64 --lr 0.05 \
-	--limit-train 12800 --limit-test 2000 --target-sparsity 0.9
+	--target-sparsity 0.9
 
 step "3/3  the emulated chip: QEMU with -device spt, spt.ko, training through /dev/accel"
 make -s --no-print-directory qemu module image >/dev/null
