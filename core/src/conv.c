@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
 /*
- * Convolution lowering (im2col and its adjoint col2im) on FP32 NHWC tensors
- * and the finite check of a training step.  Plain scalar code in a fixed
- * order, so the device model and the CPU backend agree bit for bit.
+ * Convolution lowering (im2col and its adjoint col2im) on FP32 NHWC tensors,
+ * the finite check and the FP32 ReLU mask of a training step.  Plain scalar
+ * code in a fixed order, so the device model and the CPU backend agree bit
+ * for bit.
  */
 #include <errno.h>
 #include <stddef.h>
@@ -156,4 +157,29 @@ int spt_check_finite(const float *x, size_t n)
 	for (i = 0; i < n; i++)
 		bad |= not_finite(x[i]);
 	return bad ? -EDOM : 0;
+}
+
+int spt_relu_mask(float *dx, const float *y, size_t n)
+{
+	uintptr_t a, b;
+	size_t i;
+
+	if (n == 0)
+		return 0;
+	if (!dx || !y || n > SIZE_MAX / sizeof(float))
+		return -EINVAL;
+	a = (uintptr_t)dx;
+	b = (uintptr_t)y;
+	/* the same array, or two that do not overlap */
+	if (a != b && a < b + n * sizeof(float) && b < a + n * sizeof(float))
+		return -EINVAL;
+	for (i = 0; i < n; i++) {
+		uint32_t d, v;
+
+		memcpy(&v, &y[i], sizeof(v));
+		memcpy(&d, &dx[i], sizeof(d));
+		d &= (v << 1) ? 0xffffffffu : 0u;
+		memcpy(&dx[i], &d, sizeof(d));
+	}
+	return 0;
 }

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
  * Training-step lowering ops of the core: im2col and col2im for a general
- * k x k window, column sums of a compressed tensor and the finite check,
- * each against a straightforward dense reference, bit for bit, and their
+ * k x k window, column sums of a compressed tensor, the finite check and
+ * the FP32 ReLU mask, each against a straightforward dense reference, bit for bit, and their
  * argument checks.
  */
 #include <check.h>
@@ -431,6 +431,140 @@ START_TEST(test_check_finite)
 }
 END_TEST
 
+/* ---- ReLU mask ------------------------------------------------------------ */
+
+static uint32_t bits_of(float f)
+{
+	uint32_t u;
+
+	memcpy(&u, &f, sizeof(u));
+	return u;
+}
+
+static float float_of(uint32_t u)
+{
+	float f;
+
+	memcpy(&f, &u, sizeof(f));
+	return f;
+}
+
+/* the reference on float compares: y == 0 (either sign) passes no gradient */
+static uint32_t ref_mask(uint32_t dx, uint32_t y)
+{
+	return float_of(y) == 0.0f ? 0u : dx;
+}
+
+START_TEST(test_relu_mask_matches_reference)
+{
+	/* y: both zeros, the smallest subnormals, NaNs, infinities, normals */
+	static const uint32_t ys[] = {
+		0x00000000u, 0x80000000u, 0x00000001u, 0x80000001u, 0x7fc00000u,
+		0xffc00000u, 0x7f800001u, 0x7f800000u, 0xff800000u, 0x3f800000u,
+		0xbf800000u, 0x00800000u, 0x7f7fffffu, 0x40000000u,
+	};
+	/* dx: NaN payloads (quiet and signalling), zeros, infinities, normals */
+	static const uint32_t dxs[] = {
+		0x7fc12345u, 0xffa00001u, 0x7f800001u, 0xffffffffu, 0x80000000u,
+		0x00000000u, 0x7f800000u, 0xff800000u, 0x3e99999au, 0xc2f60000u,
+		0x00000001u,
+	};
+	const size_t ny = sizeof(ys) / sizeof(ys[0]), nd = sizeof(dxs) / sizeof(dxs[0]);
+	const size_t n = ny * nd + 1000;
+	float *dx = malloc(n * sizeof(float)), *y = malloc(n * sizeof(float));
+	uint32_t *want = malloc(n * sizeof(uint32_t));
+	size_t i, zeros = 0, kept = 0;
+
+	ck_assert_ptr_nonnull(dx);
+	ck_assert_ptr_nonnull(y);
+	ck_assert_ptr_nonnull(want);
+	rng_state = 11;
+	for (i = 0; i < n; i++) {
+		uint32_t d, v;
+
+		if (i < ny * nd) {
+			v = ys[i % ny];
+			d = dxs[i / ny];
+		} else {
+			/* a ReLU output: about half exactly zero, some -0.0f */
+			float r = rnd();
+
+			v = bits_of(r > 0.0f ? r : (i % 7 ? 0.0f : -0.0f));
+			d = bits_of(rnd());
+		}
+		y[i] = float_of(v);
+		dx[i] = float_of(d);
+		want[i] = ref_mask(d, v);
+		zeros += want[i] == 0 && d != 0;
+		kept += want[i] == d && (v << 1);
+	}
+	ck_assert_uint_gt(zeros, 300);
+	ck_assert_uint_gt(kept, 300);
+	ck_assert_int_eq(spt_relu_mask(dx, y, n), 0);
+	for (i = 0; i < n; i++)
+		ck_assert_msg(bits_of(dx[i]) == want[i], "element %zu: %08x, want %08x", i,
+			      (unsigned)bits_of(dx[i]), (unsigned)want[i]);
+	/* y unchanged; a second pass changes nothing */
+	for (i = 0; i < ny * nd; i++)
+		ck_assert_uint_eq(bits_of(y[i]), ys[i % ny]);
+	ck_assert_int_eq(spt_relu_mask(dx, y, n), 0);
+	for (i = 0; i < n; i++)
+		ck_assert_uint_eq(bits_of(dx[i]), want[i]);
+	/* a prefix touches only the prefix */
+	for (i = 0; i < n; i++)
+		dx[i] = float_of(0x7fc0beefu);
+	ck_assert_int_eq(spt_relu_mask(dx, y, 3), 0);
+	ck_assert_uint_eq(bits_of(dx[0]), 0);
+	ck_assert_uint_eq(bits_of(dx[1]), 0);
+	ck_assert_uint_eq(bits_of(dx[2]), 0x7fc0beefu);
+	for (i = 3; i < n; i++)
+		ck_assert_uint_eq(bits_of(dx[i]), 0x7fc0beefu);
+	free(dx);
+	free(y);
+	free(want);
+}
+END_TEST
+
+START_TEST(test_relu_mask_in_place_and_bad_args)
+{
+	static const uint32_t v[] = {
+		0x80000000u, 0x00000000u, 0x7fc00001u, 0x80000001u, 0xbf800000u, 0x80000000u,
+	};
+	float x[6], dx[8], y[8];
+	size_t i;
+
+	/* dx == y: -0.0f becomes +0.0f, everything else keeps its bits */
+	for (i = 0; i < 6; i++)
+		x[i] = float_of(v[i]);
+	ck_assert_int_eq(spt_relu_mask(x, x, 6), 0);
+	for (i = 0; i < 6; i++)
+		ck_assert_uint_eq(bits_of(x[i]), v[i] == 0x80000000u ? 0u : v[i]);
+
+	for (i = 0; i < 8; i++) {
+		dx[i] = (float)i + 1.0f;
+		y[i] = 0.0f;
+	}
+	ck_assert_int_eq(spt_relu_mask(NULL, y, 8), -EINVAL);
+	ck_assert_int_eq(spt_relu_mask(dx, NULL, 8), -EINVAL);
+	ck_assert_int_eq(spt_relu_mask(NULL, NULL, 0), 0);
+	ck_assert_int_eq(spt_relu_mask(dx, y, 0), 0);
+	ck_assert_int_eq(spt_relu_mask(dx, y, SIZE_MAX / 2), -EINVAL);
+	/* partial overlap either way */
+	ck_assert_int_eq(spt_relu_mask(dx + 1, dx, 4), -EINVAL);
+	ck_assert_int_eq(spt_relu_mask(dx, dx + 3, 4), -EINVAL);
+	/* nothing was written by a rejected call */
+	for (i = 0; i < 8; i++)
+		ck_assert_uint_eq(bits_of(dx[i]), bits_of((float)i + 1.0f));
+	/* adjacent is not overlapping */
+	ck_assert_int_eq(spt_relu_mask(dx, dx + 4, 4), 0);
+	for (i = 0; i < 8; i++)
+		ck_assert_uint_eq(bits_of(dx[i]), bits_of((float)i + 1.0f));
+	ck_assert_int_eq(spt_relu_mask(dx, y, 8), 0);
+	for (i = 0; i < 8; i++)
+		ck_assert_uint_eq(bits_of(dx[i]), 0);
+}
+END_TEST
+
 static Suite *conv_suite(void)
 {
 	Suite *s = suite_create("conv");
@@ -438,6 +572,7 @@ static Suite *conv_suite(void)
 	TCase *low = tcase_create("lowering");
 	TCase *cs = tcase_create("colsum");
 	TCase *fin = tcase_create("finite");
+	TCase *rm = tcase_create("relu_mask");
 
 	tcase_add_test(shape, test_shape_dims);
 	tcase_add_test(shape, test_shape_rejects_bad);
@@ -457,6 +592,10 @@ static Suite *conv_suite(void)
 
 	tcase_add_test(fin, test_check_finite);
 	suite_add_tcase(s, fin);
+
+	tcase_add_test(rm, test_relu_mask_matches_reference);
+	tcase_add_test(rm, test_relu_mask_in_place_and_bad_args);
+	suite_add_tcase(s, rm);
 	return s;
 }
 

@@ -217,6 +217,17 @@ int spt_col2im(const struct spt_conv_shape *s, const float *col, size_t col_elem
 /* 0 if all @n floats at @x are finite, -EDOM if one is NaN or infinite. */
 int spt_check_finite(const float *x, size_t n);
 
+/*
+ * The ReLU mask of a backward pass, on the FP32 bits: for each j < @n,
+ * dx[j] becomes +0.0f (all bits zero) if y[j] is +0.0f or -0.0f, and keeps
+ * its bits otherwise, NaN payloads included; on the u32 bits
+ *	dx[j] &= (y[j] << 1) ? 0xffffffff : 0.
+ * @y is the ReLU's output.  @dx and @y may be the same array; -EINVAL if
+ * either is NULL (with @n >= 1) or if they overlap otherwise.  @n == 0 does
+ * nothing.
+ */
+int spt_relu_mask(float *dx, const float *y, size_t n);
+
 /* ---- counters and the analytic cycle/energy model (modeled) ------------ */
 
 struct spt_counters {
