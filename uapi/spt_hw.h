@@ -305,9 +305,9 @@ struct spt_ctx_entry {
  * accepts hdr.version 1 or 2 for every opcode.  A version-2 command may set
  * SPT_CMD_F_LEN_HDR in hdr.flags (version 1: flags must be zero); GEMM has a
  * longer version-2 struct (struct spt_cmd_gemm_v2); the opcodes IM2COL,
- * COL2IM, COLSUM and CHECK_FINITE exist only as version 2.  With these a
- * whole training step, whose compressed intermediates have sizes only the
- * device knows, is one command stream.  A version other than 1 and 2, or a
+ * COL2IM, COLSUM, CHECK_FINITE and RELU_MASK exist only as version 2.  With
+ * these a whole training step, whose compressed intermediates have sizes
+ * only the device knows, is one command stream.  A version other than 1 and 2, or a
  * version-2-only opcode with version 1, is SPT_ERR_BAD_OPCODE; a size that
  * is not the struct of the opcode and version, SPT_ERR_BAD_CMD.
  */
@@ -340,6 +340,7 @@ enum spt_opcode {
 	SPT_OP_COL2IM = 0x41,		/* v2: FP32 patch rows -> FP32 NHWC (sum) */
 	SPT_OP_COLSUM = 0x42,		/* v2: compressed -> FP32 column sums */
 	SPT_OP_CHECK_FINITE = 0x43,	/* v2: SPT_ERR_NUMERIC on NaN/Inf */
+	SPT_OP_RELU_MASK = 0x44,	/* v2: FP32 dx := 0 where y is +-0 */
 };
 
 struct spt_cmd_hdr {
@@ -521,6 +522,26 @@ struct spt_cmd_check_finite {
 	__u64 n;		/* >= 1 */
 };
 
+/*
+ * Version 2.  The ReLU mask of a backward pass on FP32 bits, in place: for
+ * each j < n, dx[j] becomes +0.0f (bits 0x00000000) if y[j] is +0.0f or
+ * -0.0f (bits with all but the sign bit zero), and keeps its bits
+ * otherwise (NaN payloads included):
+ *	dx[j] &= (y[j] << 1) ? 0xffffffff : 0
+ * on the u32 bits.  y is the ReLU's output, so y[j] == +-0 exactly where the
+ * ReLU passed no gradient.  Both VAs nonzero and 4-byte aligned, n >= 1
+ * (else SPT_ERR_BAD_CMD); n * 4 <= SPT_XFER_MAX (else SPT_ERR_TOO_BIG).
+ * All of y and dx are read before dx is written, so dx_va == y_va turns
+ * -0.0f into +0.0f and leaves all else, and overlapping arrays give the
+ * result of the arrays as they were.  core: spt_relu_mask.
+ */
+struct spt_cmd_relu_mask {
+	struct spt_cmd_hdr hdr;
+	__u64 dx_va;		/* FP32 n, read and written */
+	__u64 y_va;		/* FP32 n, read */
+	__u64 n;		/* >= 1 */
+};
+
 /* mean loss (f32) at loss_va, u32 correct count at correct_va, dlogits FP32 */
 struct spt_cmd_softmax_xent {
 	struct spt_cmd_hdr hdr;
@@ -570,6 +591,7 @@ SPT_HW_ASSERT_SIZE(struct spt_cmd_gemm_v2, 160);
 SPT_HW_ASSERT_SIZE(struct spt_cmd_im2col, 56);
 SPT_HW_ASSERT_SIZE(struct spt_cmd_colsum, 40);
 SPT_HW_ASSERT_SIZE(struct spt_cmd_check_finite, 24);
+SPT_HW_ASSERT_SIZE(struct spt_cmd_relu_mask, 32);
 #undef SPT_HW_ASSERT_SIZE
 #endif
 

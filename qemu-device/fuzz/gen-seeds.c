@@ -212,6 +212,22 @@ int main(int argc, char **argv)
     }
     emit("v2-colsum-finite", 0);
 
+    /* version 2: the ReLU mask, separate arrays and in place */
+    reset();
+    matrix(m, 256, 13);
+    {
+        uint64_t y = data(m, 128 * 4), dx = data(m + 128, 128 * 4);
+        struct spt_cmd_relu_mask rm = {
+            HDR2(SPT_OP_RELU_MASK, struct spt_cmd_relu_mask, 0),
+            .dx_va = dx, .y_va = y, .n = 128 };
+        struct spt_cmd_relu_mask rm2 = rm;
+
+        rm2.dx_va = y;
+        cmd(&rm, sizeof(rm));
+        cmd(&rm2, sizeof(rm2));
+    }
+    emit("v2-relu-mask", 0);
+
     /* version 2: GEMM with counters, operands sized by their headers */
     reset();
     a = encoded(8, 64, 10, &la);

@@ -1410,6 +1410,138 @@ static void test_v2_colsum_finite(void)
     spt_stop(s);
 }
 
+/* f32 bits as a float and back */
+static float f32_of(uint32_t u)
+{
+    float f;
+
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+/*
+ * RELU_MASK against core/ bit for bit: ReLU outputs with +0.0f and -0.0f,
+ * dx with NaN payloads, zeros and infinities; sizes from one element to
+ * several pages; in place (dx_va == y_va) and with overlapping VAs (the
+ * arrays as they were before the command); the counters.
+ */
+static void test_v2_relu_mask(void)
+{
+    Spt *s = spt_start(NULL);
+    GRand *r = g_rand_new_with_seed(27);
+    static const uint32_t odd[] = {
+        0x7fc12345u, 0xffa00001u, 0x7f800001u, 0x80000000u, 0x00000000u,
+        0x7f800000u, 0xff800000u, 0x00000001u,
+    };
+    const uint64_t sizes[] = { 1, 7, 1024, 1025, 5000 };
+
+    for (unsigned i = 0; i < G_N_ELEMENTS(sizes); i++) {
+        uint64_t n = sizes[i];
+        float *y = g_new(float, n), *dx = g_new(float, n), *want, *got;
+        uint64_t zeros = 0, masked = 0;
+        struct spt_job_cpl c;
+        Cmds cmds = { .len = 0 };
+        Buf by, bdx;
+
+        for (uint64_t j = 0; j < n; j++) {
+            double u = g_rand_double(r);
+
+            /* a ReLU output: zero (either sign) or positive; a NaN now and then */
+            y[j] = u < 0.4 ? 0.0f : u < 0.55 ? -0.0f : u < 0.57 ? f32_of(0x7fc00000u) :
+                   (float)g_rand_double_range(r, 1e-3, 4.0);
+            dx[j] = j % 5 == 3 ? f32_of(odd[(j / 5) % G_N_ELEMENTS(odd)]) :
+                    (float)g_rand_double_range(r, -2.0, 2.0);
+        }
+        want = g_memdup2(dx, n * 4);
+        g_assert_cmpint(spt_relu_mask(want, y, n), ==, 0);
+        for (uint64_t j = 0; j < n; j++) {
+            uint32_t wb, db;
+
+            memcpy(&wb, &want[j], 4);
+            memcpy(&db, &dx[j], 4);
+            zeros += y[j] == 0.0f;
+            masked += y[j] == 0.0f && db != 0;
+            g_assert_cmphex(wb, ==, y[j] == 0.0f ? 0u : db);
+        }
+        if (n >= 1024) {
+            g_assert_cmpuint(masked, >, n / 4);
+            g_assert_cmpuint(zeros, <, n - n / 4);
+        }
+        by = spt_buf_data(s, 0, y, n * 4);
+        bdx = spt_buf_data(s, 0, dx, n * 4);
+        {
+            struct spt_cmd_relu_mask rm = {
+                CMD_HDR2(SPT_OP_RELU_MASK, struct spt_cmd_relu_mask),
+                .dx_va = bdx.va, .y_va = by.va, .n = n };
+
+            cmds_add(&cmds, &rm, sizeof(rm));
+        }
+        spt_run_cmds(s, 0, &cmds, &c);
+        assert_ok(&c);
+        g_assert_cmpuint(c.cmds_done, ==, 1);
+        got = guest_read(s, &bdx, n * 4);
+        g_assert(memcmp(got, want, n * 4) == 0);
+        g_free(got);
+        got = guest_read(s, &by, n * 4);
+        g_assert(memcmp(got, y, n * 4) == 0);               /* y only read */
+        g_free(got);
+        g_assert_cmpuint(c.bytes_read, ==, 8 * n);
+        g_assert_cmpuint(c.bytes_written, ==, 4 * n);
+        g_assert_cmpuint(c.dense_macs, ==, 0);
+        g_assert_cmpuint(c.out_elements, ==, 0);
+        g_assert_cmpuint(c.cycles, >, 0);
+
+        /* in place: -0.0f becomes +0.0f, all else keeps its bits */
+        {
+            struct spt_cmd_relu_mask rm = {
+                CMD_HDR2(SPT_OP_RELU_MASK, struct spt_cmd_relu_mask),
+                .dx_va = by.va, .y_va = by.va, .n = n };
+            float *w2 = g_memdup2(y, n * 4);
+
+            g_assert_cmpint(spt_relu_mask(w2, w2, n), ==, 0);
+            cmds.len = 0;
+            cmds_add(&cmds, &rm, sizeof(rm));
+            spt_run_cmds(s, 0, &cmds, &c);
+            assert_ok(&c);
+            got = guest_read(s, &by, n * 4);
+            g_assert(memcmp(got, w2, n * 4) == 0);
+            g_free(got);
+            g_free(w2);
+        }
+        g_free(y);
+        g_free(dx);
+        g_free(want);
+    }
+
+    /* overlapping VAs: both arrays are read before dx is written */
+    {
+        const uint64_t n = 600;
+        float *v = rand_matrix(r, 1, n + 3, 0.5), *a, *b, *got;
+        Buf bv = spt_buf_data(s, 0, v, (n + 3) * 4);
+        struct spt_cmd_relu_mask rm = {
+            CMD_HDR2(SPT_OP_RELU_MASK, struct spt_cmd_relu_mask),
+            .dx_va = bv.va + 12, .y_va = bv.va, .n = n };
+        struct spt_job_cpl c;
+        Cmds cmds = { .len = 0 };
+
+        a = g_memdup2(v + 3, n * 4);                        /* dx as it was */
+        b = g_memdup2(v, n * 4);                            /* y as it was */
+        g_assert_cmpint(spt_relu_mask(a, b, n), ==, 0);
+        cmds_add(&cmds, &rm, sizeof(rm));
+        spt_run_cmds(s, 0, &cmds, &c);
+        assert_ok(&c);
+        got = guest_read(s, &bv, (n + 3) * 4);
+        g_assert(memcmp(got, v, 12) == 0);
+        g_assert(memcmp(got + 3, a, n * 4) == 0);
+        g_free(got);
+        g_free(a);
+        g_free(b);
+        g_free(v);
+    }
+    g_rand_free(r);
+    spt_stop(s);
+}
+
 /*
  * SPT_CMD_F_LEN_HDR on DECODE, TRANSPOSE and GEMM: a capacity larger than
  * the tensor (junk after it, the capacity reaching past the mapping) gives
@@ -1653,7 +1785,8 @@ static void test_v2_gemm_counters(void)
  * intermediate sized by the device alone (F_LEN_HDR with the bound as the
  * capacity): IM2COL, ENCODE, GEMM forward with ReLU into a compressed
  * output, COLSUM of it (the bias gradient of a layer whose dY it were),
- * TRANSPOSE of W^T, GEMM backward into FP32 patches, COL2IM, CHECK_FINITE.
+ * TRANSPOSE of W^T, GEMM backward into FP32 patches, COL2IM, RELU_MASK
+ * with the layer's input as the ReLU output before it, CHECK_FINITE.
  * Compared with the same sequence on core/, bit for bit.
  */
 static void test_v2_conv_step(void)
@@ -1703,6 +1836,7 @@ static void test_v2_conv_step(void)
     go.y = dcol;
     g_assert_cmpint(spt_gemm(SPT_PASS_BWD, h_y, l_y, h_wn, l_wn, NULL, &go, &c_bwd), ==, 0);
     g_assert_cmpint(spt_col2im(&sh, dcol, d.col_elems, dx, d.img_elems), ==, 0);
+    g_assert_cmpint(spt_relu_mask(dx, x, d.img_elems), ==, 0);
     g_assert_cmpint(spt_check_finite(dx, d.img_elems), ==, 0);
 
     /* the device */
@@ -1740,6 +1874,9 @@ static void test_v2_conv_step(void)
             .src_va = bcw.va, .src_len = cap_w, .dst_va = bcwn.va, .dst_cap = cap_wn };
         struct spt_cmd_gemm_v2 bwd = fwd;
         struct spt_cmd_im2col ci = conv_cmd(SPT_OP_COL2IM, &sh, bdx.va, bdcol.va);
+        struct spt_cmd_relu_mask rm = {
+            CMD_HDR2(SPT_OP_RELU_MASK, struct spt_cmd_relu_mask),
+            .dx_va = bdx.va, .y_va = bx.va, .n = d.img_elems };
         struct spt_cmd_check_finite cf = {
             CMD_HDR2(SPT_OP_CHECK_FINITE, struct spt_cmd_check_finite),
             .va = bdx.va, .n = d.img_elems };
@@ -1762,11 +1899,12 @@ static void test_v2_conv_step(void)
         cmds_add(&cmds, &tw, sizeof(tw));
         cmds_add(&cmds, &bwd, sizeof(bwd));
         cmds_add(&cmds, &ci, sizeof(ci));
+        cmds_add(&cmds, &rm, sizeof(rm));
         cmds_add(&cmds, &cf, sizeof(cf));
     }
     spt_run_cmds(s, 0, &cmds, &c);
     assert_ok(&c);
-    g_assert_cmpuint(c.cmds_done, ==, 9);
+    g_assert_cmpuint(c.cmds_done, ==, 10);
     got = guest_read(s, &bgb, N * 4);
     g_assert(memcmp(got, gb, N * 4) == 0);
     g_free(got);
@@ -1823,6 +1961,9 @@ static void test_v2_malformed(void)
     struct spt_cmd_check_finite cf = {
         CMD_HDR2(SPT_OP_CHECK_FINITE, struct spt_cmd_check_finite),
         .va = bx.va, .n = 8 * 64 }, cf2;
+    struct spt_cmd_relu_mask rm = {
+        CMD_HDR2(SPT_OP_RELU_MASK, struct spt_cmd_relu_mask),
+        .dx_va = out.va, .y_va = bx.va, .n = 8 * 64 }, rm2;
     struct spt_cmd_gemm_v2 g = { .v1 = { CMD_HDR2(SPT_OP_GEMM, struct spt_cmd_gemm_v2),
         .a_va = bcx.va, .a_len = xl, .b_va = bcx.va, .b_len = xl, .y_va = out.va },
         .cnt_va = out.va + 0x8000 }, g2;
@@ -1843,6 +1984,7 @@ static void test_v2_malformed(void)
         cmds_add(&cmds, &ic, sizeof(ic));
         cmds_add(&cmds, &cs, sizeof(cs));
         cmds_add(&cmds, &cf, sizeof(cf));
+        cmds_add(&cmds, &rm, sizeof(rm));
         cmds_add(&cmds, &g, sizeof(g));
         cmds_add(&cmds, &g1, sizeof(g1));
         cmds_add(&cmds, &dc, sizeof(dc));
@@ -1852,7 +1994,7 @@ static void test_v2_malformed(void)
         nop.hdr.version = 1;
         spt_run_cmds(s, 0, &cmds, &c);
         assert_ok(&c);
-        g_assert_cmpuint(c.cmds_done, ==, 8);
+        g_assert_cmpuint(c.cmds_done, ==, 9);
     }
 
     /* versions and sizes */
@@ -1862,11 +2004,15 @@ static void test_v2_malformed(void)
     run_bad_cmd(s, &cs2, sizeof(cs2), SPT_ERR_BAD_OPCODE);
     cf2 = cf; cf2.hdr.version = 1;
     run_bad_cmd(s, &cf2, sizeof(cf2), SPT_ERR_BAD_OPCODE);
+    rm2 = rm; rm2.hdr.version = 1;
+    run_bad_cmd(s, &rm2, sizeof(rm2), SPT_ERR_BAD_OPCODE);
+    rm2 = rm; rm2.hdr.size = 24;
+    run_bad_cmd(s, &rm2, 24, SPT_ERR_BAD_CMD);
     ic2 = ic; ic2.hdr.version = 3;
     run_bad_cmd(s, &ic2, sizeof(ic2), SPT_ERR_BAD_OPCODE);
     ic2 = ic; ic2.hdr.version = 0;
     run_bad_cmd(s, &ic2, sizeof(ic2), SPT_ERR_BAD_OPCODE);
-    ic2 = ic; ic2.hdr.opcode = 0x44;
+    ic2 = ic; ic2.hdr.opcode = 0x45;
     run_bad_cmd(s, &ic2, sizeof(ic2), SPT_ERR_BAD_OPCODE);
     ic2 = ic; ic2.hdr.size = 48;
     run_bad_cmd(s, &ic2, 48, SPT_ERR_BAD_CMD);
@@ -1889,6 +2035,8 @@ static void test_v2_malformed(void)
     run_bad_cmd(s, &ic2, sizeof(ic2), SPT_ERR_BAD_CMD);
     cf2 = cf; cf2.hdr.flags = SPT_CMD_F_LEN_HDR;
     run_bad_cmd(s, &cf2, sizeof(cf2), SPT_ERR_BAD_CMD);
+    rm2 = rm; rm2.hdr.flags = SPT_CMD_F_LEN_HDR;
+    run_bad_cmd(s, &rm2, sizeof(rm2), SPT_ERR_BAD_CMD);
     nop.hdr.version = 2;
     nop.hdr.flags = SPT_CMD_F_LEN_HDR;
     run_bad_cmd(s, &nop, sizeof(nop), SPT_ERR_BAD_CMD);
@@ -1977,6 +2125,28 @@ static void test_v2_malformed(void)
     run_bad_cmd(s, &cf2, sizeof(cf2), SPT_ERR_TOO_BIG);
     cf2 = cf; cf2.n = 8 * 64 + 1024;                              /* into the guard page */
     run_bad_cmd(s, &cf2, sizeof(cf2), SPT_ERR_MMU_FAULT);
+
+    /* RELU_MASK */
+    rm2 = rm; rm2.n = 0;
+    run_bad_cmd(s, &rm2, sizeof(rm2), SPT_ERR_BAD_CMD);
+    rm2 = rm; rm2.dx_va = 0;
+    run_bad_cmd(s, &rm2, sizeof(rm2), SPT_ERR_BAD_CMD);
+    rm2 = rm; rm2.y_va = 0;
+    run_bad_cmd(s, &rm2, sizeof(rm2), SPT_ERR_BAD_CMD);
+    rm2 = rm; rm2.dx_va += 2;
+    run_bad_cmd(s, &rm2, sizeof(rm2), SPT_ERR_BAD_CMD);
+    rm2 = rm; rm2.y_va += 1;
+    run_bad_cmd(s, &rm2, sizeof(rm2), SPT_ERR_BAD_CMD);
+    rm2 = rm; rm2.n = 1ull << 62;
+    run_bad_cmd(s, &rm2, sizeof(rm2), SPT_ERR_TOO_BIG);
+    rm2 = rm; rm2.n = SPT_XFER_MAX / 4 + 1;
+    run_bad_cmd(s, &rm2, sizeof(rm2), SPT_ERR_TOO_BIG);
+    rm2 = rm; rm2.n = 8 * 64 + 1024;                              /* y into the guard page */
+    run_bad_cmd(s, &rm2, sizeof(rm2), SPT_ERR_MMU_FAULT);
+    rm2 = rm; rm2.y_va = 0x7000000000ull;                         /* unmapped */
+    run_bad_cmd(s, &rm2, sizeof(rm2), SPT_ERR_MMU_FAULT);
+    rm2 = rm; rm2.dx_va = ro.va;                                  /* read-only dx */
+    run_bad_cmd(s, &rm2, sizeof(rm2), SPT_ERR_MMU_FAULT);
 
     g_assert_cmphex(rd(s, SPT_REG_ERR_STATUS) & SPT_ERRS_CMD, ==, SPT_ERRS_CMD);
     g_free(x);
@@ -2550,6 +2720,7 @@ int main(int argc, char **argv)
     qtest_add_func("/spt/malformed/commands-v2", test_v2_malformed);
     qtest_add_func("/spt/v2/lowering", test_v2_lowering);
     qtest_add_func("/spt/v2/colsum-finite", test_v2_colsum_finite);
+    qtest_add_func("/spt/v2/relu-mask", test_v2_relu_mask);
     qtest_add_func("/spt/v2/len-hdr", test_v2_len_hdr);
     qtest_add_func("/spt/v2/gemm-counters", test_v2_gemm_counters);
     qtest_add_func("/spt/v2/conv-step", test_v2_conv_step);

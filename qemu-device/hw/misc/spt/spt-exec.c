@@ -874,6 +874,46 @@ static int spt_op_check_finite(SptExec *e, const struct spt_cmd_check_finite *c,
     return err;
 }
 
+/*
+ * RELU_MASK: dx := +0.0f where y is +-0.0f.  Both arrays are read before
+ * dx is written, so VAs that overlap (or alias through the page tables)
+ * give the result of the two arrays as they were before the command.
+ */
+static int spt_op_relu_mask(SptExec *e, const struct spt_cmd_relu_mask *c,
+                            SptJobAcc *acc)
+{
+    float *dx = NULL, *y = NULL;
+    uint64_t bytes;
+    int err;
+
+    if (!spt_f32_va_ok(c->dx_va) || !spt_f32_va_ok(c->y_va) || !c->n) {
+        return spt_bad(e, SPT_ERR_BAD_CMD,
+                       "relu-mask: dx_va or y_va zero or not 4-byte aligned, or n zero");
+    }
+    if (c->n > SPT_EXEC_XFER_MAX / sizeof(float)) {
+        return spt_bad(e, SPT_ERR_TOO_BIG, "relu-mask: n too big");
+    }
+    bytes = c->n * sizeof(float);
+    err = spt_read_alloc(e, c->y_va, bytes, (void **)&y);
+    if (!err) {
+        err = spt_read_alloc(e, c->dx_va, bytes, (void **)&dx);
+    }
+    if (!err) {
+        err = spt_core_err(spt_relu_mask(dx, y, c->n));
+    }
+    if (!err) {
+        err = spt_exec_va_write(e, c->dx_va, dx, bytes);
+    }
+    if (!err) {
+        acc->cnt.bytes_read += 2 * bytes;
+        acc->cnt.bytes_written += bytes;
+        acc->cnt.elements_out += c->n;
+    }
+    free(dx);
+    free(y);
+    return err;
+}
+
 /* Bytes of the command @opcode in @version; 0 if there is no such command. */
 static size_t spt_cmd_size(uint8_t opcode, uint8_t version)
 {
@@ -906,6 +946,8 @@ static size_t spt_cmd_size(uint8_t opcode, uint8_t version)
         return version == 2 ? sizeof(struct spt_cmd_colsum) : 0;
     case SPT_OP_CHECK_FINITE:
         return version == 2 ? sizeof(struct spt_cmd_check_finite) : 0;
+    case SPT_OP_RELU_MASK:
+        return version == 2 ? sizeof(struct spt_cmd_relu_mask) : 0;
     default:
         return 0;
     }
@@ -978,6 +1020,9 @@ static int spt_exec_cmd(SptExec *e, const void *cmd, SptJobAcc *acc)
         break;
     case SPT_OP_CHECK_FINITE:
         err = spt_op_check_finite(e, cmd, acc);
+        break;
+    case SPT_OP_RELU_MASK:
+        err = spt_op_relu_mask(e, cmd, acc);
         break;
     default:
         return SPT_ERR_BAD_OPCODE;
