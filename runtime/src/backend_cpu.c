@@ -219,6 +219,15 @@ static int cpu_check_finite(struct spt_ctx *ctx, const struct spt_buf *b, size_t
 	return spt_check_finite(b->host, n);
 }
 
+static int cpu_relu_mask(struct spt_ctx *ctx, struct spt_buf *dx, const struct spt_buf *y,
+			 size_t n)
+{
+	(void)ctx;
+	if (!dx || !y || !n || n > dx->cap / sizeof(float) || n > y->cap / sizeof(float))
+		return -EINVAL;
+	return spt_relu_mask(dx->host, y->host, n);
+}
+
 static int cpu_sync(struct spt_ctx *ctx)
 {
 	(void)ctx;
@@ -243,5 +252,6 @@ const struct spt_backend_ops spt_cpu_backend = {
 	.col2im = cpu_col2im,
 	.colsum = cpu_colsum,
 	.check_finite = cpu_check_finite,
+	.relu_mask = cpu_relu_mask,
 	.sync = cpu_sync,
 };

@@ -130,6 +130,7 @@ const struct spt_backend_ops spt_device_backend = {
 	.col2im = rt_dx_col2im,
 	.colsum = rt_dx_colsum,
 	.check_finite = rt_dx_check_finite,
+	.relu_mask = rt_dx_relu_mask,
 	.submit = rt_dx_submit,
 	.sync = rt_dx_sync,
 	.device_seconds = rt_dx_device_seconds,

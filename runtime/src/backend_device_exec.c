@@ -976,6 +976,25 @@ static int dx_check_finite(struct rt_dx *x, const struct spt_buf *b, size_t n)
 	return 0;
 }
 
+static int dx_relu_mask(struct rt_dx *x, struct spt_buf *dx, const struct spt_buf *y, size_t n)
+{
+	struct spt_cmd_relu_mask *c;
+	uint64_t dx_va, y_va;
+	int ret;
+
+	if (!n || n > SIZE_MAX / sizeof(float))
+		return -EINVAL;
+	ret = dx_in(x, dx, n * sizeof(float), &dx_va) ?: dx_in(x, y, n * sizeof(float), &y_va) ?:
+	      dx_room(x, sizeof(*c), 0, 0, 0);
+	if (ret)
+		return ret;
+	c = dx_cmd(x, SPT_OP_RELU_MASK, sizeof(*c), 0);
+	c->dx_va = dx_va;
+	c->y_va = y_va;
+	c->n = n;
+	return 0;
+}
+
 /* The operations as the backend table sees them: timed for SPT_DX_STATS. */
 #define DX_OP(call)						\
 	do {							\
@@ -1055,6 +1074,11 @@ int rt_dx_colsum(struct spt_ctx *ctx, const struct spt_buf *src, struct spt_buf 
 int rt_dx_check_finite(struct spt_ctx *ctx, const struct spt_buf *b, size_t n)
 {
 	DX_OP(dx_check_finite(x, b, n));
+}
+
+int rt_dx_relu_mask(struct spt_ctx *ctx, struct spt_buf *dx, const struct spt_buf *y, size_t n)
+{
+	DX_OP(dx_relu_mask(x, dx, y, n));
 }
 
 int rt_dx_submit(struct spt_ctx *ctx)

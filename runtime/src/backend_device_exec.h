@@ -50,6 +50,8 @@ int rt_dx_col2im(struct spt_ctx *ctx, const struct spt_conv_shape *cs,
 int rt_dx_colsum(struct spt_ctx *ctx, const struct spt_buf *src, struct spt_buf *dst,
 		 uint32_t cols);
 int rt_dx_check_finite(struct spt_ctx *ctx, const struct spt_buf *b, size_t n);
+int rt_dx_relu_mask(struct spt_ctx *ctx, struct spt_buf *dx, const struct spt_buf *y,
+		    size_t n);
 int rt_dx_submit(struct spt_ctx *ctx);
 int rt_dx_sync(struct spt_ctx *ctx);
 double rt_dx_device_seconds(struct spt_ctx *ctx);

@@ -89,6 +89,12 @@ struct spt_backend_ops {
 		      uint32_t cols);
 	/* Fail (-EDOM, at once or from sync()) if one of @n floats of @b is NaN or infinite. */
 	int (*check_finite)(struct spt_ctx *ctx, const struct spt_buf *b, size_t n);
+	/*
+	 * The ReLU mask of a backward pass on @n FP32 values (spt_relu_mask):
+	 * dx[j] := +0.0f where y[j] is +-0.0f, else unchanged.
+	 */
+	int (*relu_mask)(struct spt_ctx *ctx, struct spt_buf *dx, const struct spt_buf *y,
+			 size_t n);
 	/* Start executing what is queued without waiting (NULL: nothing to do). */
 	int (*submit)(struct spt_ctx *ctx);
 	/* Wait until every queued operation has completed. */

@@ -11,9 +11,8 @@
  * are lowered with the backend's im2col/col2im, the bias gradient is the
  * backend's column sum of the compressed dY, and finite checks of the loss
  * and the gradients come before the update, so on a device the whole step
- * is one command stream (a ReLU before a convolution's backward still
- * needs the host: the chip has no FP32 mask).  FP32: the same passes on
- * OpenBLAS, dense.
+ * is one command stream, the ReLU mask before a convolution's backward
+ * included.  FP32: the same passes on OpenBLAS, dense.
  */
 #include <errno.h>
 #include <math.h>
@@ -197,7 +196,7 @@ static int bfp8_backward_f32(struct step *s, struct rt_layer *l, struct rt_layer
 {
 	struct spt_ctx *ctx = s->m->ctx;
 	uint64_t Mp = rows_of(prev, s->n);
-	size_t j, e = Mp * prev->N;
+	size_t e = Mp * prev->N;
 	int ret;
 
 	if (l->kind == RT_CONV) {
@@ -213,20 +212,11 @@ static int bfp8_backward_f32(struct step *s, struct rt_layer *l, struct rt_layer
 	}
 	if (ret)
 		return ret;
+	/* the ReLU mask on the FP32 bits: dy := +0.0f where y is +-0.0f */
 	if (prev->relu) {
-		/*
-		 * The chip has no FP32 mask operation: the host applies it, on
-		 * the bits (y == +-0.0f keeps no dy; +0.0f is all zero bits),
-		 * which an emulated CPU runs far faster than float compares.
-		 */
-		uint32_t *dy = prev->dy.host;
-		const uint32_t *y = prev->y.host;
-
-		ret = ctx->ops->sync(ctx);
+		ret = ctx->ops->relu_mask(ctx, &prev->dy, &prev->y, e);
 		if (ret)
 			return ret;
-		for (j = 0; j < e; j++)
-			dy[j] &= (y[j] << 1) ? 0xffffffffu : 0u;
 	}
 	return ctx->ops->encode(ctx, &prev->dy, (uint32_t)Mp, prev->N, o, &prev->dy_ct, ts);
 }

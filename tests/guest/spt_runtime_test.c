@@ -308,7 +308,8 @@ static void gather(uint32_t first, uint32_t n, float *x, uint8_t *lab)
 	spt_dataset_gather(train_ds, idx, n, x, lab);
 }
 
-static bool mlp_step_is_one_job(void)
+/* A training step on the device backend is one job, the CNN's ReLU masks included. */
+static bool step_is_one_job(bool cnn, uint32_t batch)
 {
 	struct spt_ctx_opts co = { .backend = SPT_BACKEND_DEVICE };
 	static float x[32 * 784];
@@ -319,14 +320,14 @@ static bool mlp_step_is_one_job(void)
 	uint64_t j0;
 	int s;
 
-	if (!train_ds)
+	if (!train_ds || batch > 32)
 		return false;
 	CHECK_ERR(spt_ctx_open(&co, &ctx), 0);
-	CHECK_ERR(make_model(ctx, false, 32, 4, &m), 0);
+	CHECK_ERR(make_model(ctx, cnn, batch, 4, &m), 0);
 	for (s = 0; s < 3; s++) {
-		gather((uint32_t)s * 32, 32, x, lab);
+		gather((uint32_t)s * batch, batch, x, lab);
 		j0 = rt_dx_jobs(ctx);
-		CHECK_ERR(spt_model_train_step(m, x, lab, 32, &st), 0);
+		CHECK_ERR(spt_model_train_step(m, x, lab, batch, &st), 0);
 		CHECK(rt_dx_jobs(ctx) - j0 == 1, "step %d took %llu jobs, expected 1", s,
 		      (unsigned long long)(rt_dx_jobs(ctx) - j0));
 		CHECK(st.device_seconds > 0 && st.device_seconds <= st.host_seconds,
@@ -337,6 +338,16 @@ static bool mlp_step_is_one_job(void)
 	spt_model_free(m);
 	spt_ctx_close(ctx);
 	return true;
+}
+
+static bool mlp_step_is_one_job(void)
+{
+	return step_is_one_job(false, 32);
+}
+
+static bool cnn_step_is_one_job(void)
+{
+	return step_is_one_job(true, 8);
 }
 
 /*
@@ -543,6 +554,12 @@ static bool backend_bad_args(void)
 			      &d.y, NULL, NULL, NULL, NULL), -EINVAL);
 	CHECK_ERR(d.ops->gemm(d.ctx, SPT_PASS_FWD, &d.a, &d.b, NULL, SPT_ACT_NONE, NULL,
 			      &small, NULL, NULL, NULL, NULL), -EINVAL);
+	/* relu_mask: no elements, more than a buffer holds, no buffer */
+	CHECK_ERR(d.ops->relu_mask(d.ctx, &d.y, &d.x, 0), -EINVAL);
+	CHECK_ERR(d.ops->relu_mask(d.ctx, &small, &d.x, 64), -EINVAL);
+	CHECK_ERR(d.ops->relu_mask(d.ctx, &d.y, &small, 64), -EINVAL);
+	CHECK_ERR(d.ops->relu_mask(d.ctx, &empty, &d.x, 64), -EINVAL);
+	CHECK_ERR(d.ops->relu_mask(d.ctx, &d.y, &d.x, 64 * 64 + 1), -EINVAL);
 	/* a bad magic is refused before submission */
 	memcpy(save, d.a.host, 64);
 	memset(d.a.host, 0xee, 4);
@@ -552,6 +569,60 @@ static bool backend_bad_args(void)
 	/* the context still works */
 	if (!gemm_ok(&d))
 		return false;
+	dctx_close(&d);
+	return true;
+}
+
+/*
+ * The device backend's relu_mask against core's on the host, bit for bit:
+ * ReLU outputs with +0.0f and -0.0f (and NaNs), queued right behind the
+ * decode that writes its dx (no sync between); then dx with NaN payloads;
+ * then in place.
+ */
+static bool relu_mask_matches_core(void)
+{
+	static float want[64 * 64], y[64 * 64];
+	const uint32_t n = 64 * 64;
+	struct dctx d;
+	uint32_t i, masked = 0, u;
+	float *dx, *yd;
+
+	CHECK_ERR(dctx_open(&d), 0);
+	dx = d.y.host;
+	yd = d.big.host;
+	for (i = 0; i < n; i++) {
+		u = i % 7 == 0 ? 0x7fc00000u | i : i % 11 == 0 ? 0xff800001u + i : 0u;
+		if (u)
+			memcpy(&y[i], &u, 4);
+		else
+			y[i] = i % 3 == 0 ? 0.0f : i % 5 == 0 ? -0.0f : (float)(i % 13) + 0.5f;
+		yd[i] = y[i];
+		masked += y[i] == 0.0f;
+	}
+	CHECK(masked > n / 4, "only %u masked", masked);
+	CHECK_ERR(spt_ct_decode(d.a.host, d.a.len, want, n), 0);
+	CHECK_ERR(spt_relu_mask(want, y, n), 0);
+	memset(dx, 0xff, n * sizeof(float));
+	CHECK_ERR(d.ops->decode(d.ctx, &d.a, &d.y, n), 0);
+	CHECK_ERR(d.ops->relu_mask(d.ctx, &d.y, &d.big, n), 0);
+	CHECK_ERR(d.ops->sync(d.ctx), 0);
+	CHECK(!memcmp(dx, want, n * sizeof(float)), "device relu_mask differs from core");
+	CHECK(!memcmp(yd, y, n * sizeof(float)), "relu_mask wrote y");
+	/* NaN payloads in dx keep their bits where y is not zero */
+	for (i = 0; i < n; i += 3) {
+		u = (i & 1 ? 0x7fa00000u : 0xffc00000u) + i;
+		memcpy(&dx[i], &u, 4);
+	}
+	memcpy(want, dx, n * sizeof(float));
+	CHECK_ERR(spt_relu_mask(want, y, n), 0);
+	CHECK_ERR(d.ops->relu_mask(d.ctx, &d.y, &d.big, n), 0);
+	CHECK_ERR(d.ops->sync(d.ctx), 0);
+	CHECK(!memcmp(dx, want, n * sizeof(float)), "device relu_mask differs on NaN payloads");
+	/* in place: -0.0f becomes +0.0f */
+	CHECK_ERR(spt_relu_mask(y, y, n), 0);
+	CHECK_ERR(d.ops->relu_mask(d.ctx, &d.big, &d.big, n), 0);
+	CHECK_ERR(d.ops->sync(d.ctx), 0);
+	CHECK(!memcmp(yd, y, n * sizeof(float)), "in-place relu_mask differs from core");
 	dctx_close(&d);
 	return true;
 }
@@ -758,6 +829,8 @@ static const struct ktap_case cases[] = {
 	{ "mlp_steps_identical_to_cpu_backend", mlp_identical },
 	{ "cnn_steps_identical_to_cpu_backend", cnn_identical },
 	{ "mlp_step_is_one_job", mlp_step_is_one_job },
+	{ "cnn_step_is_one_job", cnn_step_is_one_job },
+	{ "relu_mask_matches_core", relu_mask_matches_core },
 	{ "diverged_step_touches_nothing", diverged_step_touches_nothing },
 	{ "check_finite_stops_the_update", check_finite_stops_the_update },
 	{ "backend_bad_arguments", backend_bad_args },
