@@ -253,10 +253,15 @@ static int bfp8_backward_layer(struct step *s, int i)
 		return ret;
 	/*
 	 * The gradient leaves the GEMM compressed, as the chip writes it: BFP8,
-	 * pruned when WGRAD is on (stochastic pruning keeps it unbiased).  The
-	 * update reads the decoded values.
+	 * pruned when WGRAD is on.  Both the pruning and the rounding are
+	 * stochastic, so the gradient stays unbiased: nearest rounding would
+	 * flush the entries far below their block's largest to zero (a third
+	 * to a half of a convolution's gradient).  The update reads the
+	 * decoded values.
 	 */
 	enc_opts(&o, &s->prune[i][SPT_CLASS_WGRAD]);
+	o.round = SPT_ROUND_STOCHASTIC;
+	o.round_seed = s->prune[i][SPT_CLASS_WGRAD].seed ^ 0x7767726eULL;	/* "wgrn" */
 	ret = ctx->ops->gemm(ctx, SPT_PASS_WG, &l->dyt_ct, &l->at_ct, NULL, SPT_ACT_NONE, NULL,
 			     NULL, &l->wg_ct, &o, note(s, i, SPT_CLASS_WGRAD),
 			     &l->st.pass[SPT_PASS_WG]) ?:
