@@ -5,7 +5,7 @@ RT_SRC     := $(sort $(wildcard runtime/src/*.c))
 RT_OBJ     := $(call objs,rel,$(RT_SRC))
 RT_SAN_OBJ := $(call objs,san,$(RT_SRC))
 RT_SONAME  := libspt.so.0
-RT_VERSION := 0.1.0
+RT_VERSION := 0.2.0
 RT_LDLIBS  := -lz -ldrm
 RT_CFLAGS  := $(shell pkg-config --cflags libdrm 2>/dev/null || echo -I/usr/include/libdrm)
 

@@ -45,7 +45,7 @@ extern "C" {
 #endif
 
 #define SPT_VERSION_MAJOR 0
-#define SPT_VERSION_MINOR 1
+#define SPT_VERSION_MINOR 2
 #define SPT_VERSION_PATCH 0
 
 /* ---- errors -------------------------------------------------------------- */
