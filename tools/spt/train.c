@@ -5,6 +5,7 @@
 #include <math.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,13 +38,24 @@ struct train_args {
 	bool json, bench, quiet;
 };
 
-/* What a checkpoint remembers besides the model. */
+/*
+ * What a checkpoint remembers besides the model (its caller data).  Version 2
+ * adds the seed: weights, shuffles and every stochastic draw depend on it,
+ * so a resume with another seed would silently train a different run.
+ * Version-1 records (no seed) still load.
+ */
+#define RESUME_MAGIC_V1	0x53505452u
+#define RESUME_MAGIC	0x32505452u
+
 struct resume_state {
 	uint32_t magic;
 	uint32_t epochs_done;
 	uint32_t step_in_epoch;	/* > 0: interrupted inside epoch epochs_done */
 	uint64_t shuffle_rng;	/* state before that epoch's shuffle */
+	uint64_t seed;		/* version 2 */
 };
+
+#define RESUME_V1_SIZE	offsetof(struct resume_state, seed)
 
 /* Per-step record for the report. */
 struct step_rec {
@@ -923,7 +935,7 @@ int cmd_train(int argc, char **argv)
 	struct spt_model *m = NULL;
 	struct step_rec *sr = NULL;
 	struct epoch_rec *er = NULL;
-	struct resume_state rs = { .magic = 0x53505452 };
+	struct resume_state rs = { .magic = RESUME_MAGIC };
 	struct traffic *tr_last = NULL;
 	double tr_steps = 0;
 	uint32_t ntrain, rows, cols, *idx = NULL, steps_per_epoch;
@@ -952,8 +964,9 @@ int cmd_train(int argc, char **argv)
 		goto out;
 	nl = spt_model_num_layers(m);
 	rs.shuffle_rng = a.seed * 0x2545f4914f6cdd1dULL + 1;
+	rs.seed = a.seed;
 	if (a.resume) {
-		struct resume_state got;
+		struct resume_state got = { 0 };
 		size_t glen = 0;
 
 		ret = spt_model_load(m, a.resume, &got, sizeof(got), &glen);
@@ -961,11 +974,20 @@ int cmd_train(int argc, char **argv)
 			spt_err("cannot resume from %s: %s", a.resume, spt_strerror(ret));
 			goto out;
 		}
-		if (glen != sizeof(got) || got.magic != rs.magic) {
+		if (!(glen == sizeof(got) && got.magic == RESUME_MAGIC) &&
+		    !(glen == RESUME_V1_SIZE && got.magic == RESUME_MAGIC_V1)) {
 			spt_err("%s: not a checkpoint written by spt train", a.resume);
 			goto out;
 		}
+		if (got.magic == RESUME_MAGIC && got.seed != a.seed) {
+			spt_err("%s was trained with --seed %llu, not %llu: resume with --seed %llu",
+				a.resume, (unsigned long long)got.seed,
+				(unsigned long long)a.seed, (unsigned long long)got.seed);
+			goto out;
+		}
 		rs = got;
+		rs.magic = RESUME_MAGIC;	/* saved again as version 2 */
+		rs.seed = a.seed;
 		first_epoch = rs.epochs_done;
 		if (first_epoch >= a.epochs) {
 			spt_err("%s already holds %lu epochs (asked for %lu)", a.resume,
