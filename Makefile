@@ -51,6 +51,7 @@ $(BUILD)/san/%.o: %.c
 # Element-wise loops that GCC vectorises only at -O3 (same results: no
 # reassociation is involved).
 $(BUILD)/rel/core/src/train_ops.o $(BUILD)/san/core/src/train_ops.o: OPT = -O3 -g
+$(BUILD)/rel/core/src/bfp8_avx2.o $(BUILD)/san/core/src/bfp8_avx2.o: OPT = -O3 -g
 
 $(BUILD)/lib/libsptcore.a: $(call objs,rel,$(CORE_SRC))
 	@mkdir -p $(@D)

@@ -103,6 +103,12 @@ void spt_bfp8_quantize_known(const float *x, unsigned int n, int exp,
 	unsigned int i;
 
 	block_scale(exp, &s1, &s2);
+#ifndef SPT_NO_SIMD
+	if (round == SPT_ROUND_STOCHASTIC && spt_core_get_isa() >= SPT_ISA_AVX2) {
+		spt_bfp8_quantize_stoch_avx2(x, n, s1, s2, seed, index, k);
+		return;
+	}
+#endif
 	if (round == SPT_ROUND_STOCHASTIC) {
 		for (i = 0; i < n; i++)
 			k[i] = clamp_k(round_stochastic(x[i] * s1 * s2,

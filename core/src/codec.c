@@ -197,13 +197,14 @@ static uint32_t encode_block(struct enc_state *s, const float *x, unsigned int n
 }
 
 /*
- * The same for nearest-even rounding and deterministic pruning below @tau
- * (0: none), without branches on the data: |x| bit patterns order like the
- * values, so the kept maximum also flags NaN/Inf (never below tau).  Every
- * float operation is the one of encode_block/spt_bfp8_quantize_known.
+ * The same for deterministic pruning below @tau (0: none), without branches
+ * on the data: |x| bit patterns order like the values, so the kept maximum
+ * also flags NaN/Inf (never below tau).  Nearest-even rounding is inline;
+ * stochastic rounding goes to spt_bfp8_quantize_known.  Every float
+ * operation is the one of encode_block/spt_bfp8_quantize_known.
  */
 static uint32_t encode_block_even(struct enc_state *s, const float *x, unsigned int n,
-				  float tau, int8_t k[32], int *exp, int *err)
+				  uint64_t index, float tau, int8_t k[32], int *exp, int *err)
 {
 	float v[32], a_all[32], a_kept[32], s1, s2;
 	uint32_t umax = 0, l2 = 0, B, nz = 0, pruned = 0, under = 0;
@@ -233,6 +234,16 @@ static uint32_t encode_block_even(struct enc_state *s, const float *x, unsigned 
 		return 0;
 	B = umax >> 23;		/* E + 127; 0 for a subnormal maximum (E = -127) */
 	*exp = (int)B - 127;
+	if (s->o->round == SPT_ROUND_STOCHASTIC) {
+		spt_bfp8_quantize_known(v, n, *exp, SPT_ROUND_STOCHASTIC, s->o->round_seed,
+					index, k);
+		for (i = 0; i < SPT_BLOCK_ELEMS; i++) {
+			l2 |= (uint32_t)(k[i] != 0) << i;
+			under += (k[i] == 0) & (v[i] != 0.0f);
+		}
+		s->st.underflow += under;
+		return l2;
+	}
 	sh = 6 - *exp;
 	if (sh > 127) {
 		s1 = 0x1p64f;
@@ -280,7 +291,7 @@ static int encode_scalar(struct enc_state *s, const float *in, const struct ct_g
 			 uint8_t *p, size_t cap, uint64_t *pos_io)
 {
 	const struct spt_encode_opts *o = s->o;
-	int even = o->round == SPT_ROUND_EVEN && o->prune.mode != SPT_PRUNE_STOCHASTIC;
+	int even = o->prune.mode != SPT_PRUNE_STOCHASTIC;	/* encode_block_even applies */
 	float tau = o->prune.mode == SPT_PRUNE_DETERMINISTIC ? o->prune.tau : 0.0f;
 	uint8_t *table = p + SPT_CT_HEADER_SIZE;
 	uint64_t pos = *pos_io, t;
@@ -309,7 +320,7 @@ static int encode_scalar(struct enc_state *s, const float *in, const struct ct_g
 			unsigned int cnt;
 
 			if (even)
-				l2 = encode_block_even(s, in + index, n, tau, k, &e, &err);
+				l2 = encode_block_even(s, in + index, n, index, tau, k, &e, &err);
 			else
 				l2 = encode_block(s, in + index, n, index, k, &e, &err);
 			if (err)

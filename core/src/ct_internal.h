@@ -41,6 +41,10 @@ void spt_bfp8_quantize_known(const float *x, unsigned int n, int exp,
 			     enum spt_round round, uint64_t seed,
 			     uint64_t index, int8_t k[32]);
 
+/* The stochastic branch of spt_bfp8_quantize_known on AVX2 (bfp8_avx2.c). */
+void spt_bfp8_quantize_stoch_avx2(const float *x, unsigned int n, float s1, float s2,
+				  uint64_t seed, uint64_t index, int8_t k[32]);
+
 /*
  * The pruning rule applied to element @index of a tensor: |x| < tau becomes
  * 0, or with stochastic pruning sign(x)*tau with probability |x|/tau.  The

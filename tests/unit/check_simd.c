@@ -191,6 +191,54 @@ START_TEST(test_simd_matches_scalar_with_overflow_and_subnormals)
 }
 END_TEST
 
+/* Stochastic rounding (the weight gradient's encoding): every ISA, the same bytes. */
+static void encode_isa(enum spt_isa isa, const float *x, uint32_t m, uint32_t n,
+		       const struct spt_encode_opts *o, unsigned char *ct, size_t *len,
+		       struct spt_tensor_stats *st)
+{
+	ck_assert_int_eq(spt_core_set_isa(isa), 0);
+	ck_assert_int_eq(spt_ct_encode(x, m, n, o, ct, spt_ct_bound(m, n), len, st), 0);
+}
+
+START_TEST(test_stochastic_rounding_matches_scalar)
+{
+	static const double sp[] = { 0.0, 0.5, 0.9 };
+	int it;
+
+	for (it = 0; it < 30; it++) {
+		uint32_t m = 1 + below(40), n = 1 + below(200);
+		float *x = rand_mat(m, n, sp[it % 3], -20, 20);
+		size_t cap = spt_ct_bound(m, n), lr = 0, lg = 0;
+		unsigned char *ref = malloc(cap), *got = malloc(cap);
+		struct spt_tensor_stats sr, sg;
+		struct spt_encode_opts o;
+		enum spt_isa isa;
+
+		spt_encode_opts_init(&o);
+		o.round = SPT_ROUND_STOCHASTIC;
+		o.round_seed = 1000u + (uint64_t)it;
+		if (it % 2) {
+			o.prune.mode = SPT_PRUNE_DETERMINISTIC;
+			o.prune.tau = 0.5f;
+		}
+		encode_isa(SPT_ISA_SCALAR, x, m, n, &o, ref, &lr, &sr);
+		for (isa = SPT_ISA_AVX2; isa <= SPT_ISA_AVX512; isa++) {
+			if (!spt_core_isa_supported(isa))
+				continue;
+			encode_isa(isa, x, m, n, &o, got, &lg, &sg);
+			ck_assert_uint_eq(lg, lr);
+			ck_assert_msg(!memcmp(got, ref, lr), "%s: %ux%u stochastic encode differs",
+				      spt_core_isa_name(isa), m, n);
+			ck_assert_mem_eq(&sg, &sr, sizeof(sr));
+		}
+		free(ref);
+		free(got);
+		free(x);
+	}
+	ck_assert_int_eq(spt_core_set_isa(SPT_ISA_AUTO), 0);
+}
+END_TEST
+
 START_TEST(test_unsupported_isa_is_enotsup)
 {
 	enum spt_isa isa;
@@ -246,6 +294,7 @@ static Suite *simd_suite(void)
 	tcase_add_test(same_bits, test_simd_matches_scalar_on_random_shapes);
 	tcase_add_test(same_bits, test_simd_matches_scalar_on_aligned_shapes);
 	tcase_add_test(same_bits, test_simd_matches_scalar_with_overflow_and_subnormals);
+	tcase_add_test(same_bits, test_stochastic_rounding_matches_scalar);
 	tcase_set_timeout(same_bits, 120);
 	suite_add_tcase(s, same_bits);
 	return s;
