@@ -482,12 +482,18 @@ static int step_queue(struct step *s)
 		if (!ret && !bfp8)
 			f32_bias_grad(s, i);
 	}
-	/* a non-finite gradient fails the step before any weight is touched */
+	/*
+	 * A non-finite gradient fails the step before any weight is touched.
+	 * In BFP8 the weight gradient is decoded from a compressed tensor, and
+	 * every value the format can hold is finite (|k| <= 127, E <= 127), so
+	 * only the bias gradient, an FP32 sum that may overflow, is checked.
+	 */
 	for (i = 0; !ret && i < m->nlayers; i++) {
 		struct rt_layer *l = &m->layers[i];
 
-		ret = ctx->ops->check_finite(ctx, &l->gbb, l->N) ?:
-		      ctx->ops->check_finite(ctx, &l->gwt, (size_t)l->K * l->N);
+		ret = ctx->ops->check_finite(ctx, &l->gbb, l->N);
+		if (!ret && !bfp8)
+			ret = ctx->ops->check_finite(ctx, &l->gwt, (size_t)l->K * l->N);
 	}
 	if (ret || !s->update)
 		return ret;
