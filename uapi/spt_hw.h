@@ -303,8 +303,9 @@ struct spt_ctx_entry {
  *
  * Version 2 (SPT_REG_CMD_VERSION >= 2) keeps every version-1 struct and
  * accepts hdr.version 1 or 2 for every opcode.  A version-2 command may set
- * SPT_CMD_F_LEN_HDR in hdr.flags (version 1: flags must be zero); GEMM has a
- * longer version-2 struct (struct spt_cmd_gemm_v2); the opcodes IM2COL,
+ * SPT_CMD_F_LEN_HDR in hdr.flags (version 1: flags must be zero); ENCODE and
+ * GEMM have longer version-2 structs (struct spt_cmd_encode_v2,
+ * struct spt_cmd_gemm_v2: a second, transposed output); the opcodes IM2COL,
  * COL2IM, COLSUM, CHECK_FINITE and RELU_MASK exist only as version 2.  With
  * these a whole training step, whose compressed intermediates have sizes
  * only the device knows, is one command stream.  A version other than 1 and 2, or a
@@ -402,6 +403,25 @@ struct spt_cmd_encode {
 	struct spt_hw_encode enc;
 };
 
+/*
+ * Version 2: ENCODE that also writes the re-blocked transpose of its result
+ * (the compressed cols x rows tensor blocked along the old rows, exactly
+ * what TRANSPOSE of dst with raw options (spt_hw_encode all zero) gives) at
+ * t_va, from the same pass: the weight copy in both blockings, the network
+ * input and its transpose for the weight-update pass.  t_va == 0: no
+ * transposed copy, t_cap and t_len_va must be 0.  t_va != 0 needs
+ * t_cap != 0 (else SPT_ERR_BAD_CMD); t_cap beyond SPT_XFER_MAX is
+ * SPT_ERR_TOO_BIG; a transpose larger than t_cap, SPT_ERR_NO_SPACE.  The
+ * device counts the transposed copy's bytes as written; nothing is read
+ * back for it.
+ */
+struct spt_cmd_encode_v2 {
+	struct spt_cmd_encode v1;	/* v1.hdr.version == 2, size == sizeof(v2) */
+	__u64 t_va;		/* optional: compressed cols x rows transpose */
+	__u64 t_cap;
+	__u64 t_len_va;		/* optional: u64 length of the transpose */
+};
+
 /* compressed at src_va (src_len bytes) -> FP32 rows x cols at dst_va */
 struct spt_cmd_decode {
 	struct spt_cmd_hdr hdr;
@@ -468,11 +488,23 @@ struct spt_hw_counters {
 	__u64 reserved;		/* written as zero */
 };
 
-/* version 2: struct spt_cmd_gemm followed by an optional counters address */
+/*
+ * version 2: struct spt_cmd_gemm followed by an optional counters address
+ * and an optional second compressed output: the re-blocked transpose of the
+ * compressed result (N x M, blocked along M; exactly what TRANSPOSE of
+ * ct_va with raw options gives), written by the same epilogue, as
+ * ENCODE v2's t_va (same rules; t_va also needs ct_va, else
+ * SPT_ERR_BAD_CMD).  The counters record stays spt_gemm()'s (A and B read,
+ * y and ct written); the job's completion counters add the transposed
+ * copy's bytes as written.
+ */
 struct spt_cmd_gemm_v2 {
 	struct spt_cmd_gemm v1;	/* v1.hdr.version == 2, size == sizeof(v2) */
 	__u64 cnt_va;		/* optional: struct spt_hw_counters, 8-byte aligned
 				 * (else SPT_ERR_BAD_CMD) */
+	__u64 t_va;		/* optional: compressed N x M transpose of ct */
+	__u64 t_cap;
+	__u64 t_len_va;		/* optional: u64 length of the transpose */
 };
 
 /*
@@ -581,13 +613,14 @@ SPT_HW_ASSERT_SIZE(struct spt_cmd_nop, 8);
 SPT_HW_ASSERT_SIZE(struct spt_cmd_fence, 24);
 SPT_HW_ASSERT_SIZE(struct spt_cmd_timestamp, 16);
 SPT_HW_ASSERT_SIZE(struct spt_cmd_encode, 88);
+SPT_HW_ASSERT_SIZE(struct spt_cmd_encode_v2, 112);
 SPT_HW_ASSERT_SIZE(struct spt_cmd_decode, 40);
 SPT_HW_ASSERT_SIZE(struct spt_cmd_transpose, 88);
 SPT_HW_ASSERT_SIZE(struct spt_cmd_gemm, 152);
 SPT_HW_ASSERT_SIZE(struct spt_cmd_softmax_xent, 56);
 SPT_HW_ASSERT_SIZE(struct spt_cmd_sgd, 56);
 SPT_HW_ASSERT_SIZE(struct spt_hw_counters, 64);
-SPT_HW_ASSERT_SIZE(struct spt_cmd_gemm_v2, 160);
+SPT_HW_ASSERT_SIZE(struct spt_cmd_gemm_v2, 184);
 SPT_HW_ASSERT_SIZE(struct spt_cmd_im2col, 56);
 SPT_HW_ASSERT_SIZE(struct spt_cmd_colsum, 40);
 SPT_HW_ASSERT_SIZE(struct spt_cmd_check_finite, 24);

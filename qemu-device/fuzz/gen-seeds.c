@@ -256,6 +256,30 @@ int main(int argc, char **argv)
     }
     emit("v2-gemm-len-hdr", 0);
 
+    /* version 2: ENCODE and GEMM that also write their re-blocked transposes */
+    reset();
+    matrix(m, 8 * 64, 13);
+    b = encoded(16, 64, 14, &lb);
+    {
+        struct spt_cmd_encode_v2 e = { .v1 = {
+            HDR2(SPT_OP_ENCODE, struct spt_cmd_encode_v2, 0),
+            .src_va = data(m, 8 * 64 * 4), .rows = 8, .cols = 64,
+            .dst_va = VA + OUT, .dst_cap = 4096, .len_va = VA + OUT + 0x7000,
+            .enc = { .prune_mode = 1, .tau = 0x3e800000 } },
+            .t_va = VA + OUT + 0x1000, .t_cap = 4096, .t_len_va = VA + OUT + 0x7008 };
+        struct spt_cmd_gemm_v2 g = { .v1 = {
+            HDR2(SPT_OP_GEMM, struct spt_cmd_gemm_v2, SPT_CMD_F_LEN_HDR),
+            .pass = SPT_PASS_FWD, .act = SPT_ACT_RELU, .a_va = VA + OUT, .a_len = 4096,
+            .b_va = b, .b_len = lb, .ct_va = VA + OUT + 0x2000, .ct_cap = 4096,
+            .len_va = VA + OUT + 0x7010 },
+            .cnt_va = VA + OUT + 0x7100, .t_va = VA + OUT + 0x3000, .t_cap = 4096,
+            .t_len_va = VA + OUT + 0x7018 };
+
+        cmd(&e, sizeof(e));
+        cmd(&g, sizeof(g));
+    }
+    emit("v2-transposed-out", 0);
+
     /* same NOP job in the other context modes */
     reset();
     {

@@ -78,6 +78,26 @@ static int cpu_transpose(struct spt_ctx *ctx, const struct spt_buf *src,
 	return spt_ct_transpose(src->host, src->len, o, dst->host, dst->cap, &dst->len, st);
 }
 
+/* The transposed copy of a compressed result @ct just written (raw options, no statistics). */
+static int cpu_reblock(const struct spt_buf *ct, struct spt_buf *t)
+{
+	struct spt_encode_opts raw;
+
+	spt_encode_opts_init(&raw);
+	t->rows = ct->cols;
+	t->cols = ct->rows;
+	return spt_ct_transpose(ct->host, ct->len, &raw, t->host, t->cap, &t->len, NULL);
+}
+
+static int cpu_encode_t(struct spt_ctx *ctx, const struct spt_buf *src, uint32_t rows,
+			uint32_t cols, const struct spt_encode_opts *o, struct spt_buf *dst,
+			struct spt_tensor_stats *st, struct spt_buf *t)
+{
+	if (!t || t == dst)
+		return -EINVAL;
+	return cpu_encode(ctx, src, rows, cols, o, dst, st) ?: cpu_reblock(dst, t);
+}
+
 static int cpu_decode(struct spt_ctx *ctx, const struct spt_buf *src, struct spt_buf *dst,
 		      size_t elems)
 {
@@ -124,6 +144,18 @@ static int cpu_gemm(struct spt_ctx *ctx, enum spt_pass pass, const struct spt_bu
 	if (st)
 		*st = out.stats;
 	return 0;
+}
+
+static int cpu_gemm_t(struct spt_ctx *ctx, enum spt_pass pass, const struct spt_buf *a,
+		      const struct spt_buf *b, const struct spt_buf *bias, enum spt_act act,
+		      const struct spt_buf *mask, struct spt_buf *y, struct spt_buf *ct,
+		      const struct spt_encode_opts *enc, struct spt_tensor_stats *st,
+		      struct spt_counters *cnt, struct spt_buf *t)
+{
+	if (!ct || !t || t == ct)
+		return -EINVAL;
+	return cpu_gemm(ctx, pass, a, b, bias, act, mask, y, ct, enc, st, cnt) ?:
+	       cpu_reblock(ct, t);
 }
 
 static int cpu_sgemm(struct spt_ctx *ctx, bool trans_a, bool trans_b, uint32_t m,
@@ -242,9 +274,11 @@ const struct spt_backend_ops spt_cpu_backend = {
 	.buf_alloc = cpu_buf_alloc,
 	.buf_free = cpu_buf_free,
 	.encode = cpu_encode,
+	.encode_t = cpu_encode_t,
 	.transpose = cpu_transpose,
 	.decode = cpu_decode,
 	.gemm = cpu_gemm,
+	.gemm_t = cpu_gemm_t,
 	.sgemm = cpu_sgemm,
 	.softmax_xent = cpu_softmax_xent,
 	.sgd = cpu_sgd,

@@ -696,32 +696,46 @@ static int dx_sync(struct rt_dx *x)
 
 /* ---- operations ---------------------------------------------------------- */
 
+/* ENCODE (version 2); @t: also its re-blocked transpose, from the same command (NULL: none) */
+static int dx_encode_t(struct rt_dx *x, const struct spt_buf *src, uint32_t rows,
+		       uint32_t cols, const struct spt_encode_opts *o, struct spt_buf *dst,
+		       struct spt_tensor_stats *st, struct spt_buf *t)
+{
+	struct spt_cmd_encode_v2 *c;
+	struct spt_hw_encode he;
+	uint64_t src_va, dst_va, len_va, t_va = 0, t_len_va = 0;
+	int ret;
+
+	if (!rows || !cols || rows > SPT_CT_MAX_DIM || cols > SPT_CT_MAX_DIM ||
+	    !dx_out_ok(x, dst) || (t && (t == dst || !dx_out_ok(x, t))))
+		return -EINVAL;
+	ret = dx_in(x, src, (size_t)rows * cols * sizeof(float), &src_va) ?: dx_hw_encode(o, &he) ?:
+	      dx_room(x, sizeof(*c), 16 + sizeof(struct spt_hw_stats), 3, 2);
+	if (ret)
+		return ret;
+	dst_va = dx_out_ct(x, dst, rows, cols, &len_va);
+	if (t)
+		t_va = dx_out_ct(x, t, cols, rows, &t_len_va);
+	c = dx_cmd(x, SPT_OP_ENCODE, sizeof(*c), 0);
+	c->v1.src_va = src_va;
+	c->v1.rows = rows;
+	c->v1.cols = cols;
+	c->v1.dst_va = dst_va;
+	c->v1.dst_cap = dst->cap;
+	c->v1.len_va = len_va;
+	c->v1.stats_va = dx_stats_va(x, st);
+	c->v1.enc = he;
+	c->t_va = t_va;
+	c->t_cap = t ? t->cap : 0;
+	c->t_len_va = t_len_va;
+	return 0;
+}
+
 static int dx_encode(struct rt_dx *x, const struct spt_buf *src, uint32_t rows, uint32_t cols,
 		     const struct spt_encode_opts *o, struct spt_buf *dst,
 		     struct spt_tensor_stats *st)
 {
-	struct spt_cmd_encode *c;
-	struct spt_hw_encode he;
-	uint64_t src_va, dst_va, len_va;
-	int ret;
-
-	if (!rows || !cols || rows > SPT_CT_MAX_DIM || cols > SPT_CT_MAX_DIM || !dx_out_ok(x, dst))
-		return -EINVAL;
-	ret = dx_in(x, src, (size_t)rows * cols * sizeof(float), &src_va) ?: dx_hw_encode(o, &he) ?:
-	      dx_room(x, sizeof(*c), 8 + sizeof(struct spt_hw_stats), 2, 1);
-	if (ret)
-		return ret;
-	dst_va = dx_out_ct(x, dst, rows, cols, &len_va);
-	c = dx_cmd(x, SPT_OP_ENCODE, sizeof(*c), 0);
-	c->src_va = src_va;
-	c->rows = rows;
-	c->cols = cols;
-	c->dst_va = dst_va;
-	c->dst_cap = dst->cap;
-	c->len_va = len_va;
-	c->stats_va = dx_stats_va(x, st);
-	c->enc = he;
-	return 0;
+	return dx_encode_t(x, src, rows, cols, o, dst, st, NULL);
 }
 
 static int dx_transpose(struct rt_dx *x, const struct spt_buf *src,
@@ -779,22 +793,24 @@ static int dx_decode(struct rt_dx *x, const struct spt_buf *src, struct spt_buf 
 	return 0;
 }
 
-static int dx_gemm(struct rt_dx *x, enum spt_pass pass, const struct spt_buf *a,
-		   const struct spt_buf *b, const struct spt_buf *bias, enum spt_act act,
-		   const struct spt_buf *mask, struct spt_buf *y, struct spt_buf *ct,
-		   const struct spt_encode_opts *enc, struct spt_tensor_stats *st,
-		   struct spt_counters *cnt)
+/* GEMM (version 2); @t: also the re-blocked transpose of @ct, from the same epilogue */
+static int dx_gemm_t(struct rt_dx *x, enum spt_pass pass, const struct spt_buf *a,
+		     const struct spt_buf *b, const struct spt_buf *bias, enum spt_act act,
+		     const struct spt_buf *mask, struct spt_buf *y, struct spt_buf *ct,
+		     const struct spt_encode_opts *enc, struct spt_tensor_stats *st,
+		     struct spt_counters *cnt, struct spt_buf *t)
 {
 	struct spt_cmd_gemm_v2 *c;
 	struct spt_hw_encode he;
 	uint64_t a_va, b_va, bias_va = 0, mask_va = 0, y_va = 0, ct_va = 0, len_va = 0;
+	uint64_t t_va = 0, t_len_va = 0;
 	uint32_t am, ak, bn, bk, mm = 0, mn = 0;
 	int ret;
 
 	if ((pass != SPT_PASS_FWD && pass != SPT_PASS_BWD && pass != SPT_PASS_WG) ||
 	    (act != SPT_ACT_NONE && act != SPT_ACT_RELU && act != SPT_ACT_RELU_GRAD) ||
 	    (!y && !ct) || (act == SPT_ACT_RELU_GRAD) != (mask != NULL) ||
-	    (ct && !dx_out_ok(x, ct)))
+	    (ct && !dx_out_ok(x, ct)) || (t && (!ct || t == ct || !dx_out_ok(x, t))))
 		return -EINVAL;
 	ret = dx_in_ct(x, a, &a_va, &am, &ak) ?: dx_in_ct(x, b, &b_va, &bn, &bk) ?:
 	      dx_hw_encode(enc, &he);
@@ -808,12 +824,14 @@ static int dx_gemm(struct rt_dx *x, enum spt_pass pass, const struct spt_buf *a,
 		ret = dx_in(x, y, (size_t)am * bn * sizeof(float), &y_va);
 	if (!ret && bias)
 		ret = dx_in(x, bias, (size_t)bn * sizeof(float), &bias_va);
-	ret = ret ?: dx_room(x, sizeof(*c), 8 + sizeof(struct spt_hw_stats) +
-					    sizeof(struct spt_hw_counters), 3, 1);
+	ret = ret ?: dx_room(x, sizeof(*c), 16 + sizeof(struct spt_hw_stats) +
+					    sizeof(struct spt_hw_counters), 4, 2);
 	if (ret)
 		return ret;
 	if (ct)
 		ct_va = dx_out_ct(x, ct, am, bn, &len_va);
+	if (t)
+		t_va = dx_out_ct(x, t, bn, am, &t_len_va);
 	c = dx_cmd(x, SPT_OP_GEMM, sizeof(*c), SPT_CMD_F_LEN_HDR);
 	c->v1.pass = pass;
 	c->v1.act = act;
@@ -840,7 +858,19 @@ static int dx_gemm(struct rt_dx *x, enum spt_pass pass, const struct spt_buf *a,
 		dx_fix_add(x, DX_FIX_COUNTERS, cnt, off);
 		c->cnt_va = dx_res_va(x, off);
 	}
+	c->t_va = t_va;
+	c->t_cap = t ? t->cap : 0;
+	c->t_len_va = t_len_va;
 	return 0;
+}
+
+static int dx_gemm(struct rt_dx *x, enum spt_pass pass, const struct spt_buf *a,
+		   const struct spt_buf *b, const struct spt_buf *bias, enum spt_act act,
+		   const struct spt_buf *mask, struct spt_buf *y, struct spt_buf *ct,
+		   const struct spt_encode_opts *enc, struct spt_tensor_stats *st,
+		   struct spt_counters *cnt)
+{
+	return dx_gemm_t(x, pass, a, b, bias, act, mask, y, ct, enc, st, cnt, NULL);
 }
 
 static int dx_softmax_xent(struct rt_dx *x, const struct spt_buf *logits,
@@ -1024,6 +1054,15 @@ int rt_dx_transpose(struct spt_ctx *ctx, const struct spt_buf *src,
 	DX_OP(dx_transpose(x, src, o, dst, st));
 }
 
+int rt_dx_encode_t(struct spt_ctx *ctx, const struct spt_buf *src, uint32_t rows,
+		   uint32_t cols, const struct spt_encode_opts *o, struct spt_buf *dst,
+		   struct spt_tensor_stats *st, struct spt_buf *tr)
+{
+	if (!tr)
+		return -EINVAL;
+	DX_OP(dx_encode_t(x, src, rows, cols, o, dst, st, tr));
+}
+
 int rt_dx_decode(struct spt_ctx *ctx, const struct spt_buf *src, struct spt_buf *dst,
 		 size_t elems)
 {
@@ -1037,6 +1076,17 @@ int rt_dx_gemm(struct spt_ctx *ctx, enum spt_pass pass, const struct spt_buf *a,
 	       struct spt_counters *cnt)
 {
 	DX_OP(dx_gemm(x, pass, a, b, bias, act, mask, y, ct, enc, st, cnt));
+}
+
+int rt_dx_gemm_t(struct spt_ctx *ctx, enum spt_pass pass, const struct spt_buf *a,
+		 const struct spt_buf *b, const struct spt_buf *bias, enum spt_act act,
+		 const struct spt_buf *mask, struct spt_buf *y, struct spt_buf *ct,
+		 const struct spt_encode_opts *enc, struct spt_tensor_stats *st,
+		 struct spt_counters *cnt, struct spt_buf *tr)
+{
+	if (!tr)
+		return -EINVAL;
+	DX_OP(dx_gemm_t(x, pass, a, b, bias, act, mask, y, ct, enc, st, cnt, tr));
 }
 
 int rt_dx_softmax_xent(struct spt_ctx *ctx, const struct spt_buf *logits,

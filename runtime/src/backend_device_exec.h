@@ -27,6 +27,9 @@ void rt_dx_buf_free(struct spt_ctx *ctx, struct spt_buf *b);
 int rt_dx_encode(struct spt_ctx *ctx, const struct spt_buf *src, uint32_t rows,
 		 uint32_t cols, const struct spt_encode_opts *o, struct spt_buf *dst,
 		 struct spt_tensor_stats *st);
+int rt_dx_encode_t(struct spt_ctx *ctx, const struct spt_buf *src, uint32_t rows,
+		   uint32_t cols, const struct spt_encode_opts *o, struct spt_buf *dst,
+		   struct spt_tensor_stats *st, struct spt_buf *t);
 int rt_dx_transpose(struct spt_ctx *ctx, const struct spt_buf *src,
 		    const struct spt_encode_opts *o, struct spt_buf *dst,
 		    struct spt_tensor_stats *st);
@@ -37,6 +40,11 @@ int rt_dx_gemm(struct spt_ctx *ctx, enum spt_pass pass, const struct spt_buf *a,
 	       const struct spt_buf *mask, struct spt_buf *y, struct spt_buf *ct,
 	       const struct spt_encode_opts *enc, struct spt_tensor_stats *st,
 	       struct spt_counters *cnt);
+int rt_dx_gemm_t(struct spt_ctx *ctx, enum spt_pass pass, const struct spt_buf *a,
+		 const struct spt_buf *b, const struct spt_buf *bias, enum spt_act act,
+		 const struct spt_buf *mask, struct spt_buf *y, struct spt_buf *ct,
+		 const struct spt_encode_opts *enc, struct spt_tensor_stats *st,
+		 struct spt_counters *cnt, struct spt_buf *t);
 int rt_dx_softmax_xent(struct spt_ctx *ctx, const struct spt_buf *logits,
 		       const struct spt_buf *labels, uint32_t rows, uint32_t classes,
 		       struct spt_buf *out, struct spt_buf *dlogits);

@@ -49,6 +49,14 @@ struct spt_backend_ops {
 	int (*encode)(struct spt_ctx *ctx, const struct spt_buf *src, uint32_t rows,
 		      uint32_t cols, const struct spt_encode_opts *o, struct spt_buf *dst,
 		      struct spt_tensor_stats *st);
+	/*
+	 * encode, also writing @t: the re-blocked transpose of @dst, exactly
+	 * what transpose(@dst, raw options) gives, from the same pass (the
+	 * compressed @dst is not read back).
+	 */
+	int (*encode_t)(struct spt_ctx *ctx, const struct spt_buf *src, uint32_t rows,
+			uint32_t cols, const struct spt_encode_opts *o, struct spt_buf *dst,
+			struct spt_tensor_stats *st, struct spt_buf *t);
 	/* Re-block for the transposed operand. */
 	int (*transpose)(struct spt_ctx *ctx, const struct spt_buf *src,
 			 const struct spt_encode_opts *o, struct spt_buf *dst,
@@ -62,6 +70,16 @@ struct spt_backend_ops {
 		    const struct spt_buf *mask, struct spt_buf *y, struct spt_buf *ct,
 		    const struct spt_encode_opts *enc, struct spt_tensor_stats *st,
 		    struct spt_counters *cnt);
+	/*
+	 * gemm with a compressed result @ct, also writing @t: its re-blocked
+	 * transpose, exactly what transpose(@ct, raw options) gives, from
+	 * the same epilogue (the compressed @ct is not read back).
+	 */
+	int (*gemm_t)(struct spt_ctx *ctx, enum spt_pass pass, const struct spt_buf *a,
+		      const struct spt_buf *b, const struct spt_buf *bias, enum spt_act act,
+		      const struct spt_buf *mask, struct spt_buf *y, struct spt_buf *ct,
+		      const struct spt_encode_opts *enc, struct spt_tensor_stats *st,
+		      struct spt_counters *cnt, struct spt_buf *t);
 	/* Dense FP32 C = op(A) * op(B) (+ C if @accumulate); NULL if unsupported. */
 	int (*sgemm)(struct spt_ctx *ctx, bool trans_a, bool trans_b, uint32_t m,
 		     uint32_t n, uint32_t k, const float *a, const float *b, float *c,

@@ -7,7 +7,11 @@
  * axis, exactly as the chip does: forward X*W with W^T encoded N x K,
  * backward dY*W^T with W encoded K x N, weight update X^T*dY with both
  * operands re-blocked by a transpose.  ReLU, bias, pruning and encoding are
- * fused into the producing GEMM wherever the layouts allow; convolutions
+ * fused into the producing GEMM wherever the layouts allow; when training,
+ * the producer of every re-blocked operand (the weight copy's and the
+ * input's encode, the forward and backward GEMMs' epilogues) writes the
+ * transposed blocking too (encode_t, gemm_t), so no compressed tensor is
+ * read back to be re-blocked; convolutions
  * are lowered with the backend's im2col/col2im, the bias gradient is the
  * backend's column sum of the compressed dY, and finite checks of the loss
  * and the gradients come before the update, so on a device the whole step
@@ -31,8 +35,12 @@ struct step {
 	bool have[64][SPT_CLASS_COUNT];
 	const struct spt_buf *a_op[64];	/* forward A operand of each layer (BFP8) */
 	const float *a_f32[64];		/* forward A operand of each layer (FP32) */
-	/* re-blocking transposes of each layer (their lengths are known after sync()) */
-	const struct spt_buf *rb_in[64][3], *rb_out[64][3];
+	/*
+	 * re-blocked copies of each layer (their lengths are known after
+	 * sync()): written by their producers with the tensors themselves,
+	 * so they count as written and nothing is read back for them
+	 */
+	const struct spt_buf *rb_out[64][3];
 	int nrb[64];
 	struct rt_ctl saved[64][SPT_CLASS_COUNT];	/* controller before a gradients-only step */
 	float lr;
@@ -97,9 +105,8 @@ static struct spt_tensor_stats *note(struct step *s, int l, int cls)
 	return &s->ts[l][cls];
 }
 
-static void reblock_add(struct step *s, int l, const struct spt_buf *in, const struct spt_buf *out)
+static void reblock_add(struct step *s, int l, const struct spt_buf *out)
 {
-	s->rb_in[l][s->nrb[l]] = in;
 	s->rb_out[l][s->nrb[l]++] = out;
 }
 
@@ -110,18 +117,32 @@ static int bfp8_wcopy(struct step *s, int i)
 	struct spt_model *m = s->m;
 	struct spt_ctx *ctx = m->ctx;
 	struct rt_layer *l = &m->layers[i];
-	struct spt_encode_opts o, raw;
-	int ret;
+	struct spt_encode_opts o;
 
-	/* master weights are N x K, blocked along K: the forward B operand as is */
+	/*
+	 * master weights are N x K, blocked along K: the forward B operand as
+	 * is; the backward pass's K x N blocking comes out of the same encode
+	 */
 	enc_opts(&o, &s->prune[i][SPT_CLASS_WCOPY]);
-	ret = ctx->ops->encode(ctx, &l->wb, l->N, l->K, &o, &l->wt_ct,
-			       note(s, i, SPT_CLASS_WCOPY));
-	if (ret || i == 0 || !s->train)
-		return ret;
-	enc_opts(&raw, NULL);
-	reblock_add(s, i, &l->wt_ct, &l->w_ct);
-	return ctx->ops->transpose(ctx, &l->wt_ct, &raw, &l->w_ct, NULL);
+	if (i == 0 || !s->train)
+		return ctx->ops->encode(ctx, &l->wb, l->N, l->K, &o, &l->wt_ct,
+					note(s, i, SPT_CLASS_WCOPY));
+	reblock_add(s, i, &l->w_ct);
+	return ctx->ops->encode_t(ctx, &l->wb, l->N, l->K, &o, &l->wt_ct,
+				  note(s, i, SPT_CLASS_WCOPY), &l->w_ct);
+}
+
+/* Encode @src into @dst and, when training, its transposed blocking into @t too. */
+static int encode_maybe_t(struct step *s, int i, const struct spt_buf *src, uint32_t rows,
+			  uint32_t cols, const struct spt_encode_opts *o, struct spt_buf *dst,
+			  struct spt_tensor_stats *ts, struct spt_buf *t)
+{
+	struct spt_ctx *ctx = s->m->ctx;
+
+	if (!s->train)
+		return ctx->ops->encode(ctx, src, rows, cols, o, dst, ts);
+	reblock_add(s, i, t);
+	return ctx->ops->encode_t(ctx, src, rows, cols, o, dst, ts, t);
 }
 
 static bool needs_f32_out(const struct spt_model *m, int i)
@@ -153,10 +174,11 @@ static int bfp8_forward(struct step *s, const struct spt_buf *x)
 				struct spt_conv_shape cs = conv_shape(l, s->n);
 
 				ret = ctx->ops->im2col(ctx, &cs, src, &l->col) ?:
-				      ctx->ops->encode(ctx, &l->col, (uint32_t)M, l->K, &raw,
-						       &l->a_ct, NULL);
+				      encode_maybe_t(s, i, &l->col, (uint32_t)M, l->K, &raw,
+						     &l->a_ct, NULL, &l->at_ct);
 			} else {
-				ret = ctx->ops->encode(ctx, src, s->n, l->K, &raw, &l->a_ct, NULL);
+				ret = encode_maybe_t(s, i, src, s->n, l->K, &raw, &l->a_ct, NULL,
+						     &l->at_ct);
 			}
 			if (ret)
 				return ret;
@@ -173,9 +195,19 @@ static int bfp8_forward(struct step *s, const struct spt_buf *x)
 			continue;
 		}
 		enc_opts(&o, &s->prune[i + 1][SPT_CLASS_ACT]);
-		ret = ctx->ops->gemm(ctx, SPT_PASS_FWD, s->a_op[i], &l->wt_ct, &l->bb,
-				     l->relu ? SPT_ACT_RELU : SPT_ACT_NONE, NULL, NULL, &l->y_ct,
-				     &o, note(s, i + 1, SPT_CLASS_ACT), &l->st.pass[SPT_PASS_FWD]);
+		if (s->train && l->kind != RT_CONV && m->layers[i + 1].kind != RT_CONV) {
+			/* y_ct is the next layer's A operand: its transpose too */
+			reblock_add(s, i + 1, &m->layers[i + 1].at_ct);
+			ret = ctx->ops->gemm_t(ctx, SPT_PASS_FWD, s->a_op[i], &l->wt_ct, &l->bb,
+					       l->relu ? SPT_ACT_RELU : SPT_ACT_NONE, NULL, NULL,
+					       &l->y_ct, &o, note(s, i + 1, SPT_CLASS_ACT),
+					       &l->st.pass[SPT_PASS_FWD], &m->layers[i + 1].at_ct);
+		} else {
+			ret = ctx->ops->gemm(ctx, SPT_PASS_FWD, s->a_op[i], &l->wt_ct, &l->bb,
+					     l->relu ? SPT_ACT_RELU : SPT_ACT_NONE, NULL, NULL,
+					     &l->y_ct, &o, note(s, i + 1, SPT_CLASS_ACT),
+					     &l->st.pass[SPT_PASS_FWD]);
+		}
 		if (ret)
 			return ret;
 		if (needs_f32_out(m, i)) {
@@ -218,7 +250,9 @@ static int bfp8_backward_f32(struct step *s, struct rt_layer *l, struct rt_layer
 		if (ret)
 			return ret;
 	}
-	return ctx->ops->encode(ctx, &prev->dy, (uint32_t)Mp, prev->N, o, &prev->dy_ct, ts);
+	reblock_add(s, (int)(prev - s->m->layers), &prev->dyt_ct);
+	return ctx->ops->encode_t(ctx, &prev->dy, (uint32_t)Mp, prev->N, o, &prev->dy_ct, ts,
+				  &prev->dyt_ct);
 }
 
 static int bfp8_backward_layer(struct step *s, int i)
@@ -226,31 +260,30 @@ static int bfp8_backward_layer(struct step *s, int i)
 	struct spt_model *m = s->m;
 	struct spt_ctx *ctx = m->ctx;
 	struct rt_layer *l = &m->layers[i], *prev = i ? &m->layers[i - 1] : NULL;
-	struct spt_encode_opts raw, o;
+	struct spt_encode_opts o;
 	int ret;
 
-	enc_opts(&raw, NULL);
 	if (prev) {
 		struct spt_tensor_stats *ts = note(s, i - 1, SPT_CLASS_ERR);
 
 		enc_opts(&o, &s->prune[i - 1][SPT_CLASS_ERR]);
-		if (l->kind == RT_LINEAR && prev->kind == RT_LINEAR)
-			ret = ctx->ops->gemm(ctx, SPT_PASS_BWD, &l->dy_ct, &l->w_ct, NULL,
-					     prev->relu ? SPT_ACT_RELU_GRAD : SPT_ACT_NONE,
-					     prev->relu ? &prev->y_ct : NULL, NULL, &prev->dy_ct,
-					     &o, ts, &l->st.pass[SPT_PASS_BWD]);
-		else
+		if (l->kind == RT_LINEAR && prev->kind == RT_LINEAR) {
+			/* dY of prev and, for prev's weight update, its transpose */
+			reblock_add(s, i - 1, &prev->dyt_ct);
+			ret = ctx->ops->gemm_t(ctx, SPT_PASS_BWD, &l->dy_ct, &l->w_ct, NULL,
+					       prev->relu ? SPT_ACT_RELU_GRAD : SPT_ACT_NONE,
+					       prev->relu ? &prev->y_ct : NULL, NULL, &prev->dy_ct,
+					       &o, ts, &l->st.pass[SPT_PASS_BWD], &prev->dyt_ct);
+		} else {
 			ret = bfp8_backward_f32(s, l, prev, &o, ts);
+		}
 		if (ret)
 			return ret;
 	}
-	/* weight update pass: dW = X^T dY on re-blocked operands */
-	reblock_add(s, i, s->a_op[i], &l->at_ct);
-	reblock_add(s, i, &l->dy_ct, &l->dyt_ct);
-	ret = ctx->ops->transpose(ctx, s->a_op[i], &raw, &l->at_ct, NULL) ?:
-	      ctx->ops->transpose(ctx, &l->dy_ct, &raw, &l->dyt_ct, NULL);
-	if (ret)
-		return ret;
+	/*
+	 * weight update pass: dW = X^T dY on the re-blocked operands at_ct and
+	 * dyt_ct, which their producers wrote with X and dY.
+	 */
 	/*
 	 * The gradient leaves the GEMM compressed, as the chip writes it: BFP8,
 	 * pruned when WGRAD is on.  Both the pruning and the rounding are
@@ -420,10 +453,8 @@ static void finish_stats(struct step *s, struct spt_step_stats *st)
 			struct spt_counters rb = { 0 };
 			int k;
 
-			for (k = 0; k < s->nrb[i]; k++) {
-				rb.bytes_read += s->rb_in[i][k]->len;
+			for (k = 0; k < s->nrb[i]; k++)
 				rb.bytes_written += s->rb_out[i][k]->len;
-			}
 			spt_model_apply(&m->ctx->energy, &rb);
 			spt_counters_add(&l->st.total, &rb);
 		}
@@ -471,8 +502,9 @@ static int step_queue(struct step *s)
 		struct spt_encode_opts raw;
 
 		enc_opts(&raw, NULL);
-		ret = ctx->ops->encode(ctx, &last->dy, s->n, m->classes, &raw, &last->dy_ct,
-				       note(s, m->nlayers - 1, SPT_CLASS_ERR));
+		reblock_add(s, m->nlayers - 1, &last->dyt_ct);
+		ret = ctx->ops->encode_t(ctx, &last->dy, s->n, m->classes, &raw, &last->dy_ct,
+					 note(s, m->nlayers - 1, SPT_CLASS_ERR), &last->dyt_ct);
 	} else {
 		zero_stats(note(s, m->nlayers - 1, SPT_CLASS_ERR), last->dy.host,
 			   (size_t)s->n * m->classes);

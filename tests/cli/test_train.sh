@@ -87,6 +87,10 @@ else
 			($2 == "reblock" && $5 != 0) || ($2 != "reblock" && $1 + 0 > 0 && $5 == 0))' "$csv")
 		if [ -z "$bad" ]; then ok "traffic.csv: passes and transposes where they belong"
 		else not_ok "traffic.csv: passes and transposes where they belong" "$bad"; fi
+		# the producers write both blockings: re-blocked copies are written, never read back
+		bad=$(awk -F, 'NR > 1 && $2 == "reblock" && ($3 != 0 || $4 == 0)' "$csv")
+		if [ -z "$bad" ]; then ok "traffic.csv: re-blocked copies written, not read back"
+		else not_ok "traffic.csv: re-blocked copies written, not read back" "$bad"; fi
 		# the parts add up to the last epoch's bytes_vs_fp16
 		sum=$(awk -F, 'NR > 1 { s += $6 } END { printf "%.4f", s }' "$csv")
 		ep=$(awk -F, 'END { printf "%.4f", $7 }' rep/epochs.csv)

@@ -521,6 +521,51 @@ static bool gemm_ok(struct dctx *d)
 	return true;
 }
 
+/*
+ * encode_t and gemm_t (one ENCODE v2 / GEMM v2 command each) write the
+ * re-blocked copy that spt_ct_transpose with raw options gives on the host,
+ * bit for bit, next to the result itself; bad pairings are refused.
+ */
+static bool fused_transposes_match_core(void)
+{
+	struct dctx d;
+	struct spt_buf t, ct;
+	struct spt_encode_opts o;
+	size_t cap = spt_ct_bound(64, 64), len = 0;
+	uint8_t *want = malloc(cap);
+
+	CHECK(want != NULL, "out of memory");
+	CHECK_ERR(dctx_open(&d), 0);
+	CHECK_ERR(d.ops->buf_alloc(d.ctx, &t, cap), 0);
+	CHECK_ERR(d.ops->buf_alloc(d.ctx, &ct, cap), 0);
+	spt_encode_opts_init(&o);
+	o.prune.mode = SPT_PRUNE_DETERMINISTIC;
+	o.prune.tau = 0.5f;
+	CHECK_ERR(d.ops->encode_t(d.ctx, &d.x, 64, 64, &o, &d.a, NULL, &t), 0);
+	CHECK_ERR(d.ops->sync(d.ctx), 0);
+	CHECK_ERR(spt_ct_transpose(d.a.host, d.a.len, NULL, want, cap, &len, NULL), 0);
+	CHECK(t.len == len && memcmp(t.host, want, len) == 0,
+	      "encode_t's transpose differs from core's (%zu / %zu bytes)", t.len, len);
+	CHECK_ERR(d.ops->gemm_t(d.ctx, SPT_PASS_FWD, &d.a, &d.b, NULL, SPT_ACT_RELU, NULL, NULL,
+				&ct, NULL, NULL, NULL, &t), 0);
+	CHECK_ERR(d.ops->sync(d.ctx), 0);
+	CHECK_ERR(spt_ct_transpose(ct.host, ct.len, NULL, want, cap, &len, NULL), 0);
+	CHECK(t.len == len && memcmp(t.host, want, len) == 0,
+	      "gemm_t's transpose differs from core's (%zu / %zu bytes)", t.len, len);
+	/* the copy needs a compressed result, a buffer of its own */
+	CHECK_ERR(d.ops->gemm_t(d.ctx, SPT_PASS_FWD, &d.a, &d.b, NULL, SPT_ACT_NONE, NULL, &d.y,
+				NULL, NULL, NULL, NULL, &t), -EINVAL);
+	CHECK_ERR(d.ops->gemm_t(d.ctx, SPT_PASS_FWD, &d.a, &d.b, NULL, SPT_ACT_NONE, NULL, NULL,
+				&ct, NULL, NULL, NULL, &ct), -EINVAL);
+	CHECK_ERR(d.ops->encode_t(d.ctx, &d.x, 64, 64, NULL, &t, NULL, &t), -EINVAL);
+	CHECK_ERR(d.ops->encode_t(d.ctx, &d.x, 64, 64, NULL, &d.a, NULL, NULL), -EINVAL);
+	d.ops->buf_free(d.ctx, &t);
+	d.ops->buf_free(d.ctx, &ct);
+	free(want);
+	dctx_close(&d);
+	return true;
+}
+
 static bool backend_bad_args(void)
 {
 	struct dctx d;
@@ -833,6 +878,7 @@ static const struct ktap_case cases[] = {
 	{ "relu_mask_matches_core", relu_mask_matches_core },
 	{ "diverged_step_touches_nothing", diverged_step_touches_nothing },
 	{ "check_finite_stops_the_update", check_finite_stops_the_update },
+	{ "fused_transposes_match_core", fused_transposes_match_core },
 	{ "backend_bad_arguments", backend_bad_args },
 	{ "corrupt_tensor_is_eio", corrupt_tensor_is_eio },
 	{ "injected_dma_error_is_eio", injected_dma_error_is_eio },

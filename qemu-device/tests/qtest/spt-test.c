@@ -1543,6 +1543,83 @@ static void test_v2_relu_mask(void)
 }
 
 /*
+ * ENCODE v2 and GEMM v2 with t_va: the transposed copy is bit for bit what
+ * spt_ct_transpose (raw options) gives on the command's compressed result,
+ * its length at t_len_va, and the job counts it as written, not read.
+ */
+static void test_v2_transposed_out(void)
+{
+    Spt *s = spt_start(NULL);
+    GRand *r = g_rand_new_with_seed(23);
+    const uint32_t m = 40, n = 24, k = 96;
+    float *x = rand_matrix(r, m, k, 0.5), *w = rand_matrix(r, n, k, 0.6);
+    size_t lx, lw, lxt, ly, lyt, cap_x = spt_ct_bound(m, k), cap_y = spt_ct_bound(m, n);
+    size_t cap_xt = spt_ct_bound(k, m), cap_yt = spt_ct_bound(n, m);
+    void *cx = g_malloc(cap_x), *cxt = g_malloc(cap_xt), *cw = host_encode(w, n, k, &lw);
+    void *cy = g_malloc(cap_y), *cyt = g_malloc(cap_yt), *got;
+    struct spt_encode_opts po;
+    struct spt_gemm_epilogue ep = { .act = SPT_ACT_RELU };
+    struct spt_gemm_out go = { 0 };
+    Buf bx = spt_buf_data(s, 0, x, m * k * 4), bw = spt_buf_data(s, 0, cw, lw);
+    Buf bcx = spt_buf_rw(s, 0, cap_x), bcxt = spt_buf_rw(s, 0, cap_xt);
+    Buf bcy = spt_buf_rw(s, 0, cap_y), bcyt = spt_buf_rw(s, 0, cap_yt);
+    Buf blen = spt_buf_rw(s, 0, 32);
+    struct spt_cmd_encode_v2 en = { .v1 = {
+        CMD_HDR2(SPT_OP_ENCODE, struct spt_cmd_encode_v2),
+        .src_va = bx.va, .rows = m, .cols = k, .dst_va = bcx.va, .dst_cap = cap_x,
+        .len_va = blen.va,
+        .enc = { .prune_mode = SPT_PRUNE_DETERMINISTIC, .tau = 0x3e800000u /* 0.25 */ } },
+        .t_va = bcxt.va, .t_cap = cap_xt, .t_len_va = blen.va + 8 };
+    struct spt_cmd_gemm_v2 g = { .v1 = {
+        CMD_HDR2(SPT_OP_GEMM, struct spt_cmd_gemm_v2),
+        .pass = SPT_PASS_FWD, .act = SPT_ACT_RELU, .a_va = bcx.va, .a_len = cap_x,
+        .b_va = bw.va, .b_len = lw, .ct_va = bcy.va, .ct_cap = cap_y,
+        .len_va = blen.va + 16 },
+        .t_va = bcyt.va, .t_cap = cap_yt, .t_len_va = blen.va + 24 };
+    struct spt_job_cpl c;
+    Cmds cmds = { .len = 0 };
+
+    g.v1.hdr.flags = SPT_CMD_F_LEN_HDR;
+    spt_encode_opts_init(&po);
+    po.prune.mode = SPT_PRUNE_DETERMINISTIC;
+    po.prune.tau = 0.25f;
+    g_assert_cmpint(spt_ct_encode(x, m, k, &po, cx, cap_x, &lx, NULL), ==, 0);
+    g_assert_cmpint(spt_ct_transpose(cx, lx, NULL, cxt, cap_xt, &lxt, NULL), ==, 0);
+    go.ct = cy;
+    go.ct_cap = cap_y;
+    spt_encode_opts_init(&go.enc);
+    g_assert_cmpint(spt_gemm(SPT_PASS_FWD, cx, lx, cw, lw, &ep, &go, NULL), ==, 0);
+    ly = go.ct_len;
+    g_assert_cmpint(spt_ct_transpose(cy, ly, NULL, cyt, cap_yt, &lyt, NULL), ==, 0);
+    cmds_add(&cmds, &en, sizeof(en));
+    cmds_add(&cmds, &g, sizeof(g));
+    spt_run_cmds(s, 0, &cmds, &c);
+    assert_ok(&c);
+    g_assert_cmpuint(qtest_readq(s->qts, blen.pa), ==, lx);
+    g_assert_cmpuint(qtest_readq(s->qts, blen.pa + 8), ==, lxt);
+    g_assert_cmpuint(qtest_readq(s->qts, blen.pa + 16), ==, ly);
+    g_assert_cmpuint(qtest_readq(s->qts, blen.pa + 24), ==, lyt);
+    got = guest_read(s, &bcxt, lxt);
+    g_assert(memcmp(got, cxt, lxt) == 0);
+    g_free(got);
+    got = guest_read(s, &bcyt, lyt);
+    g_assert(memcmp(got, cyt, lyt) == 0);
+    g_free(got);
+    /* written once each, the compressed results not read back for the copies */
+    g_assert_cmpuint(c.bytes_written, ==, lx + lxt + go.ct_len + lyt);
+    g_assert_cmpuint(c.bytes_read, ==, (uint64_t)m * k * 4 + lx + lw);
+    g_free(x);
+    g_free(w);
+    g_free(cx);
+    g_free(cxt);
+    g_free(cw);
+    g_free(cy);
+    g_free(cyt);
+    g_rand_free(r);
+    spt_stop(s);
+}
+
+/*
  * SPT_CMD_F_LEN_HDR on DECODE, TRANSPOSE and GEMM: a capacity larger than
  * the tensor (junk after it, the capacity reaching past the mapping) gives
  * the same results as the exact length; a header claiming more than the
@@ -1853,9 +1930,10 @@ static void test_v2_conv_step(void)
     bcnt = spt_buf_rw(s, 0, sizeof(hc));
     {
         struct spt_cmd_im2col ic = conv_cmd(SPT_OP_IM2COL, &sh, bx.va, bcol.va);
-        struct spt_cmd_encode ecol = { CMD_HDR2(SPT_OP_ENCODE, struct spt_cmd_encode),
+        struct spt_cmd_encode_v2 ecol = { .v1 = {
+            CMD_HDR2(SPT_OP_ENCODE, struct spt_cmd_encode_v2),
             .src_va = bcol.va, .rows = d.rows, .cols = d.cols, .dst_va = bccol.va,
-            .dst_cap = cap_col };
+            .dst_cap = cap_col } };
         struct spt_cmd_encode ew = { CMD_HDR(SPT_OP_ENCODE, struct spt_cmd_encode),
             .src_va = bw.va, .rows = N, .cols = 27, .dst_va = bcw.va, .dst_cap = cap_w };
         struct spt_cmd_gemm_v2 fwd = { .v1 = {
@@ -1970,8 +2048,9 @@ static void test_v2_malformed(void)
     struct spt_cmd_gemm g1 = g.v1;
     struct spt_cmd_decode dc = { CMD_HDR(SPT_OP_DECODE, struct spt_cmd_decode),
         .src_va = bcx.va, .src_len = xl, .dst_va = out.va, .dst_elems = 8 * 64 };
-    struct spt_cmd_encode en = { CMD_HDR2(SPT_OP_ENCODE, struct spt_cmd_encode),
-        .src_va = bx.va, .rows = 8, .cols = 64, .dst_va = out.va, .dst_cap = 65536 };
+    struct spt_cmd_encode_v2 en = { .v1 = {
+        CMD_HDR2(SPT_OP_ENCODE, struct spt_cmd_encode_v2),
+        .src_va = bx.va, .rows = 8, .cols = 64, .dst_va = out.va, .dst_cap = 65536 } }, en2;
     struct spt_cmd_nop nop = { CMD_HDR(SPT_OP_NOP, struct spt_cmd_nop) };
     struct spt_job_cpl c;
 
@@ -2021,6 +2100,10 @@ static void test_v2_malformed(void)
     g2 = g; g2.v1.hdr.version = 1;                                /* v1 with v2's size */
     run_bad_cmd(s, &g2, sizeof(g2), SPT_ERR_BAD_CMD);
     run_bad_cmd(s, &g, sizeof(g) - 8, SPT_ERR_BAD_CMD);           /* cut short */
+    en2 = en; en2.v1.hdr.size = sizeof(struct spt_cmd_encode);    /* ENCODE v2 with v1's size */
+    run_bad_cmd(s, &en2, sizeof(struct spt_cmd_encode), SPT_ERR_BAD_CMD);
+    en2 = en; en2.v1.hdr.version = 1;                             /* v1 with v2's size */
+    run_bad_cmd(s, &en2, sizeof(en2), SPT_ERR_BAD_CMD);
 
     /* flags */
     dc.hdr.flags = SPT_CMD_F_LEN_HDR;                             /* version 1 */
@@ -2029,8 +2112,8 @@ static void test_v2_malformed(void)
     run_bad_cmd(s, &g2, sizeof(g2), SPT_ERR_BAD_CMD);
     g2 = g; g2.v1.hdr.flags = SPT_CMD_F_LEN_HDR | 0x80000000u;
     run_bad_cmd(s, &g2, sizeof(g2), SPT_ERR_BAD_CMD);
-    en.hdr.flags = SPT_CMD_F_LEN_HDR;                             /* no compressed input */
-    run_bad_cmd(s, &en, sizeof(en), SPT_ERR_BAD_CMD);
+    en2 = en; en2.v1.hdr.flags = SPT_CMD_F_LEN_HDR;               /* no compressed input */
+    run_bad_cmd(s, &en2, sizeof(en2), SPT_ERR_BAD_CMD);
     ic2 = ic; ic2.hdr.flags = SPT_CMD_F_LEN_HDR;
     run_bad_cmd(s, &ic2, sizeof(ic2), SPT_ERR_BAD_CMD);
     cf2 = cf; cf2.hdr.flags = SPT_CMD_F_LEN_HDR;
@@ -2050,6 +2133,35 @@ static void test_v2_malformed(void)
     run_bad_cmd(s, &g2, sizeof(g2), SPT_ERR_MMU_FAULT);
     g2 = g; g2.v1.pad = 1;
     run_bad_cmd(s, &g2, sizeof(g2), SPT_ERR_BAD_CMD);
+
+    /* the transposed outputs of GEMM v2 and ENCODE v2 */
+    g2 = g; g2.t_va = out.va + 0x4000; g2.t_cap = 4096;           /* no ct_va */
+    run_bad_cmd(s, &g2, sizeof(g2), SPT_ERR_BAD_CMD);
+    g2 = g; g2.v1.ct_va = out.va + 0x2000; g2.v1.ct_cap = 8192;
+    g2.v1.y_va = 0; g2.t_va = out.va + 0x4000;                    /* t_cap 0 */
+    run_bad_cmd(s, &g2, sizeof(g2), SPT_ERR_BAD_CMD);
+    g2.t_va = 0; g2.t_cap = 4096;                                 /* t_cap, no t_va */
+    run_bad_cmd(s, &g2, sizeof(g2), SPT_ERR_BAD_CMD);
+    g2.t_cap = 0; g2.t_len_va = out.va;                           /* t_len_va, no t_va */
+    run_bad_cmd(s, &g2, sizeof(g2), SPT_ERR_BAD_CMD);
+    g2.t_len_va = 0; g2.t_va = out.va + 0x4000; g2.t_cap = 1ull << 40;
+    run_bad_cmd(s, &g2, sizeof(g2), SPT_ERR_TOO_BIG);
+    g2.t_cap = 64;                                                /* too small */
+    run_bad_cmd(s, &g2, sizeof(g2), SPT_ERR_NO_SPACE);
+    g2.t_cap = 4096; g2.t_va = ro.va;                             /* read-only */
+    run_bad_cmd(s, &g2, sizeof(g2), SPT_ERR_MMU_FAULT);
+    en2 = en; en2.v1.dst_cap = 8192; en2.t_cap = 4096;            /* t_cap, no t_va */
+    run_bad_cmd(s, &en2, sizeof(en2), SPT_ERR_BAD_CMD);
+    en2.t_cap = 0; en2.t_len_va = out.va;                         /* t_len_va, no t_va */
+    run_bad_cmd(s, &en2, sizeof(en2), SPT_ERR_BAD_CMD);
+    en2.t_len_va = 0; en2.t_va = out.va + 0x4000;                 /* t_cap 0 */
+    run_bad_cmd(s, &en2, sizeof(en2), SPT_ERR_BAD_CMD);
+    en2.t_cap = 1ull << 40;
+    run_bad_cmd(s, &en2, sizeof(en2), SPT_ERR_TOO_BIG);
+    en2.t_cap = 64;
+    run_bad_cmd(s, &en2, sizeof(en2), SPT_ERR_NO_SPACE);
+    en2.t_cap = 4096; en2.t_len_va = ro.va;
+    run_bad_cmd(s, &en2, sizeof(en2), SPT_ERR_MMU_FAULT);
 
     /* IM2COL / COL2IM */
     ic2 = ic; ic2.pad2 = 1;
@@ -2722,6 +2834,7 @@ int main(int argc, char **argv)
     qtest_add_func("/spt/v2/colsum-finite", test_v2_colsum_finite);
     qtest_add_func("/spt/v2/relu-mask", test_v2_relu_mask);
     qtest_add_func("/spt/v2/len-hdr", test_v2_len_hdr);
+    qtest_add_func("/spt/v2/transposed-out", test_v2_transposed_out);
     qtest_add_func("/spt/v2/gemm-counters", test_v2_gemm_counters);
     qtest_add_func("/spt/v2/conv-step", test_v2_conv_step);
     qtest_add_func("/spt/malformed/rings", test_ring_errors);

@@ -315,6 +315,75 @@ static int spt_write_outputs(SptExec *e, SptJobAcc *acc, uint64_t len_va,
     return err;
 }
 
+/* Version 2's second, transposed output of ENCODE and GEMM (va 0: none). */
+typedef struct SptTOut {
+    uint64_t va;
+    uint64_t cap;
+    uint64_t len_va;
+} SptTOut;
+
+static int spt_t_check(SptExec *e, const SptTOut *t)
+{
+    if (!t->va) {
+        return t->cap || t->len_va ?
+            spt_bad(e, SPT_ERR_BAD_CMD, "t_cap or t_len_va without t_va") : 0;
+    }
+    if (!t->cap) {
+        return spt_bad(e, SPT_ERR_BAD_CMD, "t_va with t_cap 0");
+    }
+    if (t->cap > SPT_EXEC_XFER_MAX) {
+        return spt_bad(e, SPT_ERR_TOO_BIG, "t_cap beyond the transfer limit");
+    }
+    return 0;
+}
+
+/*
+ * Write the re-blocked transpose of the compressed @ct (@ct_len bytes, just
+ * produced by the command) at t->va, as TRANSPOSE with raw options would:
+ * the producer writes both blockings, so only the write is counted.
+ */
+static int spt_write_t(SptExec *e, SptJobAcc *acc, const SptTOut *t,
+                       const void *ct, size_t ct_len)
+{
+    struct spt_encode_opts raw;
+    struct spt_ct_info info;
+    size_t bound, cap, len = 0;
+    void *out;
+    int err;
+
+    if (!t->va) {
+        return SPT_ERR_NONE;
+    }
+    err = spt_ct_check(ct, ct_len, &info);
+    if (err) {
+        return err;
+    }
+    bound = spt_ct_bound(info.cols, info.rows);
+    if (!bound) {
+        return SPT_ERR_TOO_BIG;
+    }
+    cap = t->cap < bound ? t->cap : bound;
+    out = malloc(cap);
+    if (!out) {
+        return SPT_ERR_INTERNAL;
+    }
+    spt_encode_opts_init(&raw);
+    err = spt_core_err(spt_ct_transpose(ct, ct_len, &raw, out, cap, &len, NULL));
+    if (!err) {
+        err = spt_exec_va_write(e, t->va, out, len);
+    }
+    if (!err && t->len_va) {
+        uint64_t l64 = len;
+
+        err = spt_exec_va_write(e, t->len_va, &l64, sizeof(l64));
+    }
+    if (!err) {
+        acc->cnt.bytes_written += len;
+    }
+    free(out);
+    return err;
+}
+
 static int spt_op_fence(SptExec *e, const struct spt_cmd_fence *c)
 {
     if (c->va & 7) {
@@ -333,7 +402,9 @@ static int spt_op_timestamp(SptExec *e, const struct spt_cmd_timestamp *c)
     return spt_exec_va_write(e, c->va, &now, sizeof(now));
 }
 
-static int spt_op_encode(SptExec *e, const struct spt_cmd_encode *c, SptJobAcc *acc)
+/* @t: version 2's transposed output (t->va 0: none) */
+static int spt_op_encode(SptExec *e, const struct spt_cmd_encode *c,
+                         const SptTOut *t, SptJobAcc *acc)
 {
     struct spt_encode_opts o;
     struct spt_tensor_stats st;
@@ -348,6 +419,10 @@ static int spt_op_encode(SptExec *e, const struct spt_cmd_encode *c, SptJobAcc *
     }
     if (!c->rows || !c->cols || !c->dst_va || !c->dst_cap) {
         return SPT_ERR_BAD_CMD;
+    }
+    err = spt_t_check(e, t);
+    if (err) {
+        return err;
     }
     if (in_bytes > SPT_EXEC_XFER_MAX || c->dst_cap > SPT_EXEC_XFER_MAX) {
         return SPT_ERR_TOO_BIG;
@@ -373,6 +448,9 @@ static int spt_op_encode(SptExec *e, const struct spt_cmd_encode *c, SptJobAcc *
     }
     if (!err) {
         err = spt_write_outputs(e, acc, c->len_va, c->stats_va, out_len, &st);
+    }
+    if (!err) {
+        err = spt_write_t(e, acc, t, out, out_len);
     }
     if (!err) {
         acc->cnt.bytes_read += in_bytes;
@@ -507,9 +585,12 @@ static int spt_write_counters(SptExec *e, uint64_t va, const struct spt_counters
     return spt_exec_va_write(e, va, &h, sizeof(h));
 }
 
-/* @cnt_va: version 2's counters record (0: none); @len_hdr: SPT_CMD_F_LEN_HDR */
+/*
+ * @cnt_va: version 2's counters record (0: none); @t: version 2's
+ * transposed output (t->va 0: none); @len_hdr: SPT_CMD_F_LEN_HDR
+ */
 static int spt_op_gemm(SptExec *e, const struct spt_cmd_gemm *c, uint64_t cnt_va,
-                       bool len_hdr, SptJobAcc *acc)
+                       const SptTOut *t, bool len_hdr, SptJobAcc *acc)
 {
     struct spt_gemm_epilogue ep = { 0 };
     struct spt_gemm_out out = { 0 };
@@ -530,6 +611,13 @@ static int spt_op_gemm(SptExec *e, const struct spt_cmd_gemm *c, uint64_t cnt_va
     }
     if ((c->act == SPT_ACT_RELU_GRAD) != (c->mask_va != 0)) {
         return SPT_ERR_BAD_CMD;
+    }
+    if (t->va && !c->ct_va) {
+        return spt_bad(e, SPT_ERR_BAD_CMD, "gemm: t_va without ct_va");
+    }
+    err = spt_t_check(e, t);
+    if (err) {
+        return err;
     }
     err = spt_encode_opts(&c->enc, &out.enc);
     if (err) {
@@ -613,6 +701,9 @@ static int spt_op_gemm(SptExec *e, const struct spt_cmd_gemm *c, uint64_t cnt_va
         if (!err) {
             err = spt_write_outputs(e, acc, c->len_va, c->stats_va, out.ct_len,
                                     &out.stats);
+        }
+        if (!err) {
+            err = spt_write_t(e, acc, t, ct, out.ct_len);
         }
     }
     if (!err && cnt_va) {
@@ -928,7 +1019,7 @@ static size_t spt_cmd_size(uint8_t opcode, uint8_t version)
     case SPT_OP_TIMESTAMP:
         return sizeof(struct spt_cmd_timestamp);
     case SPT_OP_ENCODE:
-        return sizeof(struct spt_cmd_encode);
+        return version == 1 ? sizeof(struct spt_cmd_encode) : sizeof(struct spt_cmd_encode_v2);
     case SPT_OP_DECODE:
         return sizeof(struct spt_cmd_decode);
     case SPT_OP_TRANSPOSE:
@@ -977,6 +1068,7 @@ static int spt_exec_cmd(SptExec *e, const void *cmd, SptJobAcc *acc)
     bool len_hdr = h->flags & SPT_CMD_F_LEN_HDR;
     struct spt_counters before = acc->cnt;
     struct spt_counters delta;
+    const SptTOut no_t = { 0 };
     int err;
 
     switch (h->opcode) {
@@ -988,14 +1080,22 @@ static int spt_exec_cmd(SptExec *e, const void *cmd, SptJobAcc *acc)
         return spt_op_timestamp(e, cmd);
     case SPT_OP_GEMM:                       /* modeled inside */
         if (h->version == 1) {
-            return spt_op_gemm(e, cmd, 0, false, acc);
+            return spt_op_gemm(e, cmd, 0, &no_t, false, acc);
         } else {
             const struct spt_cmd_gemm_v2 *g = cmd;
+            SptTOut t = { g->t_va, g->t_cap, g->t_len_va };
 
-            return spt_op_gemm(e, &g->v1, g->cnt_va, len_hdr, acc);
+            return spt_op_gemm(e, &g->v1, g->cnt_va, &t, len_hdr, acc);
         }
     case SPT_OP_ENCODE:
-        err = spt_op_encode(e, cmd, acc);
+        if (h->version == 1) {
+            err = spt_op_encode(e, cmd, &no_t, acc);
+        } else {
+            const struct spt_cmd_encode_v2 *en = cmd;
+            SptTOut t = { en->t_va, en->t_cap, en->t_len_va };
+
+            err = spt_op_encode(e, &en->v1, &t, acc);
+        }
         break;
     case SPT_OP_DECODE:
         err = spt_op_decode(e, cmd, len_hdr, acc);
@@ -1094,7 +1194,7 @@ bool spt_exec_job(SptExec *e, const struct spt_job_desc *d,
         } else if (h.flags & ~spt_cmd_flags(h.opcode, h.version)) {
             err = spt_bad(e, SPT_ERR_BAD_CMD, "flags not allowed for the opcode and version");
         } else {
-            uint64_t cmd[160 / 8];      /* aligned copy; largest command is 160 */
+            uint64_t cmd[184 / 8];      /* aligned copy; largest command is 184 */
 
             _Static_assert(sizeof(struct spt_cmd_gemm_v2) <= sizeof(cmd), "cmd");
 
