@@ -52,6 +52,7 @@ $(BUILD)/san/%.o: %.c
 # reassociation is involved).
 $(BUILD)/rel/core/src/train_ops.o $(BUILD)/san/core/src/train_ops.o: OPT = -O3 -g
 $(BUILD)/rel/core/src/bfp8_avx2.o $(BUILD)/san/core/src/bfp8_avx2.o: OPT = -O3 -g
+$(BUILD)/rel/core/src/codec_block_avx2.o $(BUILD)/san/core/src/codec_block_avx2.o: OPT = -O3 -g
 
 $(BUILD)/lib/libsptcore.a: $(call objs,rel,$(CORE_SRC))
 	@mkdir -p $(@D)

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "ct_internal.h"
+#include "codec_block.h"
 #include "codec_lut.h"
 #include "codec_simd.h"
 
@@ -78,22 +79,10 @@ static int opts_check(const struct spt_encode_opts *o)
 	return -EINVAL;
 }
 
-/*
- * Sum of 32 lanes (absent elements are +0) in the fixed order every path
- * uses: eight strided partial sums, then halves folded 4, 2, 1.
- */
+/* Sum of 32 lanes in the fixed order every path uses (codec_block.h). */
 float spt_block_sum(const float v[32])
 {
-	float s[8];
-	int j;
-
-	for (j = 0; j < 8; j++)
-		s[j] = ((v[j] + v[j + 8]) + v[j + 16]) + v[j + 24];
-	for (j = 0; j < 4; j++)
-		s[j] = s[j] + s[j + 4];
-	s[0] = s[0] + s[2];
-	s[1] = s[1] + s[3];
-	return s[0] + s[1];
+	return block_sum32(v);
 }
 
 /* Population counts without a libgcc call where the target has no popcnt. */
@@ -108,27 +97,6 @@ static inline unsigned int pop32(uint32_t v)
 	return (v * 0x01010101u) >> 24;
 #endif
 }
-
-static inline uint32_t f2u(float f)
-{
-	uint32_t u;
-
-	memcpy(&u, &f, 4);
-	return u;
-}
-
-static inline float u2f(uint32_t u)
-{
-	float f;
-
-	memcpy(&f, &u, 4);
-	return f;
-}
-
-struct enc_state {
-	const struct spt_encode_opts *o;
-	struct spt_tensor_stats st;
-};
 
 /*
  * Prune and quantise one block, the general (stochastic) reference.  Returns
@@ -196,79 +164,6 @@ static uint32_t encode_block(struct enc_state *s, const float *x, unsigned int n
 	return l2;
 }
 
-/*
- * The same for deterministic pruning below @tau (0: none), without branches
- * on the data: |x| bit patterns order like the values, so the kept maximum
- * also flags NaN/Inf (never below tau).  Nearest-even rounding is inline;
- * stochastic rounding goes to spt_bfp8_quantize_known.  Every float
- * operation is the one of encode_block/spt_bfp8_quantize_known.
- */
-static uint32_t encode_block_even(struct enc_state *s, const float *x, unsigned int n,
-				  uint64_t index, float tau, int8_t k[32], int *exp, int *err)
-{
-	float v[32], a_all[32], a_kept[32], s1, s2;
-	uint32_t umax = 0, l2 = 0, B, nz = 0, pruned = 0, under = 0;
-	unsigned int i;
-	int sh;
-
-	for (i = 0; i < SPT_BLOCK_ELEMS; i++) {
-		uint32_t xb = i < n ? f2u(x[i]) : 0, ab = xb & 0x7fffffffu;
-		uint32_t keep = 0u - (uint32_t)!(u2f(ab) < tau), kb = ab & keep;
-
-		nz += ab == 0;
-		pruned += (ab != 0) & ~keep & 1;
-		a_all[i] = u2f(ab);
-		a_kept[i] = u2f(kb);
-		v[i] = u2f(xb & keep);
-		umax = kb > umax ? kb : umax;
-	}
-	if (umax >= 0x7f800000u) {
-		*err = -EDOM;
-		return 0;
-	}
-	s->st.natural_zeros += nz - (SPT_BLOCK_ELEMS - n);
-	s->st.pruned += pruned;
-	s->st.sum_abs += spt_block_sum(a_all);
-	s->st.sum_abs_kept += spt_block_sum(a_kept);
-	if (umax == 0)
-		return 0;
-	B = umax >> 23;		/* E + 127; 0 for a subnormal maximum (E = -127) */
-	*exp = (int)B - 127;
-	if (s->o->round == SPT_ROUND_STOCHASTIC) {
-		spt_bfp8_quantize_known(v, n, *exp, SPT_ROUND_STOCHASTIC, s->o->round_seed,
-					index, k);
-		for (i = 0; i < SPT_BLOCK_ELEMS; i++) {
-			l2 |= (uint32_t)(k[i] != 0) << i;
-			under += (k[i] == 0) & (v[i] != 0.0f);
-		}
-		s->st.underflow += under;
-		return l2;
-	}
-	sh = 6 - *exp;
-	if (sh > 127) {
-		s1 = 0x1p64f;
-		s2 = u2f((uint32_t)(sh - 64 + 127) << 23);
-	} else {
-		s1 = u2f((uint32_t)(sh + 127) << 23);
-		s2 = 1.0f;
-	}
-	for (i = 0; i < SPT_BLOCK_ELEMS; i++) {
-		float y = v[i] * s1 * s2, d;
-		int t = (int)y, fl, r;		/* |y| < 128 */
-
-		fl = t - (y < (float)t);
-		d = y - (float)fl;		/* exact, in [0, 1) */
-		r = fl + ((d > 0.5f) | ((d == 0.5f) & fl & 1));
-		r = r > SPT_KMAX ? SPT_KMAX : r;
-		r = r < -SPT_KMAX ? -SPT_KMAX : r;
-		k[i] = (int8_t)r;
-		l2 |= (uint32_t)(r != 0) << i;
-		under += (r == 0) & (v[i] != 0.0f);
-	}
-	s->st.underflow += under;
-	return l2;
-}
-
 static void header_write(uint8_t *p, const struct ct_geom *g, uint64_t nzb,
 			 uint64_t nnz, uint32_t payload, uint64_t total)
 {
@@ -292,6 +187,8 @@ static int encode_scalar(struct enc_state *s, const float *in, const struct ct_g
 {
 	const struct spt_encode_opts *o = s->o;
 	int even = o->prune.mode != SPT_PRUNE_STOCHASTIC;	/* encode_block_even applies */
+	/* only stochastic rounding gets here with AVX2 (see spt_ct_encode) */
+	int avx2 = use_avx2();
 	float tau = o->prune.mode == SPT_PRUNE_DETERMINISTIC ? o->prune.tau : 0.0f;
 	uint8_t *table = p + SPT_CT_HEADER_SIZE;
 	uint64_t pos = *pos_io, t;
@@ -319,8 +216,15 @@ static int encode_scalar(struct enc_state *s, const float *in, const struct ct_g
 			int e = 0;
 			unsigned int cnt;
 
+#ifndef SPT_NO_SIMD
+			if (even && avx2)
+				l2 = spt_encode_block_even_avx2(s, in + index, n, index, tau, k,
+								&e, &err);
+			else
+#endif
 			if (even)
-				l2 = encode_block_even(s, in + index, n, index, tau, k, &e, &err);
+				l2 = encode_block_even(s, in + index, n, index, tau, k, &e, &err,
+						       0);
 			else
 				l2 = encode_block(s, in + index, n, index, k, &e, &err);
 			if (err)

@@ -200,14 +200,20 @@ static void encode_isa(enum spt_isa isa, const float *x, uint32_t m, uint32_t n,
 	ck_assert_int_eq(spt_ct_encode(x, m, n, o, ct, spt_ct_bound(m, n), len, st), 0);
 }
 
+/*
+ * Ragged widths, pruning below tau and block exponents from the subnormal
+ * range (E = -127, two-step scale) to the top (k clamped to 127).
+ */
 START_TEST(test_stochastic_rounding_matches_scalar)
 {
 	static const double sp[] = { 0.0, 0.5, 0.9 };
+	static const int er[][2] = { { -20, 20 }, { -149, -120 }, { 100, 127 }, { -149, 127 } };
 	int it;
 
-	for (it = 0; it < 30; it++) {
+	for (it = 0; it < 48; it++) {
+		const int *e = er[(it / 12) % 4];
 		uint32_t m = 1 + below(40), n = 1 + below(200);
-		float *x = rand_mat(m, n, sp[it % 3], -20, 20);
+		float *x = rand_mat(m, n, sp[it % 3], e[0], e[1]);
 		size_t cap = spt_ct_bound(m, n), lr = 0, lg = 0;
 		unsigned char *ref = malloc(cap), *got = malloc(cap);
 		struct spt_tensor_stats sr, sg;
@@ -219,7 +225,7 @@ START_TEST(test_stochastic_rounding_matches_scalar)
 		o.round_seed = 1000u + (uint64_t)it;
 		if (it % 2) {
 			o.prune.mode = SPT_PRUNE_DETERMINISTIC;
-			o.prune.tau = 0.5f;
+			o.prune.tau = ldexpf(0.5f, (e[0] + e[1]) / 2);
 		}
 		encode_isa(SPT_ISA_SCALAR, x, m, n, &o, ref, &lr, &sr);
 		for (isa = SPT_ISA_AVX2; isa <= SPT_ISA_AVX512; isa++) {

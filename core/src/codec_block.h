@@ -1,0 +1,190 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The per-block encoder of the scalar tile loop, as static inline code so
+ * that codec.c and codec_block_avx2.c compile the same source: the AVX2 copy
+ * (-mavx2 -O3) is what stochastic rounding uses on CPUs that have it, since
+ * spt_ct_encode_avx2 only rounds to nearest even.  GCC does not reassociate
+ * float arithmetic without -ffast-math, so both copies perform the same
+ * float operations in the same order and give the same bytes and statistics.
+ */
+#ifndef SPT_CODEC_BLOCK_H
+#define SPT_CODEC_BLOCK_H
+
+#include <errno.h>
+
+#include "ct_internal.h"
+
+struct enc_state {
+	const struct spt_encode_opts *o;
+	struct spt_tensor_stats st;
+};
+
+static inline uint32_t f2u(float f)
+{
+	uint32_t u;
+
+	memcpy(&u, &f, 4);
+	return u;
+}
+
+static inline float u2f(uint32_t u)
+{
+	float f;
+
+	memcpy(&f, &u, 4);
+	return f;
+}
+
+/*
+ * Sum of 32 lanes (absent elements are +0) in the fixed order every path
+ * uses: eight strided partial sums, then halves folded 4, 2, 1.
+ */
+static inline float block_sum32(const float v[32])
+{
+	float s[8];
+	int j;
+
+	for (j = 0; j < 8; j++)
+		s[j] = ((v[j] + v[j + 8]) + v[j + 16]) + v[j + 24];
+	for (j = 0; j < 4; j++)
+		s[j] = s[j] + s[j + 4];
+	s[0] = s[0] + s[2];
+	s[1] = s[1] + s[3];
+	return s[0] + s[1];
+}
+
+static inline uint64_t mix64_v(uint64_t z)
+{
+	z ^= z >> 30;
+	z *= 0xbf58476d1ce4e5b9ull;
+	z ^= z >> 27;
+	z *= 0x94d049bb133111ebull;
+	z ^= z >> 31;
+	return z;
+}
+
+/*
+ * The stochastic branch of spt_bfp8_quantize_known() (u = spt_rng_unit(seed,
+ * index + i), k = clamp(round_stochastic(x * s1 * s2, u))) written without
+ * branches so that it vectorises; x[n..31] are read as 0, k[n..31] = 0.
+ */
+static inline void bfp8_stoch_block(const float *x, unsigned int n, float s1, float s2,
+				    uint64_t seed, uint64_t index, int8_t k[32])
+{
+	uint64_t sm = seed * 0xd1b54a32d192ed03ull + 0x2545f4914f6cdd1dull;
+	float xs[32], u[32];
+	int32_t r[32];
+	unsigned int i;
+
+	for (i = 0; i < 32; i++)
+		xs[i] = i < n ? x[i] : 0.0f;
+	for (i = 0; i < 32; i++) {
+		uint64_t z = mix64_v(mix64_v(index + i + 0x9e3779b97f4a7c15ull) ^ sm);
+
+		u[i] = (float)(int32_t)(z >> 40) * 0x1p-24f;
+	}
+	for (i = 0; i < 32; i++) {
+		float y = xs[i] * s1 * s2;
+		int32_t t = (int32_t)y;
+		int32_t fl = t - (y < (float)t);
+		float d = y - (float)fl;
+		int32_t v = fl + (u[i] < d);
+
+		v = v > SPT_KMAX ? SPT_KMAX : v;
+		v = v < -SPT_KMAX ? -SPT_KMAX : v;
+		r[i] = v;
+	}
+	for (i = 0; i < 32; i++)
+		k[i] = i < n ? (int8_t)r[i] : 0;
+}
+
+/*
+ * Prune and quantise one block for deterministic pruning below @tau (0:
+ * none), without branches on the data: |x| bit patterns order like the
+ * values, so the kept maximum also flags NaN/Inf (never below tau).  Returns
+ * its L2 mask (0: absent block) and fills k/exp; -EDOM through *err on
+ * NaN/Inf.  Nearest-even rounding is inline; stochastic rounding is inline
+ * if @stoch_inline (a constant: the AVX2 copy) and otherwise goes to
+ * spt_bfp8_quantize_known.  Every float operation is the one of
+ * encode_block/spt_bfp8_quantize_known.
+ */
+static inline uint32_t encode_block_even(struct enc_state *s, const float *x, unsigned int n,
+					 uint64_t index, float tau, int8_t k[32], int *exp,
+					 int *err, int stoch_inline)
+{
+	float v[32], a_all[32], a_kept[32], s1, s2;
+	uint32_t xu[32], umax = 0, l2 = 0, B, nz = 0, pruned = 0, under = 0;
+	unsigned int i;
+	int sh;
+
+	/* a ragged block reads as +0 past n; a full-width loop vectorises */
+	memcpy(xu, x, 4 * n);
+	memset(xu + n, 0, 4 * (SPT_BLOCK_ELEMS - n));
+	for (i = 0; i < SPT_BLOCK_ELEMS; i++) {
+		uint32_t xb = xu[i], ab = xb & 0x7fffffffu;
+		uint32_t keep = 0u - (uint32_t)!(u2f(ab) < tau), kb = ab & keep;
+
+		nz += ab == 0;
+		pruned += (ab != 0) & ~keep & 1;
+		a_all[i] = u2f(ab);
+		a_kept[i] = u2f(kb);
+		v[i] = u2f(xb & keep);
+		umax = kb > umax ? kb : umax;
+	}
+	if (umax >= 0x7f800000u) {
+		*err = -EDOM;
+		return 0;
+	}
+	s->st.natural_zeros += nz - (SPT_BLOCK_ELEMS - n);
+	s->st.pruned += pruned;
+	s->st.sum_abs += block_sum32(a_all);
+	s->st.sum_abs_kept += block_sum32(a_kept);
+	if (umax == 0)
+		return 0;
+	B = umax >> 23;		/* E + 127; 0 for a subnormal maximum (E = -127) */
+	*exp = (int)B - 127;
+	/* x * 2^(6-E) exactly as block_scale() of bfp8.c gives it */
+	sh = 6 - *exp;
+	if (sh > 127) {
+		s1 = 0x1p64f;
+		s2 = u2f((uint32_t)(sh - 64 + 127) << 23);
+	} else {
+		s1 = u2f((uint32_t)(sh + 127) << 23);
+		s2 = 1.0f;
+	}
+	if (s->o->round == SPT_ROUND_STOCHASTIC) {
+		if (stoch_inline)
+			bfp8_stoch_block(v, n, s1, s2, s->o->round_seed, index, k);
+		else
+			spt_bfp8_quantize_known(v, n, *exp, SPT_ROUND_STOCHASTIC,
+						s->o->round_seed, index, k);
+		for (i = 0; i < SPT_BLOCK_ELEMS; i++) {
+			l2 |= (uint32_t)(k[i] != 0) << i;
+			under += (k[i] == 0) & (v[i] != 0.0f);
+		}
+		s->st.underflow += under;
+		return l2;
+	}
+	for (i = 0; i < SPT_BLOCK_ELEMS; i++) {
+		float y = v[i] * s1 * s2, d;
+		int t = (int)y, fl, r;		/* |y| < 128 */
+
+		fl = t - (y < (float)t);
+		d = y - (float)fl;		/* exact, in [0, 1) */
+		r = fl + ((d > 0.5f) | ((d == 0.5f) & fl & 1));
+		r = r > SPT_KMAX ? SPT_KMAX : r;
+		r = r < -SPT_KMAX ? -SPT_KMAX : r;
+		k[i] = (int8_t)r;
+		l2 |= (uint32_t)(r != 0) << i;
+		under += (r == 0) & (v[i] != 0.0f);
+	}
+	s->st.underflow += under;
+	return l2;
+}
+
+/* encode_block_even() compiled for AVX2 (codec_block_avx2.c). */
+uint32_t spt_encode_block_even_avx2(struct enc_state *s, const float *x, unsigned int n,
+				    uint64_t index, float tau, int8_t k[32], int *exp,
+				    int *err);
+
+#endif
