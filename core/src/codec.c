@@ -241,8 +241,13 @@ static int encode_scalar(struct enc_state *s, const float *in, const struct ct_g
 			spt_st32(p + pos, l2);
 			p[pos + 4] = (uint8_t)(e + SPT_E8M0_BIAS);
 			pos += 5;
-			for (m = l2; m; m &= m - 1)
-				p[pos++] = (uint8_t)k[__builtin_ctz(m)];
+			if (even && avx2) {	/* k holds the values packed already */
+				memcpy(p + pos, k, cnt);
+				pos += cnt;
+			} else {
+				for (m = l2; m; m &= m - 1)
+					p[pos++] = (uint8_t)k[__builtin_ctz(m)];
+			}
 			l1 |= 1ull << (b - b0);
 			s->st.nz_blocks++;
 			s->st.nonzeros += cnt;

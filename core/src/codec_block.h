@@ -182,7 +182,10 @@ static inline uint32_t encode_block_even(struct enc_state *s, const float *x, un
 	return l2;
 }
 
-/* encode_block_even() compiled for AVX2 (codec_block_avx2.c). */
+/*
+ * encode_block_even() compiled for AVX2 (codec_block_avx2.c), stochastic
+ * rounding inline; k returns the nonzero values packed in lane order.
+ */
 uint32_t spt_encode_block_even_avx2(struct enc_state *s, const float *x, unsigned int n,
 				    uint64_t index, float tau, int8_t k[32], int *exp,
 				    int *err);

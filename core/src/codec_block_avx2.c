@@ -6,7 +6,10 @@
  * source as the scalar copy, so the same bytes and statistics; check_simd
  * compares both.
  */
+#include <immintrin.h>
+
 #include "codec_block.h"
+#include "codec_lut.h"
 
 #ifndef SPT_NO_SIMD
 
@@ -14,7 +17,25 @@ uint32_t spt_encode_block_even_avx2(struct enc_state *s, const float *x, unsigne
 				    uint64_t index, float tau, int8_t k[32], int *exp,
 				    int *err)
 {
-	return encode_block_even(s, x, n, index, tau, k, exp, err, 1);
+	uint32_t l2 = encode_block_even(s, x, n, index, tau, k, exp, err, 1);
+	int8_t out[32];
+	unsigned int j, c = 0;
+
+	/*
+	 * Compact the nonzero k to the front, in lane order (the record's value
+	 * bytes), 8 lanes per shuffle rather than one ctz step per value.
+	 * c <= 24 before the last 8-byte store, so out[32] holds them all.
+	 */
+	for (j = 0; j < 4; j++) {
+		uint32_t m = (l2 >> (8 * j)) & 0xffu;
+		__m128i v = _mm_loadl_epi64((const __m128i *)(k + 8 * j));
+		__m128i sel = _mm_loadl_epi64((const __m128i *)spt_lut_compress8[0][m]);
+
+		_mm_storel_epi64((__m128i *)(out + c), _mm_shuffle_epi8(v, sel));
+		c += (unsigned int)_mm_popcnt_u32(m);
+	}
+	memcpy(k, out, 32);
+	return l2;
 }
 
 #endif
