@@ -5,47 +5,8 @@
 # Usage: test_bench.sh RESULT_FILE SPT_BINARY
 # Prints "ok N - name" / "not ok N - name" lines; writes "<passed> <failed>"
 # to RESULT_FILE.
-set -u
-result=${1:?usage: test_bench.sh RESULT_FILE SPT_BINARY}
-spt=${2:?usage: test_bench.sh RESULT_FILE SPT_BINARY}
-case $spt in /*) ;; *) spt=$PWD/$spt ;; esac
-case $result in /*) ;; *) result=$PWD/$result ;; esac
-
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-cd "$tmp" || exit 1
-
-n=0 passed=0 failed=0
-
-ok() {
-	n=$((n + 1)) passed=$((passed + 1))
-	echo "ok $n - $1"
-}
-
-not_ok() {
-	n=$((n + 1)) failed=$((failed + 1))
-	echo "not ok $n - $1"
-	shift
-	for line in "$@"; do echo "#   $line"; done
-}
-
-# expect NAME STATUS STDERR-REGEX CMD...: exit status, a stderr pattern
-# ("" for none) and, unless the status is 0, nothing on stdout.
-expect() {
-	local name=$1 want=$2 pattern=$3 rc
-	shift 3
-	"$@" >out.txt 2>err.txt
-	rc=$?
-	if [ "$rc" -ne "$want" ]; then
-		not_ok "$name" "expected exit status $want, got $rc" "stderr: $(head -c 300 err.txt)"
-	elif [ -n "$pattern" ] && ! grep -qE "$pattern" err.txt; then
-		not_ok "$name" "expected stderr matching /$pattern/, got: $(head -c 300 err.txt)"
-	elif [ "$want" -ne 0 ] && [ -s out.txt ]; then
-		not_ok "$name" "expected nothing on stdout, got: $(head -c 300 out.txt)"
-	else
-		ok "$name"
-	fi
-}
+# shellcheck source=tests/cli/lib.sh
+. "$(dirname "$0")/lib.sh" "$@"
 
 S=$spt
 NO_DEVICE=3	# SPT_EXIT_NO_DEVICE (tools/spt/spt.h)
@@ -78,6 +39,5 @@ else
 		"$S" bench device --json
 fi
 
-echo "$passed $failed" >"$result"
 echo "# bench CLI: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+cli_finish

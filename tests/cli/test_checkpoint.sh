@@ -6,53 +6,14 @@
 # Usage: test_checkpoint.sh RESULT_FILE SPT_BINARY
 # Prints "ok N - name" / "not ok N - name" lines; writes "<passed> <failed>"
 # to RESULT_FILE.
-set -u
-result=${1:?usage: test_checkpoint.sh RESULT_FILE SPT_BINARY}
-spt=${2:?usage: test_checkpoint.sh RESULT_FILE SPT_BINARY}
-case $spt in /*) ;; *) spt=$PWD/$spt ;; esac
-case $result in /*) ;; *) result=$PWD/$result ;; esac
-
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-cd "$tmp" || exit 1
-
-n=0 passed=0 failed=0
-
-ok() {
-	n=$((n + 1)) passed=$((passed + 1))
-	echo "ok $n - $1"
-}
-
-not_ok() {
-	n=$((n + 1)) failed=$((failed + 1))
-	echo "not ok $n - $1"
-	shift
-	for line in "$@"; do echo "#   $line"; done
-}
-
-# expect NAME STATUS STDERR-REGEX CMD...: exit status, a stderr pattern
-# ("" for none) and, unless the status is 0, nothing on stdout.
-expect() {
-	local name=$1 want=$2 pattern=$3 rc
-	shift 3
-	"$@" >out.txt 2>err.txt
-	rc=$?
-	if [ "$rc" -ne "$want" ]; then
-		not_ok "$name" "expected exit status $want, got $rc" "stderr: $(head -c 300 err.txt)"
-	elif [ -n "$pattern" ] && ! grep -qE "$pattern" err.txt; then
-		not_ok "$name" "expected stderr matching /$pattern/, got: $(head -c 300 err.txt)"
-	elif [ "$want" -ne 0 ] && [ -s out.txt ]; then
-		not_ok "$name" "expected nothing on stdout, got: $(head -c 300 out.txt)"
-	else
-		ok "$name"
-	fi
-}
+# shellcheck source=tests/cli/lib.sh
+. "$(dirname "$0")/lib.sh" "$@"
 
 S=$spt
 data=/usr/share/datasets/fashion-mnist
 if [ ! -r "$data/train-images-idx3-ubyte.gz" ]; then
 	not_ok "Fashion-MNIST in $data" "the checkpoint tests need it (make deps installs dataset-fashion-mnist)"
-	echo "$passed $failed" >"$result"
+	cli_finish
 	exit 1
 fi
 
@@ -116,5 +77,4 @@ expect "random bytes are refused" 1 "cannot resume from noise" "$S" "${run[@]}" 
 expect "a missing checkpoint is refused" 1 "cannot resume from nothere" \
 	"$S" "${run[@]}" --resume nothere
 
-echo "$passed $failed" >"$result"
-[ "$failed" -eq 0 ]
+cli_finish

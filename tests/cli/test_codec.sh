@@ -4,29 +4,8 @@
 # Usage: test_codec.sh RESULT_FILE SPT_BINARY
 # Prints "ok N - name" / "not ok N - name" lines; writes "<passed> <failed>"
 # to RESULT_FILE.
-set -u
-result=${1:?usage: test_codec.sh RESULT_FILE SPT_BINARY}
-spt=${2:?usage: test_codec.sh RESULT_FILE SPT_BINARY}
-case $spt in /*) ;; *) spt=$PWD/$spt ;; esac
-case $result in /*) ;; *) result=$PWD/$result ;; esac
-
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-cd "$tmp" || exit 1
-
-n=0 passed=0 failed=0
-
-ok() {
-	n=$((n + 1)) passed=$((passed + 1))
-	echo "ok $n - $1"
-}
-
-not_ok() {
-	n=$((n + 1)) failed=$((failed + 1))
-	echo "not ok $n - $1"
-	shift
-	for line in "$@"; do echo "#   $line"; done
-}
+# shellcheck source=tests/cli/lib.sh
+. "$(dirname "$0")/lib.sh" "$@"
 
 # expect_status NAME STATUS REGEX CMD...: exit status and a stderr pattern.
 expect_status() {
@@ -228,6 +207,5 @@ expect_status "NaN input over an existing output" 1 "NaN" "$S" codec quantize --
 if cmp -s keep.q x.q; then ok "a failed command leaves an existing output untouched"
 else not_ok "a failed command leaves an existing output untouched" "keep.q changed"; fi
 
-echo "$passed $failed" >"$result"
 echo "# codec CLI: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+cli_finish
