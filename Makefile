@@ -51,6 +51,8 @@ $(BUILD)/san/%.o: %.c
 # Element-wise loops that GCC vectorises only at -O3 (same results: no
 # reassociation is involved).
 $(BUILD)/rel/core/src/train_ops.o $(BUILD)/san/core/src/train_ops.o: OPT = -O3 -g
+$(BUILD)/rel/core/src/sgd_ct.o $(BUILD)/san/core/src/sgd_ct.o: OPT = -O3 -g
+$(BUILD)/rel/core/src/sgd_ct_avx2.o $(BUILD)/san/core/src/sgd_ct_avx2.o: OPT = -O3 -g
 $(BUILD)/rel/core/src/bfp8_avx2.o $(BUILD)/san/core/src/bfp8_avx2.o: OPT = -O3 -g
 $(BUILD)/rel/core/src/codec_block_avx2.o $(BUILD)/san/core/src/codec_block_avx2.o: OPT = -O3 -g
 

@@ -442,6 +442,11 @@ static int ct_open(const void *buf, size_t len, struct ct_hdr *h)
 	return tiles_check(buf, h);
 }
 
+int spt_ct_open(const void *buf, size_t len, struct ct_hdr *h)
+{
+	return ct_open(buf, len, h);
+}
+
 int spt_ct_validate(const void *buf, size_t len, struct spt_ct_info *info)
 {
 	struct ct_hdr h;

@@ -42,10 +42,29 @@ struct ct_enc_acc {
 int spt_ct_encode_avx2(const float *in, const struct ct_geom *g, float tau,
 		       uint8_t *p, size_t cap, uint64_t *pos, struct ct_enc_acc *acc);
 
+/*
+ * Parse and validate @buf as spt_ct_validate() does (0, -EINVAL for NULL,
+ * -EBADMSG) and fill @h, for code outside codec.c that walks the records.
+ */
+int spt_ct_open(const void *buf, size_t len, struct ct_hdr *h);
+
 /* tiles_check() of codec.c: the same checks, the same verdict. */
 int spt_ct_check_avx2(const uint8_t *p, const struct ct_hdr *h);
 
 /* Decode a validated tensor into @out (rows * cols floats). */
 void spt_ct_decode_avx2(const uint8_t *p, const struct ct_hdr *h, float *out);
+
+/* SGD parameters of spt_sgd_momentum_ct(). */
+struct sgd_params {
+	float lr, momentum, weight_decay;
+};
+
+/*
+ * spt_sgd_momentum_ct() on AVX2 after the validation: -EDOM (nothing
+ * changed) if a w or v is not finite, else the update with the gradient
+ * decoded from the validated tensor @p in registers.
+ */
+int spt_sgd_ct_avx2(float *w, float *v, const uint8_t *p, const struct ct_hdr *h,
+		    const struct sgd_params *sp);
 
 #endif

@@ -1690,6 +1690,263 @@ START_TEST(test_every_isa_encodes_and_decodes_identically)
 }
 END_TEST
 
+/* ---- SGD on the compressed gradient ------------------------------------------- */
+
+/*
+ * A gradient from the independent serializer: each block present w.p. @dens
+ * with a full, random or single-element mask, k in [-127, 127] \ {0} and an
+ * E8M0 byte from the whole range 0..254 (@wide) or around 2^0.
+ */
+static uint8_t *rnd_grad(uint32_t rows, uint32_t cols, double dens, int wide, size_t *len)
+{
+	struct grid g;
+	uint8_t *p, *q;
+	uint64_t b;
+
+	grid_init(&g, rows, cols);
+	for (b = 0; b < g.nblocks; b++) {
+		uint32_t c0 = (uint32_t)(b % g.bpr) * 32, n = cols - c0 < 32 ? cols - c0 : 32;
+		uint32_t valid = n == 32 ? ~0u : (1u << n) - 1, l2, j;
+
+		if (rnd_unit() >= dens)
+			continue;
+		switch (rnd32() % 3) {
+		case 0:
+			l2 = valid;
+			break;
+		case 1:
+			l2 = rnd32() & valid;
+			break;
+		default:
+			l2 = 1u << (rnd32() % n);
+			break;
+		}
+		if (!l2)
+			l2 = 1;
+		for (j = 0; j < 32; j++)
+			if (l2 >> j & 1)
+				g.k[32 * b + j] = (int8_t)((rnd32() % 2 ? 1 : -1) *
+							   (int)(1 + rnd32() % 127));
+		g.l2[b] = l2;
+		g.present[b] = 1;
+		g.exp8[b] = (uint8_t)(wide ? rnd32() % 255 : 120 + rnd32() % 10);
+	}
+	q = serialize(&g, len);
+	p = exact_copy(q, *len);
+	free(q);
+	grid_free(&g);
+	return p;
+}
+
+/* w, v over a few binades, with exact zeros of both signs. */
+static float *rnd_state(size_t n)
+{
+	float *x = malloc((n ? n : 1) * sizeof(float));
+	size_t i;
+
+	ck_assert(x);
+	for (i = 0; i < n; i++) {
+		uint32_t r = rnd32() % 16;
+
+		x[i] = r == 0 ? 0.0f : r == 1 ? -0.0f :
+		       ldexpf((float)(rnd_unit() * 2.0 - 1.0), (int)(rnd32() % 16) - 8);
+	}
+	return x;
+}
+
+/*
+ * Two steps of spt_sgd_momentum_ct on @ct against spt_ct_decode then
+ * spt_sgd_momentum on copies of the same w and v: the same bits.
+ */
+static void check_sgd_ct(const uint8_t *ct, size_t len, uint32_t rows, uint32_t cols,
+			 const char *what)
+{
+	static const float hp[][3] = {
+		{ 0.05f, 0.9f, 5e-4f }, { 0.1f, 0.0f, 0.0f }, { -0.01f, 0.99f, 1e-2f },
+	};
+	size_t n = (size_t)rows * cols, i;
+	float *w = rnd_state(n), *v = rnd_state(n), *w2 = malloc(n * sizeof(float));
+	float *v2 = malloc(n * sizeof(float)), *g = malloc(n * sizeof(float));
+	unsigned int step;
+	int ret;
+
+	ck_assert(w2 && v2 && g);
+	memcpy(w2, w, n * sizeof(float));
+	memcpy(v2, v, n * sizeof(float));
+	ck_assert_int_eq(spt_ct_decode(ct, len, g, n), 0);
+	for (step = 0; step < 3; step++) {
+		const float *h = hp[step];
+
+		ck_assert_int_eq(spt_sgd_momentum(w2, v2, g, n, h[0], h[1], h[2]), 0);
+		ret = spt_sgd_momentum_ct(w, v, ct, len, n, h[0], h[1], h[2]);
+		EXPECT(ret == 0, "%s %ux%u step %u: expected 0, got %d", what, rows, cols, step,
+		       ret);
+		for (i = 0; i < n; i++)
+			EXPECT(!memcmp(&w[i], &w2[i], 4) && !memcmp(&v[i], &v2[i], 4),
+			       "%s %ux%u step %u element %zu (g %a): expected w %a v %a, got w %a v %a",
+			       what, rows, cols, step, i, (double)g[i], (double)w2[i],
+			       (double)v2[i], (double)w[i], (double)v[i]);
+	}
+	free(w);
+	free(v);
+	free(w2);
+	free(v2);
+	free(g);
+}
+
+START_TEST(test_sgd_ct_equals_decode_then_sgd_on_random_tensors)
+{
+	static const double dens[] = { 0.0, 0.1, 0.5, 0.9, 1.0 };
+	static const uint32_t shapes[][2] = {
+		{ 1, 1 }, { 1, 32 }, { 2, 31 }, { 64, 32 }, { 3, 2048 }, { 130, 96 },
+		{ 7, 33 }, { 9, 784 }, { 65, 64 }, { 1, 4097 },
+	};
+	unsigned int it;
+
+	for (it = 0; it < 60; it++) {
+		uint32_t rows, cols;
+		size_t len;
+		uint8_t *ct;
+
+		if (it < 10) {
+			rows = shapes[it][0];
+			cols = shapes[it][1];
+		} else {
+			rows = 1 + rnd32() % 70;
+			cols = 1 + rnd32() % 300;
+		}
+		ct = rnd_grad(rows, cols, dens[it % 5], it % 2, &len);
+		check_sgd_ct(ct, len, rows, cols, it % 2 ? "wide exponents" : "serialized");
+		free(ct);
+	}
+}
+END_TEST
+
+/* What the step feeds it: stochastic rounding and pruning, and an all-zero tensor. */
+START_TEST(test_sgd_ct_equals_decode_then_sgd_on_encoded_gradients)
+{
+	static const double zero[] = { 0.0, 0.5, 0.95 };
+	unsigned int it;
+
+	for (it = 0; it < 18; it++) {
+		uint32_t rows = 1 + rnd32() % 80, cols = it % 3 ? 1 + rnd32() % 400 : 32 * (1 + it);
+		float *x = rnd_tensor(rows, cols, zero[it % 3]);
+		struct spt_encode_opts o;
+		size_t len;
+		uint8_t *ct, *exact;
+
+		spt_encode_opts_init(&o);
+		o.round = SPT_ROUND_STOCHASTIC;
+		o.round_seed = 77 + it;
+		o.prune.mode = it % 2 ? SPT_PRUNE_STOCHASTIC : SPT_PRUNE_DETERMINISTIC;
+		o.prune.tau = it % 6 < 3 ? 0.05f : 0.0f;
+		o.prune.seed = it;
+		ct = encode_alloc(x, rows, cols, &o, &len, NULL);
+		exact = exact_copy(ct, len);
+		check_sgd_ct(exact, len, rows, cols, "encoded");
+		free(exact);
+		free(ct);
+		memset(x, 0, (size_t)rows * cols * sizeof(float));
+		ct = encode_alloc(x, rows, cols, &o, &len, NULL);
+		exact = exact_copy(ct, len);
+		check_sgd_ct(exact, len, rows, cols, "all-zero");
+		free(exact);
+		free(ct);
+		free(x);
+	}
+}
+END_TEST
+
+/* Every error leaves w and v as they were. */
+static void expect_sgd_ct_err(float *w, float *v, const uint8_t *ct, size_t len, size_t n,
+			      float lr, float mom, float wd, int want, const char *what)
+{
+	float w0[3 * 40], v0[3 * 40];
+	int ret;
+
+	if (w)
+		memcpy(w0, w, 3 * 40 * sizeof(float));
+	if (v)
+		memcpy(v0, v, 3 * 40 * sizeof(float));
+	ret = spt_sgd_momentum_ct(w, v, ct, len, n, lr, mom, wd);
+	EXPECT(ret == want, "%s: expected %d, got %d", what, want, ret);
+	EXPECT(!w || !memcmp(w, w0, sizeof(w0)), "%s: w changed", what);
+	EXPECT(!v || !memcmp(v, v0, sizeof(v0)), "%s: v changed", what);
+}
+
+START_TEST(test_sgd_ct_rejects_bad_input)
+{
+	enum { R = 3, C = 40, N = R * C };
+	float w[N], v[N];
+	size_t len, i;
+	uint8_t *ct = rnd_grad(R, C, 1.0, 0, &len), *bad;
+
+	for (i = 0; i < N; i++) {
+		w[i] = (float)i / N - 0.5f;
+		v[i] = (float)i / (2 * N);
+	}
+	expect_sgd_ct_err(NULL, v, ct, len, N, 0.1f, 0.9f, 0.0f, -EINVAL, "NULL w");
+	expect_sgd_ct_err(w, NULL, ct, len, N, 0.1f, 0.9f, 0.0f, -EINVAL, "NULL v");
+	expect_sgd_ct_err(w, v, NULL, len, N, 0.1f, 0.9f, 0.0f, -EINVAL, "NULL gradient");
+	expect_sgd_ct_err(w, v, ct, len, N - 1, 0.1f, 0.9f, 0.0f, -EINVAL, "n one short");
+	expect_sgd_ct_err(w, v, ct, len, N + 1, 0.1f, 0.9f, 0.0f, -EINVAL, "n one over");
+	expect_sgd_ct_err(w, v, ct, len, 0, 0.1f, 0.9f, 0.0f, -EINVAL, "n zero");
+	expect_sgd_ct_err(w, v, ct, len, N, NAN, 0.9f, 0.0f, -EINVAL, "NaN lr");
+	expect_sgd_ct_err(w, v, ct, len, N, INFINITY, 0.9f, 0.0f, -EINVAL, "Inf lr");
+	expect_sgd_ct_err(w, v, ct, len, N, 0.1f, -INFINITY, 0.0f, -EINVAL, "-Inf momentum");
+	expect_sgd_ct_err(w, v, ct, len, N, 0.1f, 0.9f, NAN, -EINVAL, "NaN weight decay");
+	/* the tensor: truncated, one byte more, a corrupt header, a corrupt record */
+	for (i = 0; i < len; i++) {
+		bad = exact_copy(ct, i);
+		expect_sgd_ct_err(w, v, bad, i, N, 0.1f, 0.9f, 0.0f, -EBADMSG, "truncated");
+		free(bad);
+	}
+	bad = malloc(len + 1);
+	ck_assert(bad);
+	memcpy(bad, ct, len);
+	bad[len] = 0;
+	expect_sgd_ct_err(w, v, bad, len + 1, N, 0.1f, 0.9f, 0.0f, -EBADMSG, "trailing byte");
+	memcpy(bad, ct, len);
+	bad[H_MAGIC] ^= 1;
+	expect_sgd_ct_err(w, v, bad, len, N, 0.1f, 0.9f, 0.0f, -EBADMSG, "bad magic");
+	memcpy(bad, ct, len);
+	bad[len - 1] = 0;	/* the last value byte: k = 0 is not stored */
+	expect_sgd_ct_err(w, v, bad, len, N, 0.1f, 0.9f, 0.0f, -EBADMSG, "zero value byte");
+	memcpy(bad, ct, len);
+	bad[len - 1] = 0x80;	/* k = -128 */
+	expect_sgd_ct_err(w, v, bad, len, N, 0.1f, 0.9f, 0.0f, -EBADMSG, "value -128");
+	free(bad);
+	/* non-finite w or v anywhere: first, in the middle, the scalar tail */
+	for (i = 0; i < N; i += 17) {
+		float keep = w[i];
+
+		w[i] = NAN;
+		expect_sgd_ct_err(w, v, ct, len, N, 0.1f, 0.9f, 0.0f, -EDOM, "NaN w");
+		w[i] = -INFINITY;
+		expect_sgd_ct_err(w, v, ct, len, N, 0.1f, 0.9f, 0.0f, -EDOM, "-Inf w");
+		w[i] = keep;
+		keep = v[N - 1 - i];
+		v[N - 1 - i] = INFINITY;
+		expect_sgd_ct_err(w, v, ct, len, N, 0.1f, 0.9f, 0.0f, -EDOM, "Inf v");
+		v[N - 1 - i] = keep;
+	}
+	/* and the same arguments, all valid, do the update */
+	{
+		float w2[N], v2[N], g[N];
+
+		memcpy(w2, w, sizeof(w));
+		memcpy(v2, v, sizeof(v));
+		ck_assert_int_eq(spt_ct_decode(ct, len, g, N), 0);
+		ck_assert_int_eq(spt_sgd_momentum(w2, v2, g, N, 0.1f, 0.9f, 0.0f), 0);
+		ck_assert_int_eq(spt_sgd_momentum_ct(w, v, ct, len, N, 0.1f, 0.9f, 0.0f), 0);
+		ck_assert_mem_eq(w, w2, sizeof(w));
+		ck_assert_mem_eq(v, v2, sizeof(v));
+		EXPECT(v[N - 1] != (float)(N - 1) / (2 * N), "v not updated: %a", (double)v[N - 1]);
+	}
+	free(ct);
+}
+END_TEST
+
 /* One set of cases per SIMD path this CPU supports; the fixture picks the path. */
 static void use_scalar(void)
 {
@@ -1731,6 +1988,7 @@ static void add_codec_cases(Suite *s, enum spt_isa isa, SFun setup)
 	TCase *valid = isa_case(s, "validate", isa, setup);
 	TCase *tr = isa_case(s, "transpose", isa, setup);
 	TCase *unpack = isa_case(s, "unpack", isa, setup);
+	TCase *sgd = isa_case(s, "sgd_ct", isa, setup);
 
 	tcase_add_test(layout, test_encoding_matches_independent_serializer);
 	tcase_add_test(layout, test_header_is_little_endian_at_documented_offsets);
@@ -1769,6 +2027,10 @@ static void add_codec_cases(Suite *s, enum spt_isa isa, SFun setup)
 
 	tcase_add_test(unpack, test_unpack_gives_the_block_grid);
 	tcase_add_test(unpack, test_unpack_rejects_bad_input);
+
+	tcase_add_test(sgd, test_sgd_ct_equals_decode_then_sgd_on_random_tensors);
+	tcase_add_test(sgd, test_sgd_ct_equals_decode_then_sgd_on_encoded_gradients);
+	tcase_add_test(sgd, test_sgd_ct_rejects_bad_input);
 }
 
 static Suite *codec_suite(void)

@@ -245,6 +245,86 @@ START_TEST(test_stochastic_rounding_matches_scalar)
 }
 END_TEST
 
+/*
+ * SGD on a compressed gradient (the BFP8 step's update): ragged and aligned
+ * widths, several tiles, absent blocks, pruned and all-zero gradients,
+ * exponents from the subnormal range to the top.
+ */
+START_TEST(test_sgd_ct_matches_scalar)
+{
+	static const double sp[] = { 0.0, 0.5, 0.9, 0.99, 1.0 };
+	static const int er[][2] = { { -20, 20 }, { -149, -120 }, { 100, 127 }, { -149, 127 } };
+	int it;
+
+	for (it = 0; it < 40; it++) {
+		const int *e = er[it % 4];
+		uint32_t m = 1 + below(90), n = it % 3 ? 1 + below(400) : 32 * (1 + below(12));
+		size_t elems = (size_t)m * n, cap = spt_ct_bound(m, n), len = 0, i;
+		float *x = rand_mat(m, n, sp[it % 5], e[0], e[1]);
+		float *w0 = rand_mat(m, n, 0.1, -4, 4), *v0 = rand_mat(m, n, 0.1, -8, 0);
+		float *w = malloc(elems * sizeof(float)), *v = malloc(elems * sizeof(float));
+		float *wr = malloc(elems * sizeof(float)), *vr = malloc(elems * sizeof(float));
+		unsigned char *ct = malloc(cap);
+		struct spt_encode_opts o;
+		enum spt_isa isa;
+
+		ck_assert_ptr_nonnull(w);
+		ck_assert_ptr_nonnull(v);
+		ck_assert_ptr_nonnull(wr);
+		ck_assert_ptr_nonnull(vr);
+		ck_assert_ptr_nonnull(ct);
+		spt_encode_opts_init(&o);
+		o.round = SPT_ROUND_STOCHASTIC;
+		o.round_seed = 500u + (uint64_t)it;
+		if (it % 2) {
+			o.prune.mode = SPT_PRUNE_STOCHASTIC;
+			o.prune.tau = ldexpf(0.5f, (e[0] + e[1]) / 2);
+			o.prune.seed = (uint64_t)it;
+		}
+		encode_isa(SPT_ISA_SCALAR, x, m, n, &o, ct, &len, NULL);
+		memcpy(wr, w0, elems * sizeof(float));
+		memcpy(vr, v0, elems * sizeof(float));
+		ck_assert_int_eq(spt_sgd_momentum_ct(wr, vr, ct, len, elems, 0.05f, 0.9f, 5e-4f), 0);
+		for (isa = SPT_ISA_AVX2; isa <= SPT_ISA_AVX512; isa++) {
+			if (!spt_core_isa_supported(isa))
+				continue;
+			ck_assert_int_eq(spt_core_set_isa(isa), 0);
+			memcpy(w, w0, elems * sizeof(float));
+			memcpy(v, v0, elems * sizeof(float));
+			ck_assert_int_eq(spt_sgd_momentum_ct(w, v, ct, len, elems, 0.05f, 0.9f, 5e-4f),
+					 0);
+			for (i = 0; i < elems; i++)
+				if (memcmp(&w[i], &wr[i], 4) || memcmp(&v[i], &vr[i], 4))
+					ck_abort_msg("%s: %ux%u element %zu: w %a v %a, scalar w %a v %a",
+						     spt_core_isa_name(isa), m, n, i, (double)w[i],
+						     (double)v[i], (double)wr[i], (double)vr[i]);
+			/* and the same verdict on a NaN: nothing changed */
+			w[elems - 1] = NAN;
+			memcpy(wr, w, elems * sizeof(float));
+			ck_assert_int_eq(spt_sgd_momentum_ct(w, v, ct, len, elems, 0.05f, 0.9f, 5e-4f),
+					 -EDOM);
+			ck_assert_mem_eq(w, wr, elems * sizeof(float));
+			ck_assert_int_eq(spt_core_set_isa(SPT_ISA_SCALAR), 0);
+			ck_assert_int_eq(spt_sgd_momentum_ct(w, v, ct, len, elems, 0.05f, 0.9f, 5e-4f),
+					 -EDOM);
+			memcpy(wr, w0, elems * sizeof(float));
+			memcpy(vr, v0, elems * sizeof(float));
+			ck_assert_int_eq(spt_sgd_momentum_ct(wr, vr, ct, len, elems, 0.05f, 0.9f, 5e-4f),
+					 0);
+		}
+		free(x);
+		free(w0);
+		free(v0);
+		free(w);
+		free(v);
+		free(wr);
+		free(vr);
+		free(ct);
+	}
+	ck_assert_int_eq(spt_core_set_isa(SPT_ISA_AUTO), 0);
+}
+END_TEST
+
 START_TEST(test_unsupported_isa_is_enotsup)
 {
 	enum spt_isa isa;
@@ -301,6 +381,7 @@ static Suite *simd_suite(void)
 	tcase_add_test(same_bits, test_simd_matches_scalar_on_aligned_shapes);
 	tcase_add_test(same_bits, test_simd_matches_scalar_with_overflow_and_subnormals);
 	tcase_add_test(same_bits, test_stochastic_rounding_matches_scalar);
+	tcase_add_test(same_bits, test_sgd_ct_matches_scalar);
 	tcase_set_timeout(same_bits, 120);
 	suite_add_tcase(s, same_bits);
 	return s;

@@ -341,6 +341,22 @@ int spt_softmax_xent(const float *logits, const uint8_t *labels, uint32_t rows,
 int spt_sgd_momentum(float *w, float *v, const float *g, size_t n, float lr,
 		     float momentum, float weight_decay);
 
+/*
+ * spt_sgd_momentum() with the gradient given compressed (@g_ct, @g_len
+ * bytes, validated as spt_ct_validate() does): the same update, bit for bit,
+ * as spt_ct_decode() into an FP32 buffer followed by spt_sgd_momentum(), each
+ * block decoded where it is used; absent blocks and elements are g = +0.0f,
+ * so weight decay and momentum still apply there.  @n must be the tensor's
+ * element count (rows * cols, in its row-major order), else -EINVAL; a
+ * malformed tensor gives its validation error (-EBADMSG).  Only w and v are
+ * checked for NaN and infinity (-EDOM, nothing changed): every value the
+ * format holds is finite (|k| <= 127 and E <= 127: |g| <= 127 * 2^121,
+ * below FLT_MAX).  -EINVAL for NULL pointers or a non-finite @lr, @momentum or
+ * @weight_decay.  w and v must not overlap each other or @g_ct.
+ */
+int spt_sgd_momentum_ct(float *w, float *v, const void *g_ct, size_t g_len, size_t n,
+			float lr, float momentum, float weight_decay);
+
 /* Inverse normal CDF (for the pruning threshold formula); p in (0, 1). */
 double spt_norm_ppf(double p);
 
