@@ -204,6 +204,18 @@ static int cpu_sgd(struct spt_ctx *ctx, struct spt_buf *w, struct spt_buf *v,
 	return spt_sgd_momentum(w->host, v->host, g->host, n, lr, momentum, weight_decay);
 }
 
+static int cpu_sgd_ct(struct spt_ctx *ctx, struct spt_buf *w, struct spt_buf *v,
+		      const struct spt_buf *g_ct, struct spt_buf *gtmp, size_t n, float lr,
+		      float momentum, float weight_decay)
+{
+	(void)ctx;
+	(void)gtmp;
+	if (!w || !v || !g_ct || n * sizeof(float) > w->cap || n * sizeof(float) > v->cap)
+		return -EINVAL;
+	return spt_sgd_momentum_ct(w->host, v->host, g_ct->host, g_ct->len, n, lr, momentum,
+				   weight_decay);
+}
+
 static int cpu_im2col(struct spt_ctx *ctx, const struct spt_conv_shape *cs,
 		      const struct spt_buf *img, struct spt_buf *col)
 {
@@ -282,6 +294,7 @@ const struct spt_backend_ops spt_cpu_backend = {
 	.sgemm = cpu_sgemm,
 	.softmax_xent = cpu_softmax_xent,
 	.sgd = cpu_sgd,
+	.sgd_ct = cpu_sgd_ct,
 	.im2col = cpu_im2col,
 	.col2im = cpu_col2im,
 	.colsum = cpu_colsum,

@@ -128,6 +128,7 @@ const struct spt_backend_ops spt_device_backend = {
 	.gemm_t = rt_dx_gemm_t,
 	.softmax_xent = rt_dx_softmax_xent,
 	.sgd = rt_dx_sgd,
+	.sgd_ct = rt_dx_sgd_ct,
 	.im2col = rt_dx_im2col,
 	.col2im = rt_dx_col2im,
 	.colsum = rt_dx_colsum,

@@ -1103,6 +1103,15 @@ int rt_dx_sgd(struct spt_ctx *ctx, struct spt_buf *w, struct spt_buf *v,
 	DX_OP(dx_sgd(x, w, v, g, n, lr, momentum, weight_decay));
 }
 
+int rt_dx_sgd_ct(struct spt_ctx *ctx, struct spt_buf *w, struct spt_buf *v,
+		 const struct spt_buf *g_ct, struct spt_buf *gtmp, size_t n, float lr,
+		 float momentum, float weight_decay)
+{
+	if (!g_ct || !gtmp)
+		return -EINVAL;
+	DX_OP(dx_decode(x, g_ct, gtmp, n) ?: dx_sgd(x, w, v, gtmp, n, lr, momentum, weight_decay));
+}
+
 int rt_dx_im2col(struct spt_ctx *ctx, const struct spt_conv_shape *cs,
 		 const struct spt_buf *img, struct spt_buf *col)
 {

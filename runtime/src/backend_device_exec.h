@@ -51,6 +51,10 @@ int rt_dx_softmax_xent(struct spt_ctx *ctx, const struct spt_buf *logits,
 int rt_dx_sgd(struct spt_ctx *ctx, struct spt_buf *w, struct spt_buf *v,
 	      const struct spt_buf *g, size_t n, float lr, float momentum,
 	      float weight_decay);
+/* No SGD command reads a compressed gradient: DECODE into @gtmp, then SGD. */
+int rt_dx_sgd_ct(struct spt_ctx *ctx, struct spt_buf *w, struct spt_buf *v,
+		 const struct spt_buf *g_ct, struct spt_buf *gtmp, size_t n, float lr,
+		 float momentum, float weight_decay);
 int rt_dx_im2col(struct spt_ctx *ctx, const struct spt_conv_shape *cs,
 		 const struct spt_buf *img, struct spt_buf *col);
 int rt_dx_col2im(struct spt_ctx *ctx, const struct spt_conv_shape *cs,

@@ -97,6 +97,16 @@ struct spt_backend_ops {
 	int (*sgd)(struct spt_ctx *ctx, struct spt_buf *w, struct spt_buf *v,
 		   const struct spt_buf *g, size_t n, float lr, float momentum,
 		   float weight_decay);
+	/*
+	 * sgd with the gradient compressed in @g_ct (@n elements): the same
+	 * numbers as decode(@g_ct) then sgd.  The CPU backend reads @g_ct
+	 * directly (spt_sgd_momentum_ct); the device, which has no such
+	 * command, decodes into the FP32 scratch @gtmp (n floats) first, so
+	 * @gtmp's contents are undefined afterwards.
+	 */
+	int (*sgd_ct)(struct spt_ctx *ctx, struct spt_buf *w, struct spt_buf *v,
+		      const struct spt_buf *g_ct, struct spt_buf *gtmp, size_t n, float lr,
+		      float momentum, float weight_decay);
 	/* Convolution lowering (spt_im2col / spt_col2im) between FP32 buffers. */
 	int (*im2col)(struct spt_ctx *ctx, const struct spt_conv_shape *s,
 		      const struct spt_buf *img, struct spt_buf *col);

@@ -289,16 +289,18 @@ static int bfp8_backward_layer(struct step *s, int i)
 	 * pruned when WGRAD is on.  Both the pruning and the rounding are
 	 * stochastic, so the gradient stays unbiased: nearest rounding would
 	 * flush the entries far below their block's largest to zero (a third
-	 * to a half of a convolution's gradient).  The update reads the
-	 * decoded values.
+	 * to a half of a convolution's gradient).  The update reads it
+	 * compressed (sgd_ct); only a gradients-only step decodes it, for
+	 * the caller.
 	 */
 	enc_opts(&o, &s->prune[i][SPT_CLASS_WGRAD]);
 	o.round = SPT_ROUND_STOCHASTIC;
 	o.round_seed = s->prune[i][SPT_CLASS_WGRAD].seed ^ 0x7767726eULL;	/* "wgrn" */
 	ret = ctx->ops->gemm(ctx, SPT_PASS_WG, &l->dyt_ct, &l->at_ct, NULL, SPT_ACT_NONE, NULL,
 			     NULL, &l->wg_ct, &o, note(s, i, SPT_CLASS_WGRAD),
-			     &l->st.pass[SPT_PASS_WG]) ?:
-	      ctx->ops->decode(ctx, &l->wg_ct, &l->gwt, (size_t)l->N * l->K);
+			     &l->st.pass[SPT_PASS_WG]);
+	if (!ret && !s->update)
+		ret = ctx->ops->decode(ctx, &l->wg_ct, &l->gwt, (size_t)l->N * l->K);
 	if (ret)
 		return ret;
 	/* the bias gradient: column sums of dY as the chip stored it */
@@ -516,9 +518,9 @@ static int step_queue(struct step *s)
 	}
 	/*
 	 * A non-finite gradient fails the step before any weight is touched.
-	 * In BFP8 the weight gradient is decoded from a compressed tensor, and
-	 * every value the format can hold is finite (|k| <= 127, E <= 127), so
-	 * only the bias gradient, an FP32 sum that may overflow, is checked.
+	 * In BFP8 the weight gradient is a compressed tensor, and every value
+	 * the format can hold is finite (|k| <= 127, E <= 127), so only the
+	 * bias gradient, an FP32 sum that may overflow, is checked.
 	 */
 	for (i = 0; !ret && i < m->nlayers; i++) {
 		struct rt_layer *l = &m->layers[i];
@@ -533,10 +535,15 @@ static int step_queue(struct step *s)
 	for (i = 0; !ret && i < m->nlayers; i++) {
 		struct rt_layer *l = &m->layers[i];
 
-		ret = ctx->ops->sgd(ctx, &l->wb, &l->vwb, &l->gwt, (size_t)l->K * l->N, s->lr,
-				    m->opts.momentum, m->opts.weight_decay) ?:
-		      ctx->ops->sgd(ctx, &l->bb, &l->vbb, &l->gbb, l->N, s->lr, m->opts.momentum,
-				    0.0f);
+		size_t kn = (size_t)l->K * l->N;
+
+		/* BFP8: the weight gradient decoded block by block inside the update */
+		ret = bfp8 ? ctx->ops->sgd_ct(ctx, &l->wb, &l->vwb, &l->wg_ct, &l->gwt, kn, s->lr,
+					      m->opts.momentum, m->opts.weight_decay) :
+			     ctx->ops->sgd(ctx, &l->wb, &l->vwb, &l->gwt, kn, s->lr,
+					   m->opts.momentum, m->opts.weight_decay);
+		ret = ret ?: ctx->ops->sgd(ctx, &l->bb, &l->vbb, &l->gbb, l->N, s->lr,
+					   m->opts.momentum, 0.0f);
 	}
 	return ret;
 }
