@@ -516,6 +516,79 @@ START_TEST(test_same_seed_gives_identical_training)
 }
 END_TEST
 
+/*
+ * The BFP8 step's update reads the weight gradient compressed; it must be
+ * exactly momentum SGD on the gradient spt_model_gradients() decodes for
+ * the same batch at the same step, weights and biases bit for bit.
+ */
+START_TEST(test_bfp8_update_is_sgd_on_the_decoded_gradient)
+{
+	const float mom = 0.9f, wd = 5e-4f;	/* spt_train_opts_init's defaults */
+	struct spt_ctx *ctx = cpu_ctx();
+	struct spt_model *m = _i ? conv_model(ctx, SPT_PRECISION_BFP8, 8) :
+				   mlp_model(ctx, SPT_PRECISION_BFP8, 8);
+	int nl = spt_model_num_layers(m), l, step;
+	uint32_t in = _i ? 72 : 12;
+	float x[8 * 72], *w[8], *b[8], *vw[8], *vb[8], g[MAXW], gb[64], got[MAXW], gotb[64];
+	struct spt_layer_info li[8];
+	struct spt_step_stats st;
+	uint8_t lab[8];
+	size_t i;
+
+	ck_assert_int_le(nl, 8);
+	ck_assert_int_eq(spt_model_set_target_sparsity(m, 0.5f, SPT_PRUNE_STOCHASTIC), 0);
+	for (l = 0; l < nl; l++) {
+		ck_assert_int_eq(spt_model_layer_info(m, l, &li[l]), 0);
+		ck_assert_uint_le((uint64_t)li[l].gemm_n * li[l].gemm_k, MAXW);
+		w[l] = malloc(MAXW * sizeof(float));
+		vw[l] = calloc(MAXW, sizeof(float));
+		b[l] = malloc(64 * sizeof(float));
+		vb[l] = calloc(64, sizeof(float));
+		ck_assert(w[l] && vw[l] && b[l] && vb[l]);
+		ck_assert_int_eq(spt_model_get_params(m, l, w[l], b[l]), 0);
+	}
+	rng_state = 57;
+	for (step = 0; step < 4; step++) {
+		random_input(x, (size_t)8 * in);
+		for (i = 0; i < 8; i++)
+			lab[i] = (uint8_t)((i + (size_t)step) % (_i ? 5 : 4));
+		/* the expected update, from the decoded gradients of this batch */
+		for (l = 0; l < nl; l++) {
+			size_t kn = (size_t)li[l].gemm_n * li[l].gemm_k;
+
+			ck_assert_int_eq(spt_model_gradients(m, x, lab, 8, l, g, gb), 0);
+			for (i = 0; i < kn; i++)	/* w -= lr * v once the step gave lr */
+				vw[l][i] = mom * vw[l][i] + (g[i] + wd * w[l][i]);
+			for (i = 0; i < li[l].gemm_n; i++)	/* no weight decay on biases */
+				vb[l][i] = mom * vb[l][i] + (gb[i] + 0.0f * b[l][i]);
+		}
+		ck_assert_int_eq(spt_model_train_step(m, x, lab, 8, &st), 0);
+		for (l = 0; l < nl; l++) {
+			size_t kn = (size_t)li[l].gemm_n * li[l].gemm_k;
+
+			for (i = 0; i < kn; i++)
+				w[l][i] = w[l][i] - st.lr * vw[l][i];
+			for (i = 0; i < li[l].gemm_n; i++)
+				b[l][i] = b[l][i] - st.lr * vb[l][i];
+			ck_assert_int_eq(spt_model_get_params(m, l, got, gotb), 0);
+			for (i = 0; i < kn; i++)
+				ck_assert_msg(!memcmp(&got[i], &w[l][i], sizeof(float)),
+					      "step %d layer %d w[%zu]: expected %a, got %a", step, l,
+					      i, (double)w[l][i], (double)got[i]);
+			ck_assert_mem_eq(gotb, b[l], li[l].gemm_n * sizeof(float));
+		}
+	}
+	for (l = 0; l < nl; l++) {
+		free(w[l]);
+		free(vw[l]);
+		free(b[l]);
+		free(vb[l]);
+	}
+	spt_model_free(m);
+	spt_ctx_close(ctx);
+}
+END_TEST
+
 static Suite *layers_suite(void)
 {
 	Suite *s = suite_create("layers");
@@ -534,6 +607,7 @@ static Suite *layers_suite(void)
 	tcase_add_test(grad, test_bfp8_weight_gradient_is_written_as_bfp8);
 	tcase_add_loop_test(grad, test_training_reduces_loss_on_a_fixed_batch, 0, 2);
 	tcase_add_test(grad, test_same_seed_gives_identical_training);
+	tcase_add_loop_test(grad, test_bfp8_update_is_sgd_on_the_decoded_gradient, 0, 2);
 	tcase_set_timeout(grad, 60);
 	suite_add_tcase(s, grad);
 	return s;
