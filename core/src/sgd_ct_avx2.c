@@ -166,7 +166,10 @@ static void upd_block_any(float *w, float *v, const uint8_t *q, const uint8_t *b
 	upd_span(w, v, g, n, vp);
 }
 
-/* A tensor with ragged rows: blocks in storage order cover consecutive elements. */
+/*
+ * A tensor with ragged rows: blocks in storage order cover consecutive
+ * elements, so a run of absent blocks (across rows too) is one span.
+ */
 static void sgd_ragged(float *w, float *v, const uint8_t *p, const struct ct_hdr *h,
 		       const struct vparams *vp)
 {
@@ -174,7 +177,7 @@ static void sgd_ragged(float *w, float *v, const uint8_t *p, const struct ct_hdr
 	const uint8_t *tab = p + SPT_CT_HEADER_SIZE, *pl = p + g->payload_off;
 	const uint8_t *bend = p + h->total;
 	uint32_t ragged = g->cols % SPT_BLOCK_ELEMS, c = 0;
-	size_t off = 0;
+	size_t off = 0, zs = 0;	/* absent elements from zs to off */
 	uint64_t t;
 
 	for (t = 0; t < g->tiles; t++) {
@@ -190,14 +193,22 @@ static void sgd_ragged(float *w, float *v, const uint8_t *p, const struct ct_hdr
 			if (++c == g->bpr)
 				c = 0;
 			if (l1 & 1) {
-				upd_block_any(w + off, v + off, q, bend, n, vp);
-				q += 5 + (uint32_t)_mm_popcnt_u32(ldu32(q));
-			} else {
-				upd_span(w + off, v + off, NULL, n, vp);
+				uint32_t l2 = ldu32(q);
+
+				if (off > zs)
+					upd_span(w + zs, v + zs, NULL, off - zs, vp);
+				if (n == SPT_BLOCK_ELEMS && bend - q >= (ptrdiff_t)REC_READ)
+					upd_block32(w + off, v + off, q, l2, vp);
+				else
+					upd_block_any(w + off, v + off, q, bend, n, vp);
+				q += 5 + (uint32_t)_mm_popcnt_u32(l2);
+				zs = off + n;
 			}
 			off += n;
 		}
 	}
+	if (off > zs)
+		upd_span(w + zs, v + zs, NULL, off - zs, vp);
 }
 
 /* Rows of whole blocks: block b of a tile covers elements 32 b .. 32 b + 31 of it. */
