@@ -8,7 +8,9 @@
  *  - re-encoding the decoded floats with default options has the same size
  *    (same masks), decodes to the same floats, and is byte-identical when
  *    the input's blocks are canonical (max |k| >= 64 unless E = -127);
- *  - transpose succeeds on valid input and matches a transposed decode.
+ *  - transpose succeeds on valid input and matches a transposed decode;
+ *  - SGD on the compressed tensor rejects what validate rejects and
+ *    otherwise equals decode followed by spt_sgd_momentum, bit for bit.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -117,11 +119,33 @@ static void check_transpose(const uint8_t *data, size_t size, const struct spt_c
 	free(t);
 }
 
+/* spt_sgd_momentum_ct is defined as decode then spt_sgd_momentum: check exactly that. */
+static void check_sgd(const uint8_t *data, size_t size, const float *g, size_t n)
+{
+	float *w = malloc(n * sizeof(float)), *v = malloc(n * sizeof(float));
+	float *w2 = malloc(n * sizeof(float)), *v2 = malloc(n * sizeof(float));
+	size_t i;
+
+	REQUIRE(w && v && w2 && v2);
+	for (i = 0; i < n; i++) {
+		w[i] = w2[i] = (float)((int)(i % 17) - 8) * 0.125f;
+		v[i] = v2[i] = (float)((int)(i % 5) - 2) * -0.0625f;
+	}
+	REQUIRE(spt_sgd_momentum_ct(w, v, data, size, n + 1, 0.1f, 0.9f, 5e-4f) == -EINVAL);
+	REQUIRE(spt_sgd_momentum(w2, v2, g, n, 0.1f, 0.9f, 5e-4f) == 0);
+	REQUIRE(spt_sgd_momentum_ct(w, v, data, size, n, 0.1f, 0.9f, 5e-4f) == 0);
+	REQUIRE(memcmp(w, w2, n * sizeof(float)) == 0 && memcmp(v, v2, n * sizeof(float)) == 0);
+	free(w);
+	free(v);
+	free(w2);
+	free(v2);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct spt_ct_info info;
 	struct spt_unpacked u;
-	float dummy[1];
+	float dummy[1], sw = 1.0f, sv = 2.0f;
 	float *x;
 	size_t n;
 	int v, d, k;
@@ -133,6 +157,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		REQUIRE(d == v);
 		k = spt_ct_unpack(data, size, &u);
 		REQUIRE(k == v);
+		k = spt_sgd_momentum_ct(&sw, &sv, data, size, 1, 0.1f, 0.9f, 0.0f);
+		REQUIRE(k == v && sw == 1.0f && sv == 2.0f);
 		return 0;
 	}
 	REQUIRE(info.total_bytes == size);
@@ -151,8 +177,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	check_unpack_matches(&u, x);
 	check_reencode(data, size, &info, x, canonical(&u));
 	spt_unpacked_free(&u);
-	if (n <= MAX_TRANSPOSE_ELEMS)
+	if (n <= MAX_TRANSPOSE_ELEMS) {
 		check_transpose(data, size, &info, x);
+		check_sgd(data, size, x, n);
+	}
 	free(x);
 	return 0;
 }
