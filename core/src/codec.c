@@ -653,13 +653,65 @@ int spt_ct_unpack(const void *buf, size_t len, struct spt_unpacked *u)
 	return 0;
 }
 
+/*
+ * decode_scalar into the cols x rows transpose: CT_T_ROWS rows at a time are
+ * decoded into @stg (row stride bpr * 32, every block 32 wide) and then
+ * written out column by column.
+ */
+static void decode_t_scalar(const uint8_t *p, const struct ct_hdr *h, float *out, float *stg)
+{
+	const struct ct_geom *g = &h->g;
+	const uint8_t *tab = p + SPT_CT_HEADER_SIZE, *pl = p + g->payload_off;
+	size_t stride = (size_t)g->bpr * SPT_BLOCK_ELEMS;
+	uint32_t r = 0, r0 = 0, c = 0, i, j;
+	float *dst = stg;
+	uint64_t t;
+
+	for (t = 0; t < g->tiles; t++) {
+		const uint8_t *q = pl + spt_ld32(tab + 4 * t);
+		uint64_t l1 = spt_ld64(q), nb = g->nblocks - t * SPT_TILE_BLOCKS, b;
+
+		q += 8;
+		if (nb > SPT_TILE_BLOCKS)
+			nb = SPT_TILE_BLOCKS;
+		for (b = 0; b < nb; b++, l1 >>= 1) {
+			memset(dst, 0, SPT_BLOCK_ELEMS * sizeof(float));
+			if (l1 & 1) {
+				uint32_t l2 = spt_ld32(q), m;
+				float s = spt_lut_e8m0_scale[q[4]];
+				const int8_t *v = (const int8_t *)(q + 5);
+
+				for (m = l2; m; m &= m - 1)
+					dst[__builtin_ctz(m)] = (float)*v++ * s;
+				q += 5 + pop32(l2);
+			}
+			dst += SPT_BLOCK_ELEMS;
+			if (++c < g->bpr)
+				continue;
+			c = 0;
+			if (++r - r0 < CT_T_ROWS && r < g->rows)
+				continue;
+			for (j = 0; j < g->cols; j++)
+				for (i = 0; i < r - r0; i++)
+					out[(size_t)j * g->rows + r0 + i] = stg[i * stride + j];
+			r0 = r;
+			dst = stg;
+		}
+	}
+}
+
+/*
+ * Decode, transpose, encode; the decode writes the transpose directly
+ * (through a small staging area), so a call makes one allocation and reads
+ * the decoded floats once.
+ */
 int spt_ct_transpose(const void *in, size_t in_len,
 		     const struct spt_encode_opts *o, void *out, size_t cap,
 		     size_t *out_len, struct spt_tensor_stats *stats)
 {
 	struct ct_hdr h;
-	float *a, *t;
-	size_t r, c, rows, cols;
+	size_t elems, stg_elems;
+	float *t;
 	int err;
 
 	if (!in || !out || !out_len)
@@ -667,23 +719,20 @@ int spt_ct_transpose(const void *in, size_t in_len,
 	err = ct_open(in, in_len, &h);
 	if (err)
 		return err;
-	rows = h.g.rows;
-	cols = h.g.cols;
-	if (rows * cols > SIZE_MAX / 2 / sizeof(float))
+	elems = (size_t)h.g.rows * h.g.cols;
+	stg_elems = (size_t)CT_T_ROWS * h.g.bpr * SPT_BLOCK_ELEMS;
+	if (elems > SIZE_MAX / 2 / sizeof(float) - stg_elems)
 		return -E2BIG;
-	a = malloc(rows * cols * sizeof(float));
-	t = malloc(rows * cols * sizeof(float));
-	if (!a || !t) {
-		free(a);
-		free(t);
+	t = malloc((elems + stg_elems) * sizeof(float));
+	if (!t)
 		return -ENOMEM;
-	}
-	decode_trusted(in, &h, a);
-	for (r = 0; r < rows; r++)
-		for (c = 0; c < cols; c++)
-			t[c * rows + r] = a[r * cols + c];
-	free(a);
-	err = spt_ct_encode(t, (uint32_t)cols, (uint32_t)rows, o, out, cap, out_len, stats);
+#ifndef SPT_NO_SIMD
+	if (use_avx2())
+		spt_ct_decode_t_avx2(in, &h, t, t + elems);
+	else
+#endif
+		decode_t_scalar(in, &h, t, t + elems);
+	err = spt_ct_encode(t, h.g.cols, h.g.rows, o, out, cap, out_len, stats);
 	free(t);
 	return err;
 }

@@ -839,3 +839,95 @@ void spt_ct_decode_avx2(const uint8_t *p, const struct ct_hdr *h, float *out)
 		dst += 32 * nb;
 	}
 }
+
+/* ---- transposed decode --------------------------------------------------- */
+
+/* 8 x 8 floats: r[i] holds row i on entry, column i on return. */
+AINLINE void transpose8_ps(__m256 r[8])
+{
+	__m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+	__m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+	__m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+	__m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+	__m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xee);
+	__m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xee);
+	__m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xee);
+	__m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xee);
+
+	r[0] = _mm256_permute2f128_ps(u0, u4, 0x20);
+	r[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
+	r[2] = _mm256_permute2f128_ps(u2, u6, 0x20);
+	r[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
+	r[4] = _mm256_permute2f128_ps(u0, u4, 0x31);
+	r[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
+	r[6] = _mm256_permute2f128_ps(u2, u6, 0x31);
+	r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
+}
+
+/*
+ * Rows r0 .. r0+nr-1 of the tensor, staged with row stride @stride (a
+ * multiple of 32, >= cols), into their columns of the cols x rows transpose.
+ */
+static void stage_flush(const float *stg, size_t stride, uint32_t nr, uint32_t r0,
+			const struct ct_geom *g, float *out)
+{
+	uint32_t rows = g->rows, cols = g->cols, i, j;
+
+	if (nr < CT_T_ROWS) {
+		for (j = 0; j < cols; j++)
+			for (i = 0; i < nr; i++)
+				out[(size_t)j * rows + r0 + i] = stg[i * stride + j];
+		return;
+	}
+	for (j = 0; j < cols; j += 8) {
+		uint32_t n = cols - j < 8 ? cols - j : 8;	/* stride pads the tail */
+		float *o = out + (size_t)j * rows + r0;
+		__m256 v[8];
+
+		for (i = 0; i < 8; i++)
+			v[i] = _mm256_loadu_ps(stg + i * stride + j);
+		transpose8_ps(v);
+		for (i = 0; i < n; i++)
+			_mm256_storeu_ps(o + (size_t)i * rows, v[i]);
+	}
+}
+
+/*
+ * Decode eight rows at a time into @stg (8 x bpr*32 floats, every block 32
+ * wide: a ragged block's L2 bits past the row end are clear, so they decode
+ * to zeros that are never read) and write them out transposed.
+ */
+void spt_ct_decode_t_avx2(const uint8_t *p, const struct ct_hdr *h, float *out, float *stg)
+{
+	const struct ct_geom *g = &h->g;
+	const uint8_t *tab = p + SPT_CT_HEADER_SIZE, *pl = p + g->payload_off;
+	const uint8_t *bend = p + h->total;
+	size_t stride = (size_t)g->bpr * SPT_BLOCK_ELEMS;
+	uint32_t r = 0, r0 = 0, c = 0;
+	float *dst = stg;
+	uint64_t t;
+
+	for (t = 0; t < g->tiles; t++) {
+		const uint8_t *q = pl + ldu32(tab + 4 * t);
+		uint64_t l1 = ldu64(q), nb = g->nblocks - t * SPT_TILE_BLOCKS, i;
+
+		q += 8;
+		if (nb > SPT_TILE_BLOCKS)
+			nb = SPT_TILE_BLOCKS;
+		for (i = 0; i < nb; i++, l1 >>= 1) {
+			if (l1 & 1)
+				q = dec_block_safe(q, bend, dst, SPT_BLOCK_ELEMS);
+			else
+				zero32(dst);
+			dst += SPT_BLOCK_ELEMS;
+			if (++c < g->bpr)
+				continue;
+			c = 0;
+			if (++r - r0 == CT_T_ROWS || r == g->rows) {
+				stage_flush(stg, stride, r - r0, r0, g, out);
+				r0 = r;
+				dst = stg;
+			}
+		}
+	}
+}

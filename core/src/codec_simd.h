@@ -35,6 +35,13 @@ struct ct_enc_acc {
 #define CT_SLACK	64u
 
 /*
+ * Decode a validated tensor into @out as its cols x rows transpose, through
+ * @stg (CT_T_ROWS * bpr * 32 floats of scratch).
+ */
+#define CT_T_ROWS	8u
+void spt_ct_decode_t_avx2(const uint8_t *p, const struct ct_hdr *h, float *out, float *stg);
+
+/*
  * Encode every tile of @in (nearest-even, deterministic pruning below @tau;
  * 0: none) into @p from payload offset *@pos on, writing the tile table too.
  * Returns 0, -EDOM, -ENOSPC or -E2BIG exactly where the scalar loop would.

@@ -1256,10 +1256,11 @@ END_TEST
 
 /* ---- transpose --------------------------------------------------------------------- */
 
-static void check_transpose(uint32_t rows, uint32_t cols, const struct spt_encode_opts *o)
+static void check_transpose_z(uint32_t rows, uint32_t cols, double zero,
+			      const struct spt_encode_opts *o)
 {
 	size_t n = (size_t)rows * cols, la, lb, lt, r, c;
-	float *x = rnd_tensor(rows, cols, 0.5), *d = malloc(n * sizeof(float));
+	float *x = rnd_tensor(rows, cols, zero), *d = malloc(n * sizeof(float));
 	float *t = malloc(n * sizeof(float));
 	struct spt_tensor_stats sa, sb;
 	uint8_t *a, *want, *got;
@@ -1281,9 +1282,15 @@ static void check_transpose(uint32_t rows, uint32_t cols, const struct spt_encod
 	EXPECT(lt == lb && memcmp(got, want, lb) == 0,
 		      "transpose %ux%u: differs from decode, transpose, encode (%zu vs %zu bytes)",
 		      rows, cols, lt, lb);
+	ck_assert_uint_eq(sa.elements, sb.elements);
+	ck_assert_uint_eq(sa.natural_zeros, sb.natural_zeros);
+	ck_assert_uint_eq(sa.pruned, sb.pruned);
+	ck_assert_uint_eq(sa.underflow, sb.underflow);
 	ck_assert_uint_eq(sa.nonzeros, sb.nonzeros);
 	ck_assert_uint_eq(sa.nz_blocks, sb.nz_blocks);
-	ck_assert_uint_eq(sa.pruned, sb.pruned);
+	EXPECT(sa.sum_abs == sb.sum_abs && sa.sum_abs_kept == sb.sum_abs_kept,
+	       "transpose %ux%u: sums %.17g/%.17g, expected %.17g/%.17g", rows, cols,
+	       sa.sum_abs, sa.sum_abs_kept, sb.sum_abs, sb.sum_abs_kept);
 	ck_assert_uint_eq(sa.bytes, lt);
 	if (lt > 0) {
 		ret = spt_ct_transpose(a, la, o, got, lt - 1, &lt, NULL);
@@ -1296,6 +1303,11 @@ static void check_transpose(uint32_t rows, uint32_t cols, const struct spt_encod
 	free(x);
 	free(d);
 	free(t);
+}
+
+static void check_transpose(uint32_t rows, uint32_t cols, const struct spt_encode_opts *o)
+{
+	check_transpose_z(rows, cols, 0.5, o);
 }
 
 START_TEST(test_transpose_equals_decode_transpose_encode)
@@ -1317,6 +1329,37 @@ START_TEST(test_transpose_equals_decode_transpose_encode)
 	check_transpose(33, 70, &o);
 	o.prune.mode = SPT_PRUNE_DETERMINISTIC;
 	check_transpose(33, 70, &o);
+}
+END_TEST
+
+/* Row groups of every size, ragged rows and columns, empty and dense tensors. */
+START_TEST(test_transpose_shapes_and_densities)
+{
+	static const uint32_t shapes[][2] = {
+		{ 8, 8 }, { 9, 31 }, { 16, 32 }, { 17, 40 }, { 7, 200 }, { 200, 7 },
+		{ 15, 64 }, { 24, 33 }, { 130, 97 }, { 257, 300 }, { 512, 10 },
+	};
+	static const double zeros[] = { 0.0, 0.3, 0.9, 0.999 };
+	struct spt_encode_opts o;
+	size_t s, z;
+
+	for (s = 0; s < sizeof(shapes) / sizeof(shapes[0]); s++)
+		for (z = 0; z < sizeof(zeros) / sizeof(zeros[0]); z++)
+			check_transpose_z(shapes[s][0], shapes[s][1], zeros[z], NULL);
+	check_transpose_z(1, 1, 1.0, NULL);	/* one zero element */
+	check_transpose_z(1, 1, 0.0, NULL);	/* one nonzero element */
+	check_transpose_z(40, 70, 1.0, NULL);	/* all zero: no stored block */
+	check_transpose_z(1, 513, 0.0, NULL);
+	check_transpose_z(513, 1, 0.0, NULL);
+	spt_encode_opts_init(&o);
+	o.prune.mode = SPT_PRUNE_DETERMINISTIC;
+	o.prune.tau = 0.02f;
+	check_transpose_z(130, 97, 0.2, &o);
+	o.round = SPT_ROUND_STOCHASTIC;
+	o.round_seed = 9;
+	o.prune.mode = SPT_PRUNE_STOCHASTIC;
+	o.prune.seed = 10;
+	check_transpose_z(97, 130, 0.2, &o);
 }
 END_TEST
 
@@ -2023,6 +2066,7 @@ static void add_codec_cases(Suite *s, enum spt_isa isa, SFun setup)
 	tcase_add_test(valid, test_decode_checks_its_arguments);
 
 	tcase_add_test(tr, test_transpose_equals_decode_transpose_encode);
+	tcase_add_test(tr, test_transpose_shapes_and_densities);
 	tcase_add_test(tr, test_transpose_rejects_bad_input);
 
 	tcase_add_test(unpack, test_unpack_gives_the_block_grid);

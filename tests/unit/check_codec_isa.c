@@ -228,6 +228,60 @@ START_TEST(test_simd_more_shapes_and_options)
 END_TEST
 
 /*
+ * The re-blocked transpose (its own transposed decode per ISA): the same bytes
+ * and statistics as on the scalar path, for awkward values, row counts that
+ * leave a short last group of rows, ragged rows and options that re-prune.
+ */
+START_TEST(test_simd_transpose_matches_scalar)
+{
+	static const uint32_t shapes[][2] = { { 1, 1 }, { 8, 8 }, { 9, 96 }, { 17, 63 },
+					      { 200, 7 }, { 65, 129 }, { 3, 4100 } };
+	static const double sparsities[] = { 0.0, 0.5, 0.97, 1.0 };
+	size_t s, p, kind, opt;
+
+	for (s = 0; s < sizeof(shapes) / sizeof(shapes[0]); s++)
+	for (p = 0; p < sizeof(sparsities) / sizeof(sparsities[0]); p++)
+	for (kind = 0; kind < 5; kind++)
+	for (opt = 0; opt < 2; opt++) {
+		uint32_t r = shapes[s][0], c = shapes[s][1];
+		size_t cap = spt_ct_bound(c, r), la, lt_a, lt_b;
+		float *x = malloc((size_t)r * c * sizeof(float));
+		unsigned char *a = malloc(spt_ct_bound(r, c)), *ta = malloc(cap), *tb = malloc(cap);
+		struct spt_tensor_stats sa, sb;
+		struct spt_encode_opts o;
+		enum spt_isa isa = SPT_ISA_SCALAR;
+
+		ck_assert(x && a && ta && tb);
+		fill(x, (size_t)r * c, sparsities[p], (int)kind);
+		spt_encode_opts_init(&o);
+		ck_assert_int_eq(spt_ct_encode(x, r, c, &o, a, spt_ct_bound(r, c), &la, NULL), 0);
+		if (opt) {
+			o.prune.mode = SPT_PRUNE_DETERMINISTIC;
+			o.prune.tau = kind == 2 ? 3e-40f : kind == 3 ? 5e37f : 0.7f;
+		}
+		while (next_isa(&isa)) {
+			/* SIMD first: its scratch must not inherit the scalar result */
+			ck_assert_int_eq(spt_core_set_isa(isa), 0);
+			ck_assert_int_eq(spt_ct_transpose(a, la, &o, tb, cap, &lt_b, &sb), 0);
+			ck_assert_int_eq(spt_core_set_isa(SPT_ISA_SCALAR), 0);
+			ck_assert_int_eq(spt_ct_transpose(a, la, &o, ta, cap, &lt_a, &sa), 0);
+			ck_assert_msg(lt_a == lt_b && !memcmp(ta, tb, lt_a),
+				      "%s: %ux%u transpose: bytes differ from scalar",
+				      spt_core_isa_name(isa), r, c);
+			ck_assert_msg(!memcmp(&sa, &sb, sizeof(sa)),
+				      "%s: %ux%u transpose: statistics differ from scalar",
+				      spt_core_isa_name(isa), r, c);
+		}
+		spt_core_set_isa(SPT_ISA_AUTO);
+		free(x);
+		free(a);
+		free(ta);
+		free(tb);
+	}
+}
+END_TEST
+
+/*
  * Blocks whose maximum is subnormal (E = -127): some quantise to all zeros
  * and are absent although they hold nonzero inputs; next to normal blocks,
  * at every position of a group of blocks, in full and ragged blocks.
@@ -488,6 +542,7 @@ int main(void)
 	tcase_add_test(tc, test_simd_paths_match_scalar);
 	tcase_add_test(tc, test_simd_encode_rejects_nan_like_scalar);
 	tcase_add_test(tc, test_simd_encode_tight_capacity);
+	tcase_add_test(tc, test_simd_transpose_matches_scalar);
 	tcase_add_test(tc, test_simd_more_shapes_and_options);
 	tcase_add_test(tc, test_simd_subnormal_blocks);
 	tcase_add_test(tc, test_simd_nan_every_position);
