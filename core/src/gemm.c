@@ -142,15 +142,10 @@ out:
 	return err;
 }
 
-#ifndef SPT_NO_SIMD
-static inline int32_t gemm_pack_pair(int8_t lo, int8_t hi)
-{
-	return (int32_t)((uint32_t)(uint16_t)lo | (uint32_t)(uint16_t)hi << 16);
-}
-
 /*
  * A compressed tensor checked by spt_ct_validate(), read in place: the SIMD
- * path re-lays it out straight from the stream, with no dense unpack.
+ * path re-lays it out straight from the stream, with no dense unpack, and
+ * the ReLU-gradient mask is applied from it.
  */
 struct gemm_ct {
 	uint32_t rows, cols, bpr, tiles;
@@ -233,6 +228,12 @@ static void gemm_cursor_init(struct gemm_cursor *it, const struct gemm_ct *c)
 	gemm_cursor_next(it);
 }
 
+#ifndef SPT_NO_SIMD
+static inline int32_t gemm_pack_pair(int8_t lo, int8_t hi)
+{
+	return (int32_t)((uint32_t)(uint16_t)lo | (uint32_t)(uint16_t)hi << 16);
+}
+
 /* The 32 values of a block, zeros where the L2 bit is clear. */
 static inline void gemm_expand(const struct gemm_cursor *it, int8_t *k)
 {
@@ -298,7 +299,7 @@ static size_t gemm_bufs_carve(struct gemm_bufs *g, const struct spt_gemm_plan *p
 	GEMM_TAKE(b_scale, (size_t)p->nb * p->jt);
 	GEMM_TAKE(stg, (size_t)8 * p->nb * 32);
 	if (pad_c)
-		GEMM_TAKE(cpad, (size_t)p->m * p->ldc);
+		GEMM_TAKE(cpad, (size_t)p->m * p->jt);
 	if (own_y)
 		GEMM_TAKE(y, (size_t)p->m * p->n);
 #undef GEMM_TAKE
@@ -399,29 +400,33 @@ static void gemm_plan_a(const struct gemm_ct *c, struct spt_gemm_plan *p,
 /*
  * B's column tile t (rows t*jt ..) as int16 pairs and scales, see
  * gemm_internal.h: eight rows at a time are expanded into a dense staging
- * area (absent blocks and padding rows zero) and packed with 8 x 8
- * transposes.  The cursor walks B's stream once over all tiles.
+ * area (absent blocks and padding rows: the gaps between stored blocks,
+ * zeroed) and packed with 8 x 8 transposes.  The cursor walks B's stream
+ * once over all tiles.
  */
 static void gemm_pack_tile(struct gemm_cursor *it, const struct gemm_ct *c,
 			   const struct spt_gemm_plan *p, uint32_t t,
 			   struct gemm_bufs *g, struct gemm_bits *bits)
 {
 	uint32_t nb = c->bpr, jt = p->jt, jj;
-	size_t stg_bytes = (size_t)8 * nb * 32;
 
 	memset(g->b_scale, 0, (size_t)nb * jt * sizeof(float));
 	for (jj = 0; jj < jt; jj += 8) {
 		uint64_t j0 = (uint64_t)t * jt + jj;
+		size_t done = 0;	/* staged blocks written; the gaps are absent */
 
-		memset(g->stg, 0, stg_bytes);
 		for (; it->have && it->row < j0 + 8; gemm_cursor_next(it)) {
 			uint32_t col = it->col;
 			uint32_t r = (uint32_t)(it->row - j0);
+			size_t at = (size_t)r * nb + col;
 
+			memset(g->stg + done * 32, 0, (at - done) * 32);
 			gemm_bits_add(bits, col, it->l2);
 			g->b_scale[(size_t)col * jt + jj + r] = spt_exp2f_exact(it->ex - 6);
-			gemm_expand(it, g->stg + ((size_t)r * nb + col) * 32);
+			gemm_expand(it, g->stg + at * 32);
+			done = at + 1;
 		}
+		memset(g->stg + done * 32, 0, ((size_t)8 * nb - done) * 32);
 		spt_gemm_pack_b_avx2(g->stg, nb, jt, jj, g->b_pairs);
 	}
 }
@@ -483,9 +488,7 @@ static int gemm_run_simd(enum spt_isa isa, const void *a, size_t a_len,
 		return -ENOMEM;
 	memset(&g, 0, sizeof(g));
 	gemm_plan_init(isa, &ca, &cb, &p);
-	p.ldc = p.n;
-	if (p.n % p.jt)		/* the kernels write whole tiles: pad C, copy out after */
-		p.ldc = (size_t)p.ntiles * p.jt;
+	/* the kernels write whole tiles: a partial last tile goes to cpad first */
 	g.arena = aligned_alloc(64, gemm_bufs_carve(&g, &p, ca.nblocks, ca.nonzeros,
 						    p.n % p.jt != 0, !y_user));
 	if (!g.arena)
@@ -493,7 +496,6 @@ static int gemm_run_simd(enum spt_isa isa, const void *a, size_t a_len,
 	*arena = g.arena;
 	gemm_bufs_carve(&g, &p, ca.nblocks, ca.nonzeros, p.n % p.jt != 0, !y_user);
 	*c = y_user ? y_user : g.y;
-	p.c = g.cpad ? g.cpad : *c;
 	gemm_plan_a(&ca, &p, &g, ba);
 	p.item_start = g.item_start;
 	p.items = g.items;
@@ -503,66 +505,106 @@ static int gemm_run_simd(enum spt_isa isa, const void *a, size_t a_len,
 	p.b_scale = g.b_scale;
 	gemm_cursor_init(&cur, &cb);
 	for (t = 0; t < p.ntiles; t++) {
+		int part = (t + 1) * p.jt > p.n;
+
+		p.c = part ? g.cpad : *c + (size_t)t * p.jt;
+		p.ldc = part ? p.jt : p.n;
 		gemm_pack_tile(&cur, &cb, &p, t, &g, bb);
 		if (isa == SPT_ISA_AVX512)
-			spt_gemm_kernel_avx512(&p, t);
+			spt_gemm_kernel_avx512(&p);
 		else
-			spt_gemm_kernel_avx2(&p, t);
+			spt_gemm_kernel_avx2(&p);
+		for (i = 0; part && i < p.m; i++)
+			memcpy(*c + (size_t)i * p.n + (size_t)t * p.jt, g.cpad + (size_t)i * p.jt,
+			       (p.n - t * p.jt) * sizeof(float));
 	}
-	for (i = 0; g.cpad && i < p.m; i++)
-		memcpy(*c + (size_t)i * p.n, g.cpad + (size_t)i * p.ldc, p.n * sizeof(float));
 	return 0;
 }
 #endif
 
-static int gemm_mask_apply(const struct spt_gemm_epilogue *ep, uint32_t m, uint32_t n,
-			   float *y, uint64_t *bytes_read)
+/* Clear the elements of a run of n <= 32 whose bit in keep is clear. */
+static inline void gemm_mask_run(float *y, uint32_t n, uint32_t keep, int simd)
 {
-	struct spt_unpacked u;
-	uint32_t i, j;
-	int err = spt_ct_unpack(ep->mask, ep->mask_len, &u);
+	uint32_t clear = ~keep & (n == 32 ? 0xffffffffu : (1u << n) - 1);
+
+#ifndef SPT_NO_SIMD
+	if (simd && n == 32) {
+		spt_gemm_mask32_avx2(y, keep);
+		return;
+	}
+#else
+	(void)simd;
+#endif
+	for (; clear; clear &= clear - 1)
+		y[__builtin_ctz(clear)] = 0.0f;
+}
+
+/*
+ * ReLU gradient: y is zero wherever the mask's element is not stored.  The
+ * mask is read in place; its blocks cover consecutive runs of y in storage
+ * order (a ragged block is followed by the next row), so the runs between
+ * two stored blocks are cleared whole.
+ */
+static int gemm_mask_apply(const struct spt_gemm_epilogue *ep, uint32_t m, uint32_t n,
+			   float *y, uint64_t *bytes_read, int simd)
+{
+	struct gemm_cursor it;
+	struct gemm_ct c;
+	size_t done = 0, total = (size_t)m * n;
+	int err = gemm_ct_open(ep->mask, ep->mask_len, &c);
 
 	if (err)
 		return err;
-	if (u.rows != m || u.cols != n) {
-		spt_unpacked_free(&u);
+	if (c.rows != m || c.cols != n)
 		return -EINVAL;
-	}
-	for (i = 0; i < m; i++)
-		for (j = 0; j < n; j++) {
-			uint64_t x = (uint64_t)i * u.bpr + j / 32;
+	for (gemm_cursor_init(&it, &c); it.have; gemm_cursor_next(&it)) {
+		size_t at = (size_t)it.row * n + (size_t)it.col * SPT_BLOCK_ELEMS;
+		uint32_t len = n - it.col * SPT_BLOCK_ELEMS;
 
-			if (u.exp[x] == SPT_EXP_ABSENT || !(u.l2[x] >> (j % 32) & 1))
-				y[(size_t)i * n + j] = 0.0f;
-		}
+		if (len > SPT_BLOCK_ELEMS)
+			len = SPT_BLOCK_ELEMS;
+		memset(y + done, 0, (at - done) * sizeof(float));
+		gemm_mask_run(y + at, len, it.l2, simd);
+		done = at + len;
+	}
+	memset(y + done, 0, (total - done) * sizeof(float));
 	*bytes_read += ep->mask_len;
-	spt_unpacked_free(&u);
 	return 0;
 }
 
 /* scale, bias, activation: in that order, per element. */
 static int gemm_epilogue(const struct spt_gemm_epilogue *ep, uint32_t m, uint32_t n,
-			 float *y, uint64_t *bytes_read)
+			 float *y, uint64_t *bytes_read, int simd)
 {
-	size_t i, j, total = (size_t)m * n;
+	int do_scale, relu;
+	size_t i, j;
 
 	if (!ep)
 		return 0;
-	if (ep->scale != 0.0f && ep->scale != 1.0f)
-		for (i = 0; i < total; i++)
-			y[i] *= ep->scale;
-	if (ep->bias)
+	do_scale = ep->scale != 0.0f && ep->scale != 1.0f;
+	relu = ep->act == SPT_ACT_RELU;
+	if (do_scale || ep->bias || relu) {
+#ifndef SPT_NO_SIMD
+		if (simd)
+			spt_gemm_epilogue_avx2(y, m, n, do_scale, ep->scale, ep->bias, relu);
+		else
+#endif
 		for (i = 0; i < m; i++)
-			for (j = 0; j < n; j++)
-				y[i * n + j] += ep->bias[j];
-	if (ep->act == SPT_ACT_RELU) {
-		/* -0 becomes +0; NaN stays NaN (and the encoder rejects it). */
-		for (i = 0; i < total; i++)
-			if (y[i] <= 0.0f)
-				y[i] = 0.0f;
-	} else if (ep->act == SPT_ACT_RELU_GRAD) {
-		return gemm_mask_apply(ep, m, n, y, bytes_read);
+			for (j = 0; j < n; j++) {
+				float v = y[i * n + j];
+
+				if (do_scale)
+					v *= ep->scale;
+				if (ep->bias)
+					v += ep->bias[j];
+				/* -0 becomes +0; NaN stays NaN (and the encoder rejects it). */
+				if (relu && v <= 0.0f)
+					v = 0.0f;
+				y[i * n + j] = v;
+			}
 	}
+	if (ep->act == SPT_ACT_RELU_GRAD)
+		return gemm_mask_apply(ep, m, n, y, bytes_read, simd);
 	return 0;
 }
 
@@ -627,7 +669,7 @@ int spt_gemm(enum spt_pass pass, const void *a, size_t a_len,
 	c.dense_fp16_bytes = 2 * ((uint64_t)sh.m * sh.k + (uint64_t)sh.n * sh.k + total);
 	c.elements_out = total;
 	gemm_bits_finish(&ba, &bb, sh.nb, &c);
-	err = gemm_epilogue(ep, sh.m, sh.n, y, &c.bytes_read);
+	err = gemm_epilogue(ep, sh.m, sh.n, y, &c.bytes_read, isa != SPT_ISA_SCALAR);
 	if (err)
 		goto out_free;
 

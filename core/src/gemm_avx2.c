@@ -72,7 +72,7 @@ static void spt_items(const struct spt_gemm_plan *p, const int32_t *bt,
 }
 
 /* rows r0..r1-1, blocks b0..b1-1: add the block terms to the accumulators */
-static void spt_rows(const struct spt_gemm_plan *p, const float *st, uint32_t t,
+static void spt_rows(const struct spt_gemm_plan *p, const float *st,
 		     uint32_t r0, uint32_t r1, uint32_t b0, uint32_t b1,
 		     const int32_t *scratch)
 {
@@ -80,7 +80,7 @@ static void spt_rows(const struct spt_gemm_plan *p, const float *st, uint32_t t,
 
 	for (i = r0; i < r1; i++) {
 		const float *ascale = p->a_scale + (size_t)i * p->nb;
-		float *crow = p->c + (size_t)i * p->ldc + (size_t)t * JT;
+		float *crow = p->c + (size_t)i * p->ldc;
 		const int32_t *sc = scratch + (size_t)(i - r0) * KC * JT;
 #define SPT_DECL(k) __m256 acc##k;
 		SPT_X8(SPT_DECL)
@@ -108,7 +108,7 @@ static void spt_rows(const struct spt_gemm_plan *p, const float *st, uint32_t t,
 	}
 }
 
-void spt_gemm_kernel_avx2(const struct spt_gemm_plan *p, uint32_t t)
+void spt_gemm_kernel_avx2(const struct spt_gemm_plan *p)
 {
 	int32_t scratch[RG * KC * JT] __attribute__((aligned(64)));
 	uint32_t nb = p->nb, h, g;
@@ -121,7 +121,7 @@ void spt_gemm_kernel_avx2(const struct spt_gemm_plan *p, uint32_t t)
 			const uint32_t *is = p->item_start + (size_t)g * p->nchunks + h;
 
 			spt_items(p, p->b_pairs, p->items + is[0], p->items + is[1], scratch);
-			spt_rows(p, p->b_scale, t, r0, r1, b0, b1, scratch);
+			spt_rows(p, p->b_scale, r0, r1, b0, b1, scratch);
 		}
 	}
 }
@@ -221,4 +221,50 @@ void spt_gemm_entries_full_avx2(const int8_t *vals, uint32_t off0, uint32_t jt,
 	_mm256_storeu_si256(dst + 1, _mm256_permute2x128_si256(a0, a1, 0x31));
 	_mm256_storeu_si256(dst + 2, _mm256_permute2x128_si256(b0, b1, 0x20));
 	_mm256_storeu_si256(dst + 3, _mm256_permute2x128_si256(b0, b1, 0x31));
+}
+
+void spt_gemm_epilogue_avx2(float *y, uint32_t m, uint32_t n, int do_scale, float scale,
+			    const float *bias, int relu)
+{
+	__m256 vs = _mm256_set1_ps(scale), zero = _mm256_setzero_ps();
+	uint32_t i, j;
+
+	for (i = 0; i < m; i++, y += n) {
+		for (j = 0; j + 8 <= n; j += 8) {
+			__m256 v = _mm256_loadu_ps(y + j);
+
+			if (do_scale)
+				v = _mm256_mul_ps(v, vs);
+			if (bias)
+				v = _mm256_add_ps(v, _mm256_loadu_ps(bias + j));
+			if (relu)	/* ordered compare: NaN is kept */
+				v = _mm256_andnot_ps(_mm256_cmp_ps(v, zero, _CMP_LE_OQ), v);
+			_mm256_storeu_ps(y + j, v);
+		}
+		for (; j < n; j++) {
+			float v = y[j];
+
+			if (do_scale)
+				v *= scale;
+			if (bias)
+				v += bias[j];
+			if (relu && v <= 0.0f)
+				v = 0.0f;
+			y[j] = v;
+		}
+	}
+}
+
+void spt_gemm_mask32_avx2(float *y, uint32_t keep)
+{
+	__m256i bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+	unsigned int g;
+
+	for (g = 0; g < 4; g++) {
+		__m256i k = _mm256_set1_epi32((int)(keep >> (8 * g) & 0xffu));
+		__m256i on = _mm256_cmpeq_epi32(_mm256_and_si256(k, bit), bit);
+
+		_mm256_storeu_ps(y + 8 * g, _mm256_and_ps(_mm256_loadu_ps(y + 8 * g),
+							  _mm256_castsi256_ps(on)));
+	}
 }

@@ -68,7 +68,7 @@ static void spt_items(const struct spt_gemm_plan *p, const int32_t *bt,
 }
 
 /* rows r0..r1-1, blocks b0..b1-1: add the block terms to the accumulators */
-static void spt_rows(const struct spt_gemm_plan *p, const float *st, uint32_t t,
+static void spt_rows(const struct spt_gemm_plan *p, const float *st,
 		     uint32_t r0, uint32_t r1, uint32_t b0, uint32_t b1,
 		     const int32_t *scratch)
 {
@@ -76,7 +76,7 @@ static void spt_rows(const struct spt_gemm_plan *p, const float *st, uint32_t t,
 
 	for (i = r0; i < r1; i++) {
 		const float *ascale = p->a_scale + (size_t)i * p->nb;
-		float *crow = p->c + (size_t)i * p->ldc + (size_t)t * JT;
+		float *crow = p->c + (size_t)i * p->ldc;
 		const int32_t *sc = scratch + (size_t)(i - r0) * KC * JT;
 #define SPT_DECL(k) __m512 acc##k;
 		SPT_X4(SPT_DECL)
@@ -104,7 +104,7 @@ static void spt_rows(const struct spt_gemm_plan *p, const float *st, uint32_t t,
 	}
 }
 
-void spt_gemm_kernel_avx512(const struct spt_gemm_plan *p, uint32_t t)
+void spt_gemm_kernel_avx512(const struct spt_gemm_plan *p)
 {
 	int32_t scratch[RG * KC * JT] __attribute__((aligned(64)));
 	uint32_t nb = p->nb, h, g;
@@ -117,7 +117,7 @@ void spt_gemm_kernel_avx512(const struct spt_gemm_plan *p, uint32_t t)
 			const uint32_t *is = p->item_start + (size_t)g * p->nchunks + h;
 
 			spt_items(p, p->b_pairs, p->items + is[0], p->items + is[1], scratch);
-			spt_rows(p, p->b_scale, t, r0, r1, b0, b1, scratch);
+			spt_rows(p, p->b_scale, r0, r1, b0, b1, scratch);
 		}
 	}
 }

@@ -72,7 +72,7 @@ struct spt_gemm_plan {
 	const float *a_scale;
 	const int32_t *b_pairs;
 	const float *b_scale;
-	float *c;		/* m x (ntiles * jt), row-major, row stride ldc */
+	float *c;		/* the current column tile of C: m x jt, row stride ldc */
 	size_t ldc;
 };
 
@@ -100,9 +100,9 @@ void spt_gemm_kernel_scalar(const struct spt_unpacked *a,
 #define SPT_GEMM_JT_AVX512	64u
 #define SPT_GEMM_RG_AVX512	8u
 #define SPT_GEMM_KC_AVX512	4u
-/* Column tile t of C; p->b_pairs and p->b_scale hold that tile of B. */
-void spt_gemm_kernel_avx2(const struct spt_gemm_plan *p, uint32_t t);
-void spt_gemm_kernel_avx512(const struct spt_gemm_plan *p, uint32_t t);
+/* One column tile of C into p->c; p->b_pairs and p->b_scale hold that tile of B. */
+void spt_gemm_kernel_avx2(const struct spt_gemm_plan *p);
+void spt_gemm_kernel_avx512(const struct spt_gemm_plan *p);
 /* The 16 entries of a full A block at column offset off0 (AVX2). */
 void spt_gemm_entries_full_avx2(const int8_t *vals, uint32_t off0, uint32_t jt,
 				struct spt_gemm_entry *out);
@@ -111,6 +111,15 @@ void spt_gemm_expand_avx2(uint32_t l2, const int8_t *vals, int8_t *k);
 /* Rows jj..jj+7 of a B tile from dense int8 staging stg[8][nb][32] (AVX2). */
 void spt_gemm_pack_b_avx2(const int8_t *stg, uint32_t nb, uint32_t jt, uint32_t jj,
 			  int32_t *tile);
+/*
+ * The epilogue's element-wise part on the m x n result y, per element in
+ * this order: y *= scale (if do_scale), y += bias[column] (if bias), ReLU
+ * (y <= 0 becomes +0, NaN stays) if relu.
+ */
+void spt_gemm_epilogue_avx2(float *y, uint32_t m, uint32_t n, int do_scale, float scale,
+			    const float *bias, int relu);
+/* Clear the elements of a 32-element run of y whose bit in keep is clear. */
+void spt_gemm_mask32_avx2(float *y, uint32_t keep);
 #endif
 
 #endif

@@ -125,27 +125,51 @@ static void same(const struct result *ref, const struct result *got, enum spt_is
 	ck_assert_uint_eq(got->stats.pruned, ref->stats.pruned);
 }
 
+/*
+ * with_epilogue: 0 none; 1 scale, bias and a ReLU-gradient mask of element
+ * sparsity 0.5 (blocks mostly stored); 2 scale, bias and ReLU; 3 the mask
+ * alone at sparsity 0.99 (most blocks absent); 4 bias alone; 5 scale 0.25 and
+ * ReLU (tiny negative results become -0 before the ReLU).
+ */
 static void compare_case(uint32_t m, uint32_t k, uint32_t n, double sa, double sb,
 			 int lo, int hi, int with_epilogue, int want_ct)
 {
 	float *a = rand_mat(m, k, sa, lo, hi), *b = rand_mat(n, k, sb, lo, hi);
-	float *mk = rand_mat(m, n, 0.5, 0, 0), *bias = rand_mat(1, n, 0.0, -2, 2);
+	float *mk = rand_mat(m, n, with_epilogue == 3 ? 0.99 : 0.5, 0, 0);
+	float *bias = rand_mat(1, n, 0.0, -2, 2);
 	size_t al, bl, ml;
 	void *ca = enc(a, m, k, &al), *cb = enc(b, n, k, &bl), *cm = enc(mk, m, n, &ml);
 	struct spt_gemm_epilogue ep = { bias, SPT_ACT_RELU_GRAD, cm, ml, 0.5f };
+
+	if (with_epilogue == 2) {
+		ep.act = SPT_ACT_RELU;
+		ep.scale = 0.75f;
+	} else if (with_epilogue == 3) {
+		ep.bias = NULL;
+		ep.scale = 0.0f;
+	} else if (with_epilogue == 4) {
+		ep.act = SPT_ACT_NONE;
+		ep.scale = 1.0f;
+	} else if (with_epilogue == 5) {
+		ep.bias = NULL;
+		ep.act = SPT_ACT_RELU;
+		ep.scale = 0.25f;
+	}
 	struct spt_prune pr = { SPT_PRUNE_STOCHASTIC, 0.25f, 7 };
+	/* pruning would turn a -0 into +0: not with the ReLU of -0 */
+	const struct spt_prune *prp = with_epilogue && with_epilogue != 5 ? &pr : NULL;
 	enum spt_isa isa;
 	struct result ref;
 
 	run_isa(SPT_ISA_SCALAR, ca, al, cb, bl, m, n, with_epilogue ? &ep : NULL,
-		with_epilogue ? &pr : NULL, want_ct, &ref);
+		prp, want_ct, &ref);
 	for (isa = SPT_ISA_AVX2; isa <= SPT_ISA_AVX512; isa++) {
 		struct result got;
 
 		if (!spt_core_isa_supported(isa))
 			continue;
 		run_isa(isa, ca, al, cb, bl, m, n, with_epilogue ? &ep : NULL,
-			with_epilogue ? &pr : NULL, want_ct, &got);
+			prp, want_ct, &got);
 		same(&ref, &got, isa, m, n, k, sa);
 		result_free(&got);
 	}
@@ -170,6 +194,23 @@ START_TEST(test_simd_matches_scalar_on_random_shapes)
 
 		compare_case(m, k, n, sa, sb, -4, 4, it % 2, it % 3 != 0);
 	}
+}
+END_TEST
+
+/* Every epilogue kind, column counts around whole 8-lane vectors and 64-column tiles. */
+START_TEST(test_simd_matches_scalar_on_every_epilogue)
+{
+	static const uint32_t ns[] = { 1, 7, 8, 31, 33, 63, 64, 65, 130, 200 };
+	int it, kind;
+
+	for (it = 0; it < 10; it++)
+		for (kind = 1; kind <= 4; kind++)
+			compare_case(1 + below(40), 1 + below(200), ns[it], 0.5, 0.3, -4, 4, kind,
+				     kind % 2);
+	/* -0 and subnormal products through scale, bias, ReLU and the mask */
+	compare_case(9, 96, 40, 0.3, 0.3, -126, -60, 2, 1);
+	compare_case(9, 96, 40, 0.3, 0.3, -126, -60, 3, 0);
+	compare_case(16, 64, 72, 0.0, 0.0, -77, -75, 5, 0);
 }
 END_TEST
 
@@ -378,6 +419,7 @@ static Suite *simd_suite(void)
 	suite_add_tcase(s, dispatch);
 
 	tcase_add_test(same_bits, test_simd_matches_scalar_on_random_shapes);
+	tcase_add_test(same_bits, test_simd_matches_scalar_on_every_epilogue);
 	tcase_add_test(same_bits, test_simd_matches_scalar_on_aligned_shapes);
 	tcase_add_test(same_bits, test_simd_matches_scalar_with_overflow_and_subnormals);
 	tcase_add_test(same_bits, test_stochastic_rounding_matches_scalar);
