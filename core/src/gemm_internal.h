@@ -17,7 +17,10 @@
 #ifndef SPT_GEMM_INTERNAL_H
 #define SPT_GEMM_INTERNAL_H
 
+#include <errno.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "ct_internal.h"
 
@@ -75,6 +78,134 @@ struct spt_gemm_plan {
 	float *c;		/* the current column tile of C: m x jt, row stride ldc */
 	size_t ldc;
 };
+
+/* Population count; one instruction where the file is built with popcnt. */
+static inline uint32_t gemm_popcount32(uint32_t x)
+{
+#ifdef __POPCNT__
+	return (uint32_t)__builtin_popcount(x);
+#else
+	x = x - ((x >> 1) & 0x55555555u);
+	x = (x & 0x33333333u) + ((x >> 2) & 0x33333333u);
+	x = (x + (x >> 4)) & 0x0f0f0f0fu;
+	return (x * 0x01010101u) >> 24;
+#endif
+}
+
+/*
+ * exec_macs and block pairs without visiting the M x N x nb pairs: both are
+ * bilinear, so per block column they are sums over element positions of
+ * (A blocks with that bit) * (B blocks with that bit).  Per block column
+ * of one operand: 32 per-bit counts, blocks present, full masks.
+ */
+struct gemm_bits {
+	uint64_t *v;
+};
+
+#define GEMM_BITS_STRIDE 34
+
+/* Shapes of the operation, the same on every path. */
+struct gemm_shape {
+	uint32_t m, n, k, nb;
+};
+
+/*
+ * A compressed tensor checked by spt_ct_validate(), read in place: the SIMD
+ * path re-lays it out straight from the stream, with no dense unpack, and
+ * the ReLU-gradient mask is applied from it.
+ */
+struct gemm_ct {
+	uint32_t rows, cols, bpr, tiles;
+	uint64_t nblocks, nonzeros;
+	const uint8_t *tab, *payload, *end;
+};
+
+/* A cursor over the stored blocks in increasing block order. */
+struct gemm_cursor {
+	const struct gemm_ct *c;
+	uint64_t t, l1;
+	const uint8_t *q;
+	int have;		/* the fields below hold a block */
+	uint64_t blk;
+	uint32_t row, col;	/* blk = row * bpr + col, kept without dividing */
+	uint32_t l2;
+	int ex;
+	const int8_t *vals;
+};
+
+static inline int gemm_ct_open(const void *buf, size_t len, struct gemm_ct *c)
+{
+	struct spt_ct_info info;
+	int err = spt_ct_validate(buf, len, &info);
+
+	if (err)
+		return err;
+	c->rows = info.rows;
+	c->cols = info.cols;
+	c->bpr = info.blocks_per_row;
+	c->tiles = info.tiles;
+	c->nblocks = (uint64_t)info.rows * info.blocks_per_row;
+	c->nonzeros = info.nonzeros;
+	c->tab = (const uint8_t *)buf + SPT_CT_HEADER_SIZE;
+	c->payload = c->tab + 4 * ((uint64_t)info.tiles + 1);
+	c->end = (const uint8_t *)buf + len;
+	return 0;
+}
+
+/* Inlined: called once per stored block on the hot paths. */
+static inline __attribute__((always_inline)) void gemm_cursor_next(struct gemm_cursor *it)
+{
+	uint64_t blk, step;
+
+	while (!it->l1) {
+		if (it->t >= it->c->tiles) {
+			it->have = 0;
+			return;
+		}
+		it->q = it->c->payload + spt_ld32(it->c->tab + 4 * it->t);
+		it->l1 = spt_ld64(it->q);
+		it->q += 8;
+		it->t++;
+	}
+	blk = (it->t - 1) * SPT_TILE_BLOCKS + (unsigned int)__builtin_ctzll(it->l1);
+	step = blk - it->blk;
+	it->blk = blk;
+	if (step < it->c->bpr) {
+		it->col += (uint32_t)step;
+		if (it->col >= it->c->bpr) {
+			it->col -= it->c->bpr;
+			it->row++;
+		}
+	} else {
+		it->row = (uint32_t)(blk / it->c->bpr);
+		it->col = (uint32_t)(blk % it->c->bpr);
+	}
+	it->have = 1;
+	it->l1 &= it->l1 - 1;
+	it->l2 = spt_ld32(it->q);
+	it->ex = (int)it->q[4] - SPT_E8M0_BIAS;
+	it->vals = (const int8_t *)(it->q + 5);
+	it->q += 5 + (it->l2 == 0xffffffffu ? 32 : gemm_popcount32(it->l2));
+}
+
+static inline void gemm_cursor_init(struct gemm_cursor *it, const struct gemm_ct *c)
+{
+	memset(it, 0, sizeof(*it));
+	it->c = c;
+	gemm_cursor_next(it);
+}
+
+/*
+ * The SIMD path (gemm_plan_avx2.c): validate, re-lay out and multiply.
+ * Returns 0, a negative error, or 1 when the operands are too large for its
+ * u32 indices (use the reference path).  Fills *sh, the counters' bits (ba,
+ * bb allocated here, freed by the caller), *c = y_user or a result inside
+ * *arena, which the caller frees.
+ */
+int spt_gemm_run_simd(enum spt_isa isa, const void *a, size_t a_len,
+		      const void *b, size_t b_len, struct gemm_shape *sh,
+		      struct gemm_bits *ba, struct gemm_bits *bb, float **c,
+		      float *y_user, void **arena);
 
 /* 2^e exactly as a float, for e in [-149, 127]. */
 static inline float spt_exp2f_exact(int e)

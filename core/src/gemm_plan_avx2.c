@@ -1,0 +1,344 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The SIMD GEMM path of spt_gemm() (gemm.c): the operands re-laid out for the
+ * kernels straight from their streams (see gemm_internal.h), then the
+ * kernel, one column tile of B at a time.  Built with the AVX2 flags; only
+ * called when the CPU has AVX2 (the AVX-512 kernel shares it).
+ */
+#include <immintrin.h>
+
+#include "gemm_internal.h"
+
+/*
+ * The counters' bit counts (see gemm_bits in gemm_internal.h) as u32 lanes
+ * per block column: [0..31] per-bit counts of partial masks, [32] blocks,
+ * [33] full masks; exported to the u64 layout at the end.  Counts are at
+ * most the rows of an operand (< 2^24).
+ */
+#define BITS32_STRIDE 40u
+
+static inline __attribute__((always_inline)) void bits_add(uint32_t *cnt, uint32_t col,
+							   uint32_t l2)
+{
+	uint32_t *v = cnt + (size_t)col * BITS32_STRIDE;
+	__m256i sel = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+	unsigned int g;
+
+	v[32]++;
+	if (l2 == 0xffffffffu) {
+		v[33]++;
+		return;
+	}
+	for (g = 0; g < 4; g++) {
+		__m256i l = _mm256_set1_epi32((int)(l2 >> (8 * g) & 0xffu));
+		__m256i on = _mm256_cmpeq_epi32(_mm256_and_si256(l, sel), sel);	/* -1: set */
+		__m256i *d = (__m256i *)(v + 8 * g);
+
+		_mm256_storeu_si256(d, _mm256_sub_epi32(_mm256_loadu_si256(d), on));
+	}
+}
+
+static int bits_export(struct gemm_bits *out, const uint32_t *cnt, uint32_t nb)
+{
+	uint32_t col, e;
+
+	out->v = malloc((size_t)nb * GEMM_BITS_STRIDE * sizeof(*out->v));
+	if (!out->v)
+		return -ENOMEM;
+	for (col = 0; col < nb; col++)
+		for (e = 0; e < GEMM_BITS_STRIDE; e++)
+			out->v[(size_t)col * GEMM_BITS_STRIDE + e] =
+				cnt[(size_t)col * BITS32_STRIDE + e];
+	return 0;
+}
+
+static inline int32_t gemm_pack_pair(int8_t lo, int8_t hi)
+{
+	return (int32_t)((uint32_t)(uint16_t)lo | (uint32_t)(uint16_t)hi << 16);
+}
+
+/* The 32 values of a block, zeros where the L2 bit is clear. */
+static inline void gemm_expand(const struct gemm_cursor *it, int8_t *k)
+{
+	uint32_t l2 = it->l2;
+	const int8_t *vals = it->vals;
+
+	if (l2 == 0xffffffffu) {
+		memcpy(k, vals, 32);
+		return;
+	}
+	if (it->c->end - (const uint8_t *)vals >= 32) {
+		spt_gemm_expand_avx2(l2, vals, k);
+		return;
+	}
+	memset(k, 0, 32);
+	for (; l2; l2 &= l2 - 1)
+		k[__builtin_ctz(l2)] = *vals++;
+}
+
+/*
+ * Every buffer of one call carved from a single allocation: freed and
+ * allocated again on the next call, one block keeps the allocator from
+ * returning the pages to the system in between (fresh pages fault).
+ */
+struct gemm_bufs {
+	void *arena;
+	uint32_t *item_start;
+	struct spt_gemm_item *items;
+	struct spt_gemm_entry *a_ent;	/* in item order */
+	uint32_t *a_dest;	/* per block: index of its first entry in a_ent */
+	float *a_scale;
+	int32_t *b_pairs;	/* one column tile */
+	float *b_scale;
+	int8_t *stg;		/* 8 rows of B, dense */
+	uint32_t *bits_a, *bits_b;	/* BITS32_STRIDE per block column */
+	float *cpad;
+	float *y;		/* the result when the caller wants only ct */
+};
+
+static size_t gemm_round64(size_t n)
+{
+	return (n + 63) & ~(size_t)63;
+}
+
+/* Carve the buffers (64-byte aligned) out of one block; NULL arena: size only. */
+static size_t gemm_bufs_carve(struct gemm_bufs *g, const struct spt_gemm_plan *p,
+			      uint64_t nblk, uint64_t nonzeros, int pad_c, int own_y)
+{
+	uint8_t *base = g->arena;
+	size_t off = 0;
+#define GEMM_TAKE(field, count)							\
+	do {									\
+		if (base)							\
+			g->field = (void *)(base + off);			\
+		off += gemm_round64((size_t)(count) * sizeof(*g->field));	\
+	} while (0)
+
+	GEMM_TAKE(item_start, (size_t)p->ngroups * p->nchunks + 1);
+	GEMM_TAKE(items, nblk);
+	GEMM_TAKE(a_ent, nonzeros ? nonzeros : 1);
+	GEMM_TAKE(a_dest, nblk);
+	GEMM_TAKE(a_scale, nblk);
+	GEMM_TAKE(b_pairs, (size_t)p->nb * SPT_GEMM_PAIRS * p->jt);
+	GEMM_TAKE(b_scale, (size_t)p->nb * p->jt);
+	GEMM_TAKE(stg, (size_t)8 * p->nb * 32);
+	GEMM_TAKE(bits_a, (size_t)p->nb * BITS32_STRIDE);
+	GEMM_TAKE(bits_b, (size_t)p->nb * BITS32_STRIDE);
+	if (pad_c)
+		GEMM_TAKE(cpad, (size_t)p->m * p->jt);
+	if (own_y)
+		GEMM_TAKE(y, (size_t)p->m * p->n);
+#undef GEMM_TAKE
+	return off;
+}
+
+/*
+ * Work items of one row group and block chunk, sorted by entry count; each
+ * item's entries get the next *n of a_ent (a_dest records where).
+ */
+static void gemm_sort_items(const struct spt_gemm_plan *p, const uint32_t *cnt,
+			    uint32_t r0, uint32_t r1, uint32_t b0, uint32_t b1,
+			    struct spt_gemm_item *out, uint32_t *dest, uint64_t *n)
+{
+	uint32_t pos[SPT_GEMM_PAIRS + 2] = { 0 }, r, b, c, i, total;
+
+	for (r = r0; r < r1; r++)
+		for (b = b0; b < b1; b++)
+			pos[cnt[(uint64_t)r * p->nb + b] + 1]++;
+	for (c = 1; c < SPT_GEMM_PAIRS + 2; c++)
+		pos[c] += pos[c - 1];
+	for (r = r0; r < r1; r++)
+		for (b = b0; b < b1; b++) {
+			uint64_t x = (uint64_t)r * p->nb + b;
+			struct spt_gemm_item *it = &out[pos[cnt[x]]++];
+
+			it->ent = (uint32_t)x;	/* the block, for now */
+			it->cnt = (uint16_t)cnt[x];
+			it->slot = (uint16_t)((r - r0) * p->kc + (b - b0));
+		}
+	total = (r1 - r0) * (b1 - b0);
+	for (i = 0; i < total; i++) {
+		dest[out[i].ent] = (uint32_t)*n;
+		out[i].ent = (uint32_t)*n;
+		*n += out[i].cnt;
+	}
+}
+
+/*
+ * A as entries (nonzero pairs) in item order and sorted work items; see
+ * gemm_internal.h.  Two walks of the stream: counts, scales and counters
+ * first, then, once the items are sorted, the entries in their places.
+ */
+static void gemm_plan_a(const struct gemm_ct *c, struct spt_gemm_plan *p,
+			struct gemm_bufs *g)
+{
+	struct gemm_cursor it;
+	uint64_t nblk = c->nblocks, n = 0;
+	uint32_t gi, h, *cnt;
+
+	/* a_dest holds the per-block entry counts until the sort */
+	cnt = g->a_dest;
+	memset(g->a_dest, 0, nblk * sizeof(*g->a_dest));
+	memset(g->a_scale, 0, nblk * sizeof(*g->a_scale));
+	for (gemm_cursor_init(&it, c); it.have; gemm_cursor_next(&it)) {
+		g->a_scale[it.blk] = spt_exp2f_exact(it.ex - 6);
+		cnt[it.blk] = gemm_popcount32((it.l2 | it.l2 >> 1) & 0x55555555u);
+		bits_add(g->bits_a, it.col, it.l2);
+	}
+	for (gi = 0; gi < p->ngroups; gi++) {
+		uint32_t r0 = gi * p->rg, r1 = p->m - r0 < p->rg ? p->m : r0 + p->rg;
+
+		for (h = 0; h < p->nchunks; h++) {
+			uint32_t b0 = h * p->kc, b1 = p->nb - b0 < p->kc ? p->nb : b0 + p->kc;
+			size_t first = (size_t)gi * p->rg * p->nb + (size_t)(r1 - r0) * b0;
+
+			g->item_start[(size_t)gi * p->nchunks + h] = (uint32_t)first;
+			/* counts are read before dest overwrites them: same block */
+			gemm_sort_items(p, cnt, r0, r1, b0, b1, g->items + first, g->a_dest, &n);
+		}
+	}
+	g->item_start[(size_t)p->ngroups * p->nchunks] = (uint32_t)nblk;
+	for (gemm_cursor_init(&it, c); it.have; gemm_cursor_next(&it)) {
+		struct spt_gemm_entry *e = g->a_ent + g->a_dest[it.blk];
+		uint32_t off0 = it.col * SPT_GEMM_PAIRS * p->jt, pm;
+		int8_t k[32];
+
+		if (it.l2 == 0xffffffffu) {
+			spt_gemm_entries_full_avx2(it.vals, off0, p->jt, e);
+			continue;
+		}
+		gemm_expand(&it, k);
+		for (pm = (it.l2 | it.l2 >> 1) & 0x55555555u; pm; pm &= pm - 1) {
+			unsigned int b = (unsigned int)__builtin_ctz(pm);
+
+			e->val = gemm_pack_pair(k[b], k[b + 1]);
+			e->off = off0 + b / 2 * p->jt;
+			e++;
+		}
+	}
+}
+
+/*
+ * B's column tile t (rows t*jt ..) as int16 pairs and scales, see
+ * gemm_internal.h: eight rows at a time are expanded into a dense staging
+ * area (absent blocks and padding rows: the gaps between stored blocks,
+ * zeroed) and packed with 8 x 8 transposes.  The cursor walks B's stream
+ * once over all tiles.
+ */
+static void gemm_pack_tile(struct gemm_cursor *it, const struct gemm_ct *c,
+			   const struct spt_gemm_plan *p, uint32_t t,
+			   struct gemm_bufs *g)
+{
+	uint32_t nb = c->bpr, jt = p->jt, jj;
+
+	memset(g->b_scale, 0, (size_t)nb * jt * sizeof(float));
+	for (jj = 0; jj < jt; jj += 8) {
+		uint64_t j0 = (uint64_t)t * jt + jj;
+		size_t done = 0;	/* staged blocks written; the gaps are absent */
+
+		for (; it->have && it->row < j0 + 8; gemm_cursor_next(it)) {
+			uint32_t col = it->col;
+			uint32_t r = (uint32_t)(it->row - j0);
+			size_t at = (size_t)r * nb + col;
+
+			memset(g->stg + done * 32, 0, (at - done) * 32);
+			bits_add(g->bits_b, col, it->l2);
+			g->b_scale[(size_t)col * jt + jj + r] = spt_exp2f_exact(it->ex - 6);
+			gemm_expand(it, g->stg + at * 32);
+			done = at + 1;
+		}
+		memset(g->stg + done * 32, 0, ((size_t)8 * nb - done) * 32);
+		spt_gemm_pack_b_avx2(g->stg, nb, jt, jj, g->b_pairs);
+	}
+}
+
+static void gemm_plan_init(enum spt_isa isa, const struct gemm_ct *a,
+			   const struct gemm_ct *b, struct spt_gemm_plan *p)
+{
+	memset(p, 0, sizeof(*p));
+	p->m = a->rows;
+	p->n = b->rows;
+	p->nb = a->bpr;
+	if (isa == SPT_ISA_AVX512) {
+		p->jt = SPT_GEMM_JT_AVX512;
+		p->rg = SPT_GEMM_RG_AVX512;
+		p->kc = SPT_GEMM_KC_AVX512;
+	} else {
+		p->jt = SPT_GEMM_JT_AVX2;
+		p->rg = SPT_GEMM_RG_AVX2;
+		p->kc = SPT_GEMM_KC_AVX2;
+	}
+	p->ntiles = (p->n + p->jt - 1) / p->jt;
+	p->ngroups = (p->m + p->rg - 1) / p->rg;
+	p->nchunks = (p->nb + p->kc - 1) / p->kc;
+}
+
+/*
+ * Validate, re-lay out and multiply, one column tile of B at a time (the
+ * tile's pairs stay in L2).  1: too large for this path's u32 indices, use
+ * the reference path.  Without y_user the result lives in *arena, which the
+ * caller frees.
+ */
+int spt_gemm_run_simd(enum spt_isa isa, const void *a, size_t a_len,
+		      const void *b, size_t b_len, struct gemm_shape *sh,
+		      struct gemm_bits *ba, struct gemm_bits *bb, float **c,
+		      float *y_user, void **arena)
+{
+	struct gemm_bufs g;
+	struct gemm_ct ca, cb;
+	struct gemm_cursor cur;
+	struct spt_gemm_plan p;
+	uint32_t t, i;
+	int err;
+
+	err = gemm_ct_open(a, a_len, &ca);
+	if (err)
+		return err;
+	err = gemm_ct_open(b, b_len, &cb);
+	if (err)
+		return err;
+	if (ca.cols != cb.cols)
+		return -EINVAL;
+	if (ca.nonzeros >= UINT32_MAX || ca.nblocks >= UINT32_MAX)
+		return 1;
+	sh->m = ca.rows;
+	sh->n = cb.rows;
+	sh->k = ca.cols;
+	sh->nb = ca.bpr;
+	memset(&g, 0, sizeof(g));
+	gemm_plan_init(isa, &ca, &cb, &p);
+	/* the kernels write whole tiles: a partial last tile goes to cpad first */
+	g.arena = aligned_alloc(64, gemm_bufs_carve(&g, &p, ca.nblocks, ca.nonzeros,
+						    p.n % p.jt != 0, !y_user));
+	if (!g.arena)
+		return -ENOMEM;
+	*arena = g.arena;
+	gemm_bufs_carve(&g, &p, ca.nblocks, ca.nonzeros, p.n % p.jt != 0, !y_user);
+	*c = y_user ? y_user : g.y;
+	memset(g.bits_a, 0, (size_t)p.nb * BITS32_STRIDE * sizeof(*g.bits_a));
+	memset(g.bits_b, 0, (size_t)p.nb * BITS32_STRIDE * sizeof(*g.bits_b));
+	gemm_plan_a(&ca, &p, &g);
+	p.item_start = g.item_start;
+	p.items = g.items;
+	p.a_ent = g.a_ent;
+	p.a_scale = g.a_scale;
+	p.b_pairs = g.b_pairs;
+	p.b_scale = g.b_scale;
+	gemm_cursor_init(&cur, &cb);
+	for (t = 0; t < p.ntiles; t++) {
+		int part = (t + 1) * p.jt > p.n;
+
+		p.c = part ? g.cpad : *c + (size_t)t * p.jt;
+		p.ldc = part ? p.jt : p.n;
+		gemm_pack_tile(&cur, &cb, &p, t, &g);
+		if (isa == SPT_ISA_AVX512)
+			spt_gemm_kernel_avx512(&p);
+		else
+			spt_gemm_kernel_avx2(&p);
+		for (i = 0; part && i < p.m; i++)
+			memcpy(*c + (size_t)i * p.n + (size_t)t * p.jt, g.cpad + (size_t)i * p.jt,
+			       (p.n - t * p.jt) * sizeof(float));
+	}
+	err = bits_export(ba, g.bits_a, p.nb);
+	return err ? err : bits_export(bb, g.bits_b, p.nb);
+}
