@@ -225,31 +225,38 @@ static void gemm_plan_a(const struct gemm_ct *c, struct spt_gemm_plan *p,
  * zeroed) and packed with 8 x 8 transposes.  The cursor walks B's stream
  * once over all tiles.
  */
-static void gemm_pack_tile(struct gemm_cursor *it, const struct gemm_ct *c,
+static void gemm_pack_tile(struct gemm_cursor *cursor, const struct gemm_ct *c,
 			   const struct spt_gemm_plan *p, uint32_t t,
 			   struct gemm_bufs *g)
 {
+	/* locals, so that the per-block state stays in registers */
+	struct gemm_cursor it = *cursor;
 	uint32_t nb = c->bpr, jt = p->jt, jj;
+	float *b_scale = g->b_scale;
+	uint32_t *bits = g->bits_b;
+	int8_t *stg = g->stg;
 
-	memset(g->b_scale, 0, (size_t)nb * jt * sizeof(float));
+	memset(b_scale, 0, (size_t)nb * jt * sizeof(float));
 	for (jj = 0; jj < jt; jj += 8) {
 		uint64_t j0 = (uint64_t)t * jt + jj;
 		size_t done = 0;	/* staged blocks written; the gaps are absent */
 
-		for (; it->have && it->row < j0 + 8; gemm_cursor_next(it)) {
-			uint32_t col = it->col;
-			uint32_t r = (uint32_t)(it->row - j0);
+		for (; it.have && it.row < j0 + 8; gemm_cursor_next(&it)) {
+			uint32_t col = it.col;
+			uint32_t r = (uint32_t)(it.row - j0);
 			size_t at = (size_t)r * nb + col;
 
-			memset(g->stg + done * 32, 0, (at - done) * 32);
-			bits_add(g->bits_b, col, it->l2);
-			g->b_scale[(size_t)col * jt + jj + r] = spt_exp2f_exact(it->ex - 6);
-			gemm_expand(it, g->stg + at * 32);
+			if (at > done)
+				memset(stg + done * 32, 0, (at - done) * 32);
+			bits_add(bits, col, it.l2);
+			b_scale[(size_t)col * jt + jj + r] = spt_exp2f_exact(it.ex - 6);
+			gemm_expand(&it, stg + at * 32);
 			done = at + 1;
 		}
-		memset(g->stg + done * 32, 0, ((size_t)8 * nb - done) * 32);
-		spt_gemm_pack_b_avx2(g->stg, nb, jt, jj, g->b_pairs);
+		memset(stg + done * 32, 0, ((size_t)8 * nb - done) * 32);
+		spt_gemm_pack_b_avx2(stg, nb, jt, jj, g->b_pairs);
 	}
+	*cursor = it;
 }
 
 static void gemm_plan_init(enum spt_isa isa, const struct gemm_ct *a,
