@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * spt_gemm(): operand checks, counters, the path choice (the SIMD path,
- * gemm_plan_avx2.c, or the reference) and the fused epilogue.  The arithmetic itself is defined
- * by gemm_scalar.c; the SIMD kernels reproduce it bit for bit.
+ * spt_gemm(): operand checks, counters, the path choice (the SIMD path in
+ * gemm_plan_avx2.c, or the reference) and the fused epilogue.  The
+ * arithmetic itself is defined by gemm_scalar.c; the SIMD kernels reproduce
+ * it bit for bit.
  */
 #include <errno.h>
 #include <math.h>
@@ -115,7 +116,6 @@ out:
 	spt_unpacked_free(&ub);
 	return err;
 }
-
 
 /* Clear the elements of a run of n <= 32 whose bit in keep is clear. */
 static inline void gemm_mask_run(float *y, uint32_t n, uint32_t keep, int simd)

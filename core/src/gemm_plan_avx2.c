@@ -13,7 +13,7 @@
  * The counters' bit counts (see gemm_bits in gemm_internal.h) as u32 lanes
  * per block column: [0..31] per-bit counts of partial masks, [32] blocks,
  * [33] full masks; exported to the u64 layout at the end.  Counts are at
- * most the rows of an operand (< 2^24).
+ * most the rows of an operand, SPT_CT_MAX_DIM = 2^24.
  */
 #define BITS32_STRIDE 40u
 
