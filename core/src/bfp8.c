@@ -15,14 +15,18 @@ static uint64_t mix64(uint64_t z)
 	return z;
 }
 
-uint64_t spt_rng_u64(uint64_t seed, uint64_t index)
+uint64_t spt_rng_key(uint64_t seed, uint32_t index_hi)
 {
-	return mix64(mix64(index + 0x9e3779b97f4a7c15ull) ^ (seed * 0xd1b54a32d192ed03ull + 0x2545f4914f6cdd1dull));
+	return mix64(mix64(index_hi + 0x9e3779b97f4a7c15ull) ^
+		     (seed * 0xd1b54a32d192ed03ull + 0x2545f4914f6cdd1dull));
 }
 
 float spt_rng_unit(uint64_t seed, uint64_t index)
 {
-	return (float)(spt_rng_u64(seed, index) >> 40) * 0x1p-24f;
+	uint64_t key = spt_rng_key(seed, (uint32_t)(index >> 32));
+	uint32_t x = spt_rng_bits((uint32_t)key, (uint32_t)(key >> 32), (uint32_t)index);
+
+	return (float)(x >> 8) * 0x1p-24f;
 }
 
 /* 2^e for e in [-126, 127], built exactly. */

@@ -23,9 +23,6 @@ static int use_avx2(void)
 }
 #endif
 
-/* Stochastic pruning draws from a stream distinct from rounding's. */
-#define PRUNE_SALT 0x70726e65736c7421ull
-
 static int geom_init(uint32_t rows, uint32_t cols, struct ct_geom *g)
 {
 	if (rows == 0 || cols == 0)
@@ -111,7 +108,7 @@ float spt_prune_value(const struct spt_prune *pr, float x, uint64_t index)
 	if (pr->mode == SPT_PRUNE_OFF || !(a < pr->tau))
 		return x;
 	if (pr->mode == SPT_PRUNE_STOCHASTIC &&
-	    spt_rng_unit(pr->seed ^ PRUNE_SALT, index) < a / pr->tau)
+	    spt_rng_unit(pr->seed ^ SPT_PRUNE_SALT, index) < a / pr->tau)
 		return copysignf(pr->tau, x);
 	return 0.0f;
 }

@@ -53,14 +53,26 @@ static inline float block_sum32(const float v[32])
 	return s[0] + s[1];
 }
 
-static inline uint64_t mix64_v(uint64_t z)
+/*
+ * u[i] = spt_rng_unit(seed, index + i) for the 32 lanes of a block, keyed
+ * once (twice where index + i crosses a multiple of 2^32) so that the lane
+ * loop is 32-bit integer work that vectorises.
+ */
+static inline void rng_block(uint64_t seed, uint64_t index, float u[32])
 {
-	z ^= z >> 30;
-	z *= 0xbf58476d1ce4e5b9ull;
-	z ^= z >> 27;
-	z *= 0x94d049bb133111ebull;
-	z ^= z >> 31;
-	return z;
+	uint32_t lo0 = (uint32_t)index, hi = (uint32_t)(index >> 32);
+	uint64_t k0 = spt_rng_key(seed, hi), k1 = k0;
+	unsigned int i;
+
+	if (lo0 > UINT32_MAX - 31)
+		k1 = spt_rng_key(seed, hi + 1);
+	for (i = 0; i < 32; i++) {
+		uint32_t lo = lo0 + i, c = 0u - (uint32_t)(lo < lo0);
+		uint32_t kl = ((uint32_t)k0 & ~c) | ((uint32_t)k1 & c);
+		uint32_t kh = ((uint32_t)(k0 >> 32) & ~c) | ((uint32_t)(k1 >> 32) & c);
+
+		u[i] = (float)(int32_t)(spt_rng_bits(kl, kh, lo) >> 8) * 0x1p-24f;
+	}
 }
 
 /*
@@ -71,18 +83,13 @@ static inline uint64_t mix64_v(uint64_t z)
 static inline void bfp8_stoch_block(const float *x, unsigned int n, float s1, float s2,
 				    uint64_t seed, uint64_t index, int8_t k[32])
 {
-	uint64_t sm = seed * 0xd1b54a32d192ed03ull + 0x2545f4914f6cdd1dull;
 	float xs[32], u[32];
 	int32_t r[32];
 	unsigned int i;
 
 	for (i = 0; i < 32; i++)
 		xs[i] = i < n ? x[i] : 0.0f;
-	for (i = 0; i < 32; i++) {
-		uint64_t z = mix64_v(mix64_v(index + i + 0x9e3779b97f4a7c15ull) ^ sm);
-
-		u[i] = (float)(int32_t)(z >> 40) * 0x1p-24f;
-	}
+	rng_block(seed, index, u);
 	for (i = 0; i < 32; i++) {
 		float y = xs[i] * s1 * s2;
 		int32_t t = (int32_t)y;

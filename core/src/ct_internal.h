@@ -29,10 +29,37 @@ struct spt_unpacked {
 int spt_ct_unpack(const void *buf, size_t len, struct spt_unpacked *u);
 void spt_unpacked_free(struct spt_unpacked *u);
 
-/* Counter-based random numbers: a pure function of (seed, index). */
-uint64_t spt_rng_u64(uint64_t seed, uint64_t index);
+/*
+ * Counter-based random numbers, a pure function of (seed, index)
+ * (docs/formats.md): a 64-bit key from the seed and the index's high 32
+ * bits (two SplitMix64 rounds, once per block in the vector paths), then
+ * two rounds of a 32-bit hash of the low 32 bits keyed by it.  32-bit
+ * multiplies only per element, so the block loops vectorise on AVX2.
+ */
+uint64_t spt_rng_key(uint64_t seed, uint32_t index_hi);
+
+/* The "lowbias32" xorshift-multiply hash, a bijection of 32-bit words. */
+static inline uint32_t spt_rng_h32(uint32_t x)
+{
+	x ^= x >> 16;
+	x *= 0x7feb352du;
+	x ^= x >> 15;
+	x *= 0x846ca68bu;
+	x ^= x >> 16;
+	return x;
+}
+
+/* 32 random bits of element index_lo under the key's two halves. */
+static inline uint32_t spt_rng_bits(uint32_t key_lo, uint32_t key_hi, uint32_t index_lo)
+{
+	return spt_rng_h32(spt_rng_h32(index_lo ^ key_lo) ^ key_hi);
+}
+
 /* Uniform in [0, 1) with 24 random bits (exact as a float). */
 float spt_rng_unit(uint64_t seed, uint64_t index);
+
+/* Stochastic pruning draws from a stream distinct from rounding's. */
+#define SPT_PRUNE_SALT 0x70726e65736c7421ull
 
 /* floor(log2(amax)) clamped to [-127, 127]; -127 for 0. */
 int spt_bfp8_exponent(float amax);
