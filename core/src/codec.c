@@ -183,10 +183,10 @@ static int encode_scalar(struct enc_state *s, const float *in, const struct ct_g
 			 uint8_t *p, size_t cap, uint64_t *pos_io)
 {
 	const struct spt_encode_opts *o = s->o;
-	int even = o->prune.mode != SPT_PRUNE_STOCHASTIC;	/* encode_block_even applies */
-	/* only stochastic rounding gets here with AVX2 (see spt_ct_encode) */
+	int sprune = o->prune.mode == SPT_PRUNE_STOCHASTIC;
+	/* only stochastic rounding or pruning gets here with AVX2 (spt_ct_encode) */
 	int avx2 = use_avx2();
-	float tau = o->prune.mode == SPT_PRUNE_DETERMINISTIC ? o->prune.tau : 0.0f;
+	float tau = o->prune.mode != SPT_PRUNE_OFF ? o->prune.tau : 0.0f;
 	uint8_t *table = p + SPT_CT_HEADER_SIZE;
 	uint64_t pos = *pos_io, t;
 	uint32_t r = 0, c = 0;
@@ -214,14 +214,17 @@ static int encode_scalar(struct enc_state *s, const float *in, const struct ct_g
 			unsigned int cnt;
 
 #ifndef SPT_NO_SIMD
-			if (even && avx2)
-				l2 = spt_encode_block_even_avx2(s, in + index, n, index, tau, k,
-								&e, &err);
+			if (avx2 && sprune)
+				l2 = spt_encode_block_sprune_avx2(s, in + index, n, index, tau,
+								  k, &e, &err);
+			else if (avx2)
+				l2 = spt_encode_block_avx2(s, in + index, n, index, tau, k, &e,
+							   &err);
 			else
 #endif
-			if (even)
-				l2 = encode_block_even(s, in + index, n, index, tau, k, &e, &err,
-						       0);
+			if (!sprune)
+				l2 = encode_block_vec(s, in + index, n, index, tau, k, &e, &err,
+						      0, 0);
 			else
 				l2 = encode_block(s, in + index, n, index, k, &e, &err);
 			if (err)
@@ -238,7 +241,7 @@ static int encode_scalar(struct enc_state *s, const float *in, const struct ct_g
 			spt_st32(p + pos, l2);
 			p[pos + 4] = (uint8_t)(e + SPT_E8M0_BIAS);
 			pos += 5;
-			if (even && avx2) {	/* k holds the values packed already */
+			if (avx2) {	/* k holds the values packed already */
 				memcpy(p + pos, k, cnt);
 				pos += cnt;
 			} else {

@@ -2,8 +2,9 @@
 /*
  * The per-block encoder of the scalar tile loop, as static inline code so
  * that codec.c and codec_block_avx2.c compile the same source: the AVX2 copy
- * (-mavx2 -O3) is what stochastic rounding uses on CPUs that have it, since
- * spt_ct_encode_avx2 only rounds to nearest even.  GCC does not reassociate
+ * (-mavx2 -O3) is what stochastic rounding and stochastic pruning use on
+ * CPUs that have it, since spt_ct_encode_avx2 only rounds to nearest even
+ * and prunes deterministically.  GCC does not reassociate
  * float arithmetic without -ffast-math, so both copies perform the same
  * float operations in the same order and give the same bytes and statistics.
  */
@@ -106,36 +107,78 @@ static inline void bfp8_stoch_block(const float *x, unsigned int n, float s1, fl
 }
 
 /*
- * Prune and quantise one block for deterministic pruning below @tau (0:
- * none), without branches on the data: |x| bit patterns order like the
- * values, so the kept maximum also flags NaN/Inf (never below tau).  Returns
- * its L2 mask (0: absent block) and fills k/exp; -EDOM through *err on
- * NaN/Inf.  Nearest-even rounding is inline; stochastic rounding is inline
- * if @stoch_inline (a constant: the AVX2 copy) and otherwise goes to
- * spt_bfp8_quantize_known.  Every float operation is the one of
- * encode_block/spt_bfp8_quantize_known.
+ * Nearest-even rounding of a block (round_even() of bfp8.c), without
+ * branches: k = clamp(round_even(v * s1 * s2)) for all 32 lanes.
  */
-static inline uint32_t encode_block_even(struct enc_state *s, const float *x, unsigned int n,
-					 uint64_t index, float tau, int8_t k[32], int *exp,
-					 int *err, int stoch_inline)
+static inline void bfp8_even_block(const float v[32], float s1, float s2, int8_t k[32])
 {
-	float v[32], a_all[32], a_kept[32], s1, s2;
+	int32_t r[32];
+	unsigned int i;
+
+	for (i = 0; i < 32; i++) {
+		float y = v[i] * s1 * s2;
+		int32_t t = (int32_t)y;			/* |y| < 128 */
+		int32_t fl = t - (y < (float)t);
+		float d = y - (float)fl;		/* exact, in [0, 1) */
+		int32_t up = d > 0.5f, tie = d == 0.5f;	/* int: both vectorise */
+		int32_t q = fl + (up | (tie & fl));	/* ties to even */
+
+		q = q > SPT_KMAX ? SPT_KMAX : q;
+		q = q < -SPT_KMAX ? -SPT_KMAX : q;
+		r[i] = q;
+	}
+	for (i = 0; i < 32; i++)
+		k[i] = (int8_t)r[i];
+}
+
+/*
+ * Prune and quantise one block without branches on the data: below @tau
+ * (0: no pruning) to 0, or with @sprune (stochastic pruning, a constant) to
+ * sign(x) * tau with probability |x|/tau as spt_prune_value() decides it.
+ * |x| bit patterns order like the values, so the kept maximum also flags
+ * NaN/Inf (never below tau).  Returns its L2 mask (0: absent block) and
+ * fills k/exp; -EDOM through *err on NaN/Inf.  Nearest-even rounding is
+ * inline; stochastic rounding is inline if @stoch_inline (a constant: the
+ * AVX2 copy) and otherwise goes to spt_bfp8_quantize_known.  Every float
+ * operation is the one of encode_block/spt_bfp8_quantize_known.
+ */
+/* inlined so that each caller's constant flags select its code */
+__attribute__((always_inline))
+static inline uint32_t encode_block_vec(struct enc_state *s, const float *x, unsigned int n,
+					uint64_t index, float tau, int8_t k[32], int *exp,
+					int *err, int stoch_inline, int sprune)
+{
+	float v[32], a_all[32], a_kept[32], up[32], s1, s2;
 	uint32_t xu[32], umax = 0, l2 = 0, B, nz = 0, pruned = 0, under = 0;
+	uint32_t taub = f2u(tau);	/* tau >= 0: copysignf(tau, x) is sign(x) | taub */
 	unsigned int i;
 	int sh;
 
 	/* a ragged block reads as +0 past n; a full-width loop vectorises */
 	memcpy(xu, x, 4 * n);
 	memset(xu + n, 0, 4 * (SPT_BLOCK_ELEMS - n));
+	if (sprune)
+		rng_block(s->o->prune.seed ^ SPT_PRUNE_SALT, index, up);
 	for (i = 0; i < SPT_BLOCK_ELEMS; i++) {
 		uint32_t xb = xu[i], ab = xb & 0x7fffffffu;
-		uint32_t keep = 0u - (uint32_t)!(u2f(ab) < tau), kb = ab & keep;
+		uint32_t below = 0u - (uint32_t)(u2f(ab) < tau), vb, kb;
 
+		if (sprune) {
+			/* u < |x|/tau for every lane; only those below tau use it */
+			uint32_t up_b = 0u - (uint32_t)(up[i] < u2f(ab) / tau);
+			uint32_t promote = below & up_b;
+
+			vb = (xb & ~below) | (promote & ((xb & 0x80000000u) | taub));
+			pruned += (ab != 0) & below & ~promote & 1;
+		} else {
+			vb = xb & ~below;
+			pruned += (ab != 0) & below & 1;
+		}
+		kb = vb & 0x7fffffffu;
 		nz += ab == 0;
-		pruned += (ab != 0) & ~keep & 1;
 		a_all[i] = u2f(ab);
 		a_kept[i] = u2f(kb);
-		v[i] = u2f(xb & keep);
+		v[i] = u2f(vb);
 		umax = kb > umax ? kb : umax;
 	}
 	if (umax >= 0x7f800000u) {
@@ -159,42 +202,30 @@ static inline uint32_t encode_block_even(struct enc_state *s, const float *x, un
 		s1 = u2f((uint32_t)(sh + 127) << 23);
 		s2 = 1.0f;
 	}
-	if (s->o->round == SPT_ROUND_STOCHASTIC) {
-		if (stoch_inline)
-			bfp8_stoch_block(v, n, s1, s2, s->o->round_seed, index, k);
-		else
-			spt_bfp8_quantize_known(v, n, *exp, SPT_ROUND_STOCHASTIC,
-						s->o->round_seed, index, k);
-		for (i = 0; i < SPT_BLOCK_ELEMS; i++) {
-			l2 |= (uint32_t)(k[i] != 0) << i;
-			under += (k[i] == 0) & (v[i] != 0.0f);
-		}
-		s->st.underflow += under;
-		return l2;
-	}
+	if (s->o->round != SPT_ROUND_STOCHASTIC)
+		bfp8_even_block(v, s1, s2, k);
+	else if (stoch_inline)
+		bfp8_stoch_block(v, n, s1, s2, s->o->round_seed, index, k);
+	else
+		spt_bfp8_quantize_known(v, n, *exp, SPT_ROUND_STOCHASTIC, s->o->round_seed,
+					index, k);
 	for (i = 0; i < SPT_BLOCK_ELEMS; i++) {
-		float y = v[i] * s1 * s2, d;
-		int t = (int)y, fl, r;		/* |y| < 128 */
-
-		fl = t - (y < (float)t);
-		d = y - (float)fl;		/* exact, in [0, 1) */
-		r = fl + ((d > 0.5f) | ((d == 0.5f) & fl & 1));
-		r = r > SPT_KMAX ? SPT_KMAX : r;
-		r = r < -SPT_KMAX ? -SPT_KMAX : r;
-		k[i] = (int8_t)r;
-		l2 |= (uint32_t)(r != 0) << i;
-		under += (r == 0) & (v[i] != 0.0f);
+		l2 |= (uint32_t)(k[i] != 0) << i;
+		under += (k[i] == 0) & (v[i] != 0.0f);
 	}
 	s->st.underflow += under;
 	return l2;
 }
 
 /*
- * encode_block_even() compiled for AVX2 (codec_block_avx2.c), stochastic
- * rounding inline; k returns the nonzero values packed in lane order.
+ * encode_block_vec() compiled for AVX2 (codec_block_avx2.c), stochastic
+ * rounding inline, without (tau: deterministic pruning, 0: none) and with
+ * stochastic pruning; k returns the nonzero values packed in lane order.
  */
-uint32_t spt_encode_block_even_avx2(struct enc_state *s, const float *x, unsigned int n,
-				    uint64_t index, float tau, int8_t k[32], int *exp,
-				    int *err);
+uint32_t spt_encode_block_avx2(struct enc_state *s, const float *x, unsigned int n,
+			       uint64_t index, float tau, int8_t k[32], int *exp, int *err);
+uint32_t spt_encode_block_sprune_avx2(struct enc_state *s, const float *x, unsigned int n,
+				      uint64_t index, float tau, int8_t k[32], int *exp,
+				      int *err);
 
 #endif

@@ -700,6 +700,83 @@ START_TEST(test_stochastic_pruning_keeps_expectation_of_mixed_values)
 }
 END_TEST
 
+/*
+ * Each element below tau becomes sign(x) * tau iff u < |x|/tau (float
+ * division), u = spt_rng_unit(prune_seed ^ salt, r * cols + c), else 0,
+ * with exact ties u == |x|/tau (dropped) and their next float up (kept).
+ * Blocks hold 0.75 and tau = 0.5 (E = -1), so every stored value is exact.
+ */
+START_TEST(test_stochastic_pruning_follows_the_rule_per_element)
+{
+	const uint32_t rows = 5, cols = 70;
+	const float tau = 0.5f;
+	const uint64_t seed = 77;
+	size_t n = (size_t)rows * cols, len, i;
+	float *x = malloc(n * sizeof(float)), *want = malloc(n * sizeof(float));
+	float *got = malloc(n * sizeof(float));
+	int round;
+
+	ck_assert(x && want && got);
+	for (round = SPT_ROUND_EVEN; round <= SPT_ROUND_STOCHASTIC; round++) {
+		struct spt_encode_opts o;
+		struct spt_tensor_stats st;
+		uint64_t pruned = 0, nonzeros = 0;
+		uint8_t *p;
+
+		for (i = 0; i < n; i++) {
+			float u = spt_rng_unit(seed ^ SPT_PRUNE_SALT, i), sign = (i & 2) ? -1.0f : 1.0f;
+			float a;
+
+			switch (i % 4) {
+			case 0:
+				a = u * tau;			/* exact: |x|/tau == u */
+				break;
+			case 1:
+				a = nextafterf(u * tau, 1.0f);	/* |x|/tau just above u */
+				break;
+			case 2:
+				a = (float)(rnd_unit() * 0.5);
+				break;
+			default:
+				a = 0.75f;
+				break;
+			}
+			x[i] = sign * a;
+			if (a >= tau)
+				want[i] = x[i];
+			else if (a != 0.0f && u < a / tau)
+				want[i] = sign * tau;
+			else
+				want[i] = 0.0f;
+			EXPECT(i % 4 != 0 || a == 0.0f || want[i] == 0.0f,
+			       "element %zu: a tie must be dropped", i);
+			EXPECT(i % 4 != 1 || want[i] == sign * tau,
+			       "element %zu: above the tie must be kept", i);
+			pruned += a != 0.0f && want[i] == 0.0f;
+			nonzeros += want[i] != 0.0f;
+		}
+		spt_encode_opts_init(&o);
+		o.round = (enum spt_round)round;
+		o.round_seed = 5;
+		o.prune.mode = SPT_PRUNE_STOCHASTIC;
+		o.prune.tau = tau;
+		o.prune.seed = seed;
+		p = encode_alloc(x, rows, cols, &o, &len, &st);
+		ck_assert_int_eq(spt_ct_decode(p, len, got, n), 0);
+		for (i = 0; i < n; i++)
+			EXPECT(got[i] == want[i], "round %d, element %zu (x = %a): expected %a, got %a",
+			       round, i, (double)x[i], (double)want[i], (double)got[i]);
+		ck_assert_uint_eq(st.pruned, pruned);
+		ck_assert_uint_eq(st.nonzeros, nonzeros);
+		ck_assert_uint_eq(st.underflow, 0);
+		free(p);
+	}
+	free(x);
+	free(want);
+	free(got);
+}
+END_TEST
+
 START_TEST(test_stochastic_pruning_is_deterministic_in_seed)
 {
 	float *x = rnd_tensor(30, 100, 0.0);
@@ -2048,6 +2125,7 @@ static void add_codec_cases(Suite *s, enum spt_isa isa, SFun setup)
 	tcase_add_test(prune, test_pruning_tau_zero_keeps_everything);
 	tcase_add_test(prune, test_stochastic_pruning_is_unbiased);
 	tcase_add_test(prune, test_stochastic_pruning_keeps_expectation_of_mixed_values);
+	tcase_add_test(prune, test_stochastic_pruning_follows_the_rule_per_element);
 	tcase_add_test(prune, test_stochastic_pruning_is_deterministic_in_seed);
 	tcase_add_test(prune, test_bad_options_are_einval);
 

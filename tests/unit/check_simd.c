@@ -6,6 +6,7 @@
  */
 #include <check.h>
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -366,6 +367,117 @@ START_TEST(test_sgd_ct_matches_scalar)
 }
 END_TEST
 
+/*
+ * Stochastic pruning (the error tensors' encoding) with either rounding:
+ * every ISA gives the bytes and statistics of the scalar reference
+ * (encode_block: spt_prune_value per element), for ragged widths, -0.0,
+ * exponents from the subnormal range to the top and thresholds at the
+ * edges: 0 (nothing pruned), the smallest subnormal, equal to elements
+ * (kept), 2^100 (|x|/tau underflows: everything below is dropped) and
+ * FLT_MAX (survivors are promoted to +-FLT_MAX).
+ */
+START_TEST(test_stochastic_pruning_matches_scalar)
+{
+	static const int er[][2] = { { -20, 20 }, { -149, -120 }, { 100, 127 }, { -149, 127 } };
+	int it;
+
+	for (it = 0; it < 96; it++) {
+		const int *e = er[(it / 2) % 4];
+		uint32_t m = 1 + below(40), n = 1 + below(200), i;
+		float *x = rand_mat(m, n, (it % 3) * 0.45, e[0], e[1]);
+		size_t cap = spt_ct_bound(m, n), lr = 0, lg = 0;
+		unsigned char *ref = malloc(cap), *got = malloc(cap);
+		struct spt_tensor_stats sr, sg;
+		struct spt_encode_opts o;
+		enum spt_isa isa;
+
+		for (i = 0; i < m * n; i += 1 + below(9))
+			if (x[i] == 0.0f)
+				x[i] = -0.0f;
+		spt_encode_opts_init(&o);
+		o.round = it % 2 ? SPT_ROUND_STOCHASTIC : SPT_ROUND_EVEN;
+		o.round_seed = 2000u + (uint64_t)it;
+		o.prune.mode = SPT_PRUNE_STOCHASTIC;
+		o.prune.seed = 3000u + (uint64_t)it;
+		switch ((it / 8) % 6) {
+		case 0:
+		case 1:
+			o.prune.tau = ldexpf(0.5f, (e[0] + e[1]) / 2);
+			break;
+		case 2:
+			o.prune.tau = (it / 8) % 12 < 6 ? 0.0f : 0x1p-149f;
+			break;
+		case 3:
+			o.prune.tau = fabsf(x[below(m * n)]);
+			break;
+		case 4:
+			o.prune.tau = 0x1p100f;
+			break;
+		default:
+			o.prune.tau = FLT_MAX;
+			break;
+		}
+		encode_isa(SPT_ISA_SCALAR, x, m, n, &o, ref, &lr, &sr);
+		for (isa = SPT_ISA_AVX2; isa <= SPT_ISA_AVX512; isa++) {
+			if (!spt_core_isa_supported(isa))
+				continue;
+			encode_isa(isa, x, m, n, &o, got, &lg, &sg);
+			ck_assert_uint_eq(lg, lr);
+			ck_assert_msg(!memcmp(got, ref, lr),
+				      "%s: %ux%u round %d tau %a: stochastic pruning differs",
+				      spt_core_isa_name(isa), m, n, o.round, (double)o.prune.tau);
+			ck_assert_mem_eq(&sg, &sr, sizeof(sr));
+		}
+		free(ref);
+		free(got);
+		free(x);
+	}
+	ck_assert_int_eq(spt_core_set_isa(SPT_ISA_AUTO), 0);
+}
+END_TEST
+
+/* NaN or Inf anywhere, also below tau's magnitude or in a ragged block: -EDOM everywhere. */
+START_TEST(test_stochastic_pruning_rejects_non_finite_on_every_isa)
+{
+	static const float bad[] = { NAN, -NAN, INFINITY, -INFINITY };
+	static const float taus[] = { 0.0f, 0.5f, FLT_MAX };
+	uint32_t m = 3, n = 70, where[] = { 0, 31, 32, 69, 70, 139, 209 };
+	size_t cap = spt_ct_bound(m, n), len;
+	unsigned char *buf = malloc(cap);
+	size_t b, t, w;
+
+	ck_assert_ptr_nonnull(buf);
+	for (b = 0; b < 4; b++)
+		for (t = 0; t < 3; t++)
+			for (w = 0; w < sizeof(where) / sizeof(where[0]); w++) {
+				float *x = rand_mat(m, n, 0.3, -3, 0);
+				struct spt_encode_opts o;
+				enum spt_isa isa;
+
+				x[where[w]] = bad[b];
+				spt_encode_opts_init(&o);
+				o.round = (w & 1) ? SPT_ROUND_STOCHASTIC : SPT_ROUND_EVEN;
+				o.prune.mode = SPT_PRUNE_STOCHASTIC;
+				o.prune.tau = taus[t];
+				for (isa = SPT_ISA_SCALAR; isa <= SPT_ISA_AVX512; isa++) {
+					int ret;
+
+					if (!spt_core_isa_supported(isa))
+						continue;
+					ck_assert_int_eq(spt_core_set_isa(isa), 0);
+					ret = spt_ct_encode(x, m, n, &o, buf, cap, &len, NULL);
+					ck_assert_msg(ret == -EDOM,
+						      "%s: %a at %u, tau %a: expected -EDOM, got %d",
+						      spt_core_isa_name(isa), (double)bad[b], where[w],
+						      (double)taus[t], ret);
+				}
+				free(x);
+			}
+	free(buf);
+	ck_assert_int_eq(spt_core_set_isa(SPT_ISA_AUTO), 0);
+}
+END_TEST
+
 START_TEST(test_unsupported_isa_is_enotsup)
 {
 	enum spt_isa isa;
@@ -424,6 +536,8 @@ static Suite *simd_suite(void)
 	tcase_add_test(same_bits, test_simd_matches_scalar_with_overflow_and_subnormals);
 	tcase_add_test(same_bits, test_stochastic_rounding_matches_scalar);
 	tcase_add_test(same_bits, test_sgd_ct_matches_scalar);
+	tcase_add_test(same_bits, test_stochastic_pruning_matches_scalar);
+	tcase_add_test(same_bits, test_stochastic_pruning_rejects_non_finite_on_every_isa);
 	tcase_set_timeout(same_bits, 120);
 	suite_add_tcase(s, same_bits);
 	return s;
