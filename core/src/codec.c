@@ -184,8 +184,8 @@ static int encode_scalar(struct enc_state *s, const float *in, const struct ct_g
 {
 	const struct spt_encode_opts *o = s->o;
 	int sprune = o->prune.mode == SPT_PRUNE_STOCHASTIC;
-	/* only stochastic rounding or pruning gets here with AVX2 (spt_ct_encode) */
-	int avx2 = use_avx2();
+	/* only stochastic pruning gets here with AVX2 (see spt_ct_encode) */
+	int avx2 = use_avx2() && sprune;
 	float tau = o->prune.mode != SPT_PRUNE_OFF ? o->prune.tau : 0.0f;
 	uint8_t *table = p + SPT_CT_HEADER_SIZE;
 	uint64_t pos = *pos_io, t;
@@ -214,12 +214,9 @@ static int encode_scalar(struct enc_state *s, const float *in, const struct ct_g
 			unsigned int cnt;
 
 #ifndef SPT_NO_SIMD
-			if (avx2 && sprune)
+			if (avx2)
 				l2 = spt_encode_block_sprune_avx2(s, in + index, n, index, tau,
 								  k, &e, &err);
-			else if (avx2)
-				l2 = spt_encode_block_avx2(s, in + index, n, index, tau, k, &e,
-							   &err);
 			else
 #endif
 			if (!sprune)
@@ -289,13 +286,12 @@ int spt_ct_encode(const float *in, uint32_t rows, uint32_t cols,
 	s.o = o;
 	pos = g.payload_off;
 #ifndef SPT_NO_SIMD
-	if (use_avx2() && o->round == SPT_ROUND_EVEN &&
-	    o->prune.mode != SPT_PRUNE_STOCHASTIC) {
+	if (use_avx2() && o->prune.mode != SPT_PRUNE_STOCHASTIC) {
 		struct ct_enc_acc acc = { 0, 0, 0, 0, 0.0, 0.0 };
 
 		err = spt_ct_encode_avx2(in, &g,
 					 o->prune.mode == SPT_PRUNE_DETERMINISTIC ? o->prune.tau : 0.0f,
-					 p, cap, &pos, &acc);
+					 o->round, o->round_seed, p, cap, &pos, &acc);
 		/* every element is a natural zero, pruned, stored or underflowed */
 		s.st.natural_zeros = acc.natural_zeros;
 		s.st.pruned = acc.pruned;

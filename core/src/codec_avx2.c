@@ -10,6 +10,7 @@
 #include <immintrin.h>
 #include <string.h>
 
+#include "codec_block.h"
 #include "codec_lut.h"
 #include "codec_simd.h"
 
@@ -78,6 +79,70 @@ AINLINE __m256i zero_bytes(__m256 a0, __m256 a1, __m256 a2, __m256 a3)
 	return _mm256_cmpeq_epi8(p, _mm256_setzero_si256());
 }
 
+/* spt_rng_h32 on eight lanes */
+AINLINE __m256i h32_v(__m256i x)
+{
+	x = _mm256_xor_si256(x, _mm256_srli_epi32(x, 16));
+	x = _mm256_mullo_epi32(x, _mm256_set1_epi32(0x7feb352d));
+	x = _mm256_xor_si256(x, _mm256_srli_epi32(x, 15));
+	x = _mm256_mullo_epi32(x, _mm256_set1_epi32((int)0x846ca68bu));
+	return _mm256_xor_si256(x, _mm256_srli_epi32(x, 16));
+}
+
+/* The stochastic rounding draws' key, recomputed when index >> 32 changes. */
+struct rng_ctx {
+	uint64_t seed;
+	uint32_t hi, valid;
+	__m256i kl, kh;
+};
+
+/* u[j] lanes = spt_rng_unit(seed, index + 8j + lane), as rng_block gives them */
+AINLINE void rng_u(struct rng_ctx *r, uint64_t index, __m256 u[4])
+{
+	uint32_t lo0 = (uint32_t)index, hi = (uint32_t)(index >> 32);
+	__m256i lo;
+	unsigned int j;
+
+	if (__builtin_expect(lo0 > UINT32_MAX - 31, 0)) {	/* crosses 2^32 */
+		float uu[32];
+
+		rng_block(r->seed, index, uu);
+		for (j = 0; j < 4; j++)
+			u[j] = _mm256_loadu_ps(uu + 8 * j);
+		return;
+	}
+	if (__builtin_expect(!r->valid || hi != r->hi, 0)) {
+		uint64_t key = spt_rng_key(r->seed, hi);
+
+		r->kl = _mm256_set1_epi32((int)(uint32_t)key);
+		r->kh = _mm256_set1_epi32((int)(uint32_t)(key >> 32));
+		r->hi = hi;
+		r->valid = 1;
+	}
+	lo = _mm256_add_epi32(_mm256_set1_epi32((int)lo0), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+	for (j = 0; j < 4; j++) {
+		__m256i x = h32_v(_mm256_xor_si256(h32_v(_mm256_xor_si256(lo, r->kl)), r->kh));
+
+		u[j] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_srli_epi32(x, 8)),
+				     _mm256_set1_ps(0x1p-24f));
+		lo = _mm256_add_epi32(lo, _mm256_set1_epi32(8));
+	}
+}
+
+/*
+ * round_stochastic() of bfp8.c on eight lanes (|y| < 128): t = (int)y,
+ * fl = t - (y < t), k = fl + (u < y - fl).  The clamp is the packs' job.
+ */
+AINLINE __m256i round_stoch_v(__m256 y, __m256 u)
+{
+	__m256i t = _mm256_cvttps_epi32(y);
+	__m256i fl = _mm256_add_epi32(t, _mm256_castps_si256(
+		_mm256_cmp_ps(y, _mm256_cvtepi32_ps(t), _CMP_LT_OQ)));
+	__m256 d = _mm256_sub_ps(y, _mm256_cvtepi32_ps(fl));
+
+	return _mm256_sub_epi32(fl, _mm256_castps_si256(_mm256_cmp_ps(u, d, _CMP_LT_OQ)));
+}
+
 struct enc_ctx {
 	__m256 vtau;
 	/* per byte lane, minus the count of |x| == 0 and of kept == 0 (<= 64) */
@@ -92,10 +157,11 @@ struct enc_ctx {
  * byte, packed values; up to 37 bytes are written whatever the size).
  * Returns the L2 mask; *bad set on NaN/Inf.  Same arithmetic as the scalar
  * encode: |x| < tau is pruned, E from the largest kept |x|, k = clamp(
- * rne(x * s1 * s2)), sums in spt_block_sum order.
+ * round(x * s1 * s2)) to nearest even or, with @stoch, stochastically with
+ * the draws of element @index on, sums in spt_block_sum order.
  */
-AINLINE uint32_t enc_block(struct enc_ctx *cx, const float *x, int prune, uint8_t *dst,
-			   int *bad)
+AINLINE uint32_t enc_block(struct enc_ctx *cx, const float *x, int prune, int stoch,
+			   struct rng_ctx *rc, uint64_t index, uint8_t *dst, int *bad)
 {
 	const __m256 sign = _mm256_set1_ps(-0.0f);
 	const __m256i zero = _mm256_setzero_si256();
@@ -158,12 +224,22 @@ AINLINE uint32_t enc_block(struct enc_ctx *cx, const float *x, int prune, uint8_
 		x2 = _mm256_mul_ps(x2, vs2);
 		x3 = _mm256_mul_ps(x3, vs2);
 	}
+	if (stoch) {
+		__m256 u[4];
+
+		rng_u(rc, index, u);
+		r0 = round_stoch_v(x0, u[0]);
+		r1 = round_stoch_v(x1, u[1]);
+		r2 = round_stoch_v(x2, u[2]);
+		r3 = round_stoch_v(x3, u[3]);
+	} else {
 #define RNE(v) _mm256_cvtps_epi32(_mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC))
-	r0 = RNE(x0);
-	r1 = RNE(x1);
-	r2 = RNE(x2);
-	r3 = RNE(x3);
+		r0 = RNE(x0);
+		r1 = RNE(x1);
+		r2 = RNE(x2);
+		r3 = RNE(x3);
 #undef RNE
+	}
 	/* |r| <= 128: the int16 pack is exact, the int8 pack saturates 128 to 127 */
 	b = _mm256_packs_epi16(_mm256_packs_epi32(r0, r1), _mm256_packs_epi32(r2, r3));
 	b = _mm256_permutevar8x32_epi32(b, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
@@ -290,7 +366,8 @@ AINLINE void scan8(const float *x, int prune, __m256 vtau, __m256i *zacc, __m256
 }
 
 /* Second pass of one block: quantise with the scale found by scan8, write. */
-AINLINE __m256i quant_bytes(const float *x, int prune, int csr_rne, __m256 vtau, uint32_t s1,
+AINLINE __m256i quant_bytes(const float *x, int prune, int csr_rne, int stoch,
+			    struct rng_ctx *rc, uint64_t index, __m256 vtau, uint32_t s1,
 			    uint32_t B, int two_step)
 {
 	const __m256 sign = _mm256_set1_ps(-0.0f);
@@ -317,14 +394,24 @@ AINLINE __m256i quant_bytes(const float *x, int prune, int csr_rne, __m256 vtau,
 		x2 = _mm256_mul_ps(x2, vs2);
 		x3 = _mm256_mul_ps(x3, vs2);
 	}
-	/* with MXCSR rounding to nearest-even, the conversion alone rounds */
+	if (stoch) {
+		__m256 u[4];
+
+		rng_u(rc, index, u);
+		r0 = round_stoch_v(x0, u[0]);
+		r1 = round_stoch_v(x1, u[1]);
+		r2 = round_stoch_v(x2, u[2]);
+		r3 = round_stoch_v(x3, u[3]);
+	} else {
+		/* with MXCSR rounding to nearest-even, the conversion alone rounds */
 #define RNE(v) _mm256_cvtps_epi32(csr_rne ? (v) :						\
 		_mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC))
-	r0 = RNE(x0);
-	r1 = RNE(x1);
-	r2 = RNE(x2);
-	r3 = RNE(x3);
+		r0 = RNE(x0);
+		r1 = RNE(x1);
+		r2 = RNE(x2);
+		r3 = RNE(x3);
 #undef RNE
+	}
 	b = _mm256_packs_epi16(_mm256_packs_epi32(r0, r1), _mm256_packs_epi32(r2, r3));
 	b = _mm256_permutevar8x32_epi32(b, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
 	return _mm256_max_epi8(b, _mm256_set1_epi8(-SPT_KMAX));
@@ -374,8 +461,8 @@ AINLINE void enc_flush(struct enc_ctx *cx, struct ct_enc_acc *acc, int prune)
 }
 
 AINLINE int encode_tiles(const float *in, const struct ct_geom *g, float tau, int prune,
-			 int csr_rne, uint8_t *p, size_t cap, uint64_t *pos_io,
-			 struct ct_enc_acc *acc)
+			 int csr_rne, int stoch, uint64_t seed, uint8_t *p, size_t cap,
+			 uint64_t *pos_io, struct ct_enc_acc *acc)
 {
 	uint8_t *tab = p + SPT_CT_HEADER_SIZE, stage[64] __attribute__((aligned(32)));
 	uint32_t ragged = g->cols % SPT_BLOCK_ELEMS, c = 0;
@@ -383,8 +470,11 @@ AINLINE int encode_tiles(const float *in, const struct ct_geom *g, float tau, in
 	uint64_t pos = *pos_io, t, zadj = 0;
 	const float *x = in;
 	struct enc_ctx cx;
+	struct rng_ctx rc;
 	int bad = 0;
 
+	memset(&rc, 0, sizeof(rc));
+	rc.seed = seed;
 	cx.vtau = _mm256_set1_ps(tau);
 	cx.zacc = cx.kzacc = _mm256_setzero_si256();
 	cx.sum_abs = acc->sum_abs;
@@ -426,6 +516,8 @@ AINLINE int encode_tiles(const float *in, const struct ct_geom *g, float tau, in
 #pragma GCC unroll 8
 				for (j = 0; j < 8; j++) {
 					__m256i b = quant_bytes(x + 32 * (i + j), prune, csr_rne,
+								stoch, &rc,
+								(uint64_t)(x - in) + 32 * (i + j),
 								cx.vtau, gr.s1[j], gr.B[j],
 								(gr.need2 >> j) & 1);
 
@@ -453,7 +545,8 @@ AINLINE int encode_tiles(const float *in, const struct ct_geom *g, float tau, in
 			cx.sum_abs = sa;
 			cx.sum_kept = sk;
 			for (; i < nb; i++) {
-				uint32_t l2 = enc_block(&cx, x + 32 * i, prune, q, &bad);
+				uint32_t l2 = enc_block(&cx, x + 32 * i, prune, stoch, &rc,
+							(uint64_t)(x - in) + 32 * i, q, &bad);
 				uint32_t present = l2 != 0;
 
 				if (__builtin_expect(bad, 0))
@@ -470,6 +563,7 @@ AINLINE int encode_tiles(const float *in, const struct ct_geom *g, float tau, in
 		} else {
 			for (i = 0; i < nb; i++) {
 				const float *src = x;
+				uint64_t index = (uint64_t)(x - in);
 				uint32_t n = SPT_BLOCK_ELEMS, l2, cnt;
 
 				if (ragged) {
@@ -483,7 +577,7 @@ AINLINE int encode_tiles(const float *in, const struct ct_geom *g, float tau, in
 						c = 0;
 				}
 				x += n;
-				l2 = enc_block(&cx, src, prune, stage, &bad);
+				l2 = enc_block(&cx, src, prune, stoch, &rc, index, stage, &bad);
 				if (bad)
 					return -EDOM;
 				if (!l2)
@@ -510,17 +604,22 @@ AINLINE int encode_tiles(const float *in, const struct ct_geom *g, float tau, in
 }
 
 int spt_ct_encode_avx2(const float *in, const struct ct_geom *g, float tau,
-		       uint8_t *p, size_t cap, uint64_t *pos, struct ct_enc_acc *acc)
+		       enum spt_round round, uint64_t seed, uint8_t *p, size_t cap,
+		       uint64_t *pos, struct ct_enc_acc *acc)
 {
 	/* tau = 0 prunes nothing (|x| < 0 never holds) */
 	/* RC bits 00: the conversion rounds to nearest-even by itself */
 	int csr_rne = (_mm_getcsr() & 0x6000u) == 0;
 
+	/* stochastic rounding truncates and compares: no MXCSR dependence */
+	if (round == SPT_ROUND_STOCHASTIC)
+		return tau > 0.0f ? encode_tiles(in, g, tau, 1, 1, 1, seed, p, cap, pos, acc) :
+				    encode_tiles(in, g, 0.0f, 0, 1, 1, seed, p, cap, pos, acc);
 	if (tau > 0.0f)
-		return csr_rne ? encode_tiles(in, g, tau, 1, 1, p, cap, pos, acc) :
-				 encode_tiles(in, g, tau, 1, 0, p, cap, pos, acc);
-	return csr_rne ? encode_tiles(in, g, 0.0f, 0, 1, p, cap, pos, acc) :
-			 encode_tiles(in, g, 0.0f, 0, 0, p, cap, pos, acc);
+		return csr_rne ? encode_tiles(in, g, tau, 1, 1, 0, 0, p, cap, pos, acc) :
+				 encode_tiles(in, g, tau, 1, 0, 0, 0, p, cap, pos, acc);
+	return csr_rne ? encode_tiles(in, g, 0.0f, 0, 1, 0, 0, p, cap, pos, acc) :
+			 encode_tiles(in, g, 0.0f, 0, 0, 0, 0, p, cap, pos, acc);
 }
 
 /* ---- validation ---------------------------------------------------------- */

@@ -2,9 +2,8 @@
 /*
  * The per-block encoder of the scalar tile loop, as static inline code so
  * that codec.c and codec_block_avx2.c compile the same source: the AVX2 copy
- * (-mavx2 -O3) is what stochastic rounding and stochastic pruning use on
- * CPUs that have it, since spt_ct_encode_avx2 only rounds to nearest even
- * and prunes deterministically.  GCC does not reassociate
+ * (-mavx2 -O3) is what stochastic pruning uses on CPUs that have it, since
+ * spt_ct_encode_avx2 prunes deterministically only.  GCC does not reassociate
  * float arithmetic without -ffast-math, so both copies perform the same
  * float operations in the same order and give the same bytes and statistics.
  */
@@ -218,12 +217,10 @@ static inline uint32_t encode_block_vec(struct enc_state *s, const float *x, uns
 }
 
 /*
- * encode_block_vec() compiled for AVX2 (codec_block_avx2.c), stochastic
- * rounding inline, without (tau: deterministic pruning, 0: none) and with
- * stochastic pruning; k returns the nonzero values packed in lane order.
+ * encode_block_vec() compiled for AVX2 (codec_block_avx2.c) for stochastic
+ * pruning below @tau, stochastic rounding inline; k returns the nonzero
+ * values packed in lane order.
  */
-uint32_t spt_encode_block_avx2(struct enc_state *s, const float *x, unsigned int n,
-			       uint64_t index, float tau, int8_t k[32], int *exp, int *err);
 uint32_t spt_encode_block_sprune_avx2(struct enc_state *s, const float *x, unsigned int n,
 				      uint64_t index, float tau, int8_t k[32], int *exp,
 				      int *err);

@@ -2,8 +2,8 @@
 /*
  * encode_block_vec() of codec_block.h built with -mavx2 at -O3 (see the
  * Makefile), stochastic rounding inlined: the scalar tile loop of codec.c
- * calls it per block when rounding or pruning stochastically on an AVX2
- * CPU.  The same source as the scalar copy and the same float operations as
+ * calls it per block when pruning stochastically on an AVX2 CPU (everything
+ * else goes to spt_ct_encode_avx2).  The same float operations as
  * encode_block(), so the same bytes and statistics; check_simd compares them.
  */
 #include <immintrin.h>
@@ -36,15 +36,6 @@ static inline void pack_values(uint32_t l2, int8_t k[32])
 		c += (unsigned int)_mm_popcnt_u32(m);
 	}
 	memcpy(k, out, 32);
-}
-
-uint32_t spt_encode_block_avx2(struct enc_state *s, const float *x, unsigned int n,
-			       uint64_t index, float tau, int8_t k[32], int *exp, int *err)
-{
-	uint32_t l2 = encode_block_vec(s, x, n, index, tau, k, exp, err, 1, 0);
-
-	pack_values(l2, k);
-	return l2;
 }
 
 uint32_t spt_encode_block_sprune_avx2(struct enc_state *s, const float *x, unsigned int n,

@@ -777,6 +777,65 @@ START_TEST(test_stochastic_pruning_follows_the_rule_per_element)
 }
 END_TEST
 
+/*
+ * Stochastic rounding k = floor(y) + (u < y - floor(y)) with
+ * u = spt_rng_unit(round_seed, r * cols + c): blocks [1, ...] have E = 0 and
+ * y = 64 x, so x = u/64 and (u - 1)/64 are exact ties y - floor(y) == u
+ * (rounded down) and the next float of u just above; whole-block and
+ * ragged widths.
+ */
+START_TEST(test_stochastic_rounding_ties_round_down)
+{
+	static const uint32_t widths[] = { 256, 70 };
+	const uint64_t seed = 31;
+	size_t w;
+
+	/* also through the stochastic-pruning encoder (tau = 0 prunes nothing) */
+	for (w = 0; w < 4; w++) {
+		uint32_t rows = 9, cols = widths[w % 2];
+		size_t n = (size_t)rows * cols, len, i;
+		float *x = malloc(n * sizeof(float)), *want = malloc(n * sizeof(float));
+		float *got = malloc(n * sizeof(float));
+		struct spt_encode_opts o;
+		uint8_t *p;
+
+		ck_assert(x && want && got);
+		size_t ties = 0;
+
+		for (i = 0; i < n; i++) {
+			float u = spt_rng_unit(seed, i), f = (i & 1) ? u : nextafterf(u, 1.0f);
+			float y, fl;
+
+			if ((i % cols) % 32 == 0)
+				x[i] = 1.0f;
+			else
+				x[i] = ((i & 4) ? f - 1.0f : f) / 64;	/* y = 64 x exactly */
+			y = x[i] * 64;
+			fl = floorf(y);
+			want[i] = (fl + (float)(u < y - fl)) / 64;
+			ties += (i % cols) % 32 != 0 && y - fl == u;
+		}
+		EXPECT(ties > n / 3, "%u columns: expected ties in half the elements, got %zu of %zu",
+		       cols, ties, n);
+		spt_encode_opts_init(&o);
+		o.round = SPT_ROUND_STOCHASTIC;
+		o.round_seed = seed;
+		if (w >= 2)
+			o.prune.mode = SPT_PRUNE_STOCHASTIC;
+		p = encode_alloc(x, rows, cols, &o, &len, NULL);
+		ck_assert_int_eq(spt_ct_decode(p, len, got, n), 0);
+		for (i = 0; i < n; i++)
+			EXPECT(got[i] == want[i],
+			       "%ux%u prune %d element %zu (x = %a): expected %a, got %a", rows,
+			       cols, o.prune.mode, i, (double)x[i], (double)want[i], (double)got[i]);
+		free(p);
+		free(x);
+		free(want);
+		free(got);
+	}
+}
+END_TEST
+
 START_TEST(test_stochastic_pruning_is_deterministic_in_seed)
 {
 	float *x = rnd_tensor(30, 100, 0.0);
@@ -2126,6 +2185,7 @@ static void add_codec_cases(Suite *s, enum spt_isa isa, SFun setup)
 	tcase_add_test(prune, test_stochastic_pruning_is_unbiased);
 	tcase_add_test(prune, test_stochastic_pruning_keeps_expectation_of_mixed_values);
 	tcase_add_test(prune, test_stochastic_pruning_follows_the_rule_per_element);
+	tcase_add_test(rt, test_stochastic_rounding_ties_round_down);
 	tcase_add_test(prune, test_stochastic_pruning_is_deterministic_in_seed);
 	tcase_add_test(prune, test_bad_options_are_einval);
 

@@ -243,8 +243,9 @@ static void encode_isa(enum spt_isa isa, const float *x, uint32_t m, uint32_t n,
 }
 
 /*
- * Ragged widths, pruning below tau and block exponents from the subnormal
- * range (E = -127, two-step scale) to the top (k clamped to 127).
+ * Ragged and whole-block widths, pruning below tau and block exponents
+ * from the subnormal range (E = -127, two-step scale) to the top (k
+ * clamped to 127).
  */
 START_TEST(test_stochastic_rounding_matches_scalar)
 {
@@ -252,9 +253,10 @@ START_TEST(test_stochastic_rounding_matches_scalar)
 	static const int er[][2] = { { -20, 20 }, { -149, -120 }, { 100, 127 }, { -149, 127 } };
 	int it;
 
-	for (it = 0; it < 48; it++) {
+	for (it = 0; it < 96; it++) {
 		const int *e = er[(it / 12) % 4];
-		uint32_t m = 1 + below(40), n = 1 + below(200);
+		/* whole blocks too: the AVX2 encoder's 8-block groups and their tail */
+		uint32_t m = 1 + below(40), n = it % 2 ? 32 * (1 + below(9)) : 1 + below(200);
 		float *x = rand_mat(m, n, sp[it % 3], e[0], e[1]);
 		size_t cap = spt_ct_bound(m, n), lr = 0, lg = 0;
 		unsigned char *ref = malloc(cap), *got = malloc(cap);
@@ -265,7 +267,7 @@ START_TEST(test_stochastic_rounding_matches_scalar)
 		spt_encode_opts_init(&o);
 		o.round = SPT_ROUND_STOCHASTIC;
 		o.round_seed = 1000u + (uint64_t)it;
-		if (it % 2) {
+		if ((it / 2) % 2) {
 			o.prune.mode = SPT_PRUNE_DETERMINISTIC;
 			o.prune.tau = ldexpf(0.5f, (e[0] + e[1]) / 2);
 		}
