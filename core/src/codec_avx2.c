@@ -120,6 +120,7 @@ AINLINE void rng_u(struct rng_ctx *r, uint64_t index, __m256 u[4])
 		r->valid = 1;
 	}
 	lo = _mm256_add_epi32(_mm256_set1_epi32((int)lo0), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+#pragma GCC unroll 4
 	for (j = 0; j < 4; j++) {
 		__m256i x = h32_v(_mm256_xor_si256(h32_v(_mm256_xor_si256(lo, r->kl)), r->kh));
 
