@@ -566,6 +566,7 @@ AINLINE int encode_tiles(const float *in, const struct ct_geom *g, float tau, in
 				const float *src = x;
 				uint64_t index = (uint64_t)(x - in);
 				uint32_t n = SPT_BLOCK_ELEMS, l2, cnt;
+				int room;
 
 				if (ragged) {
 					if (c == g->bpr - 1) {
@@ -578,15 +579,20 @@ AINLINE int encode_tiles(const float *in, const struct ct_geom *g, float tau, in
 						c = 0;
 				}
 				x += n;
-				l2 = enc_block(&cx, src, prune, stoch, &rc, index, stage, &bad);
+				/* with room for any record, write in place, not staged */
+				room = cap - (uint64_t)(q - p) >= 5 + SPT_BLOCK_ELEMS + CT_SLACK;
+				l2 = enc_block(&cx, src, prune, stoch, &rc, index, room ? q : stage,
+					       &bad);
 				if (bad)
 					return -EDOM;
 				if (!l2)
 					continue;
 				cnt = (uint32_t)_mm_popcnt_u32(l2);
-				if (cap - (uint64_t)(q - p) < 5 + cnt)
-					return -ENOSPC;
-				memcpy(q, stage, 5 + cnt);
+				if (!room) {
+					if (cap - (uint64_t)(q - p) < 5 + cnt)
+						return -ENOSPC;
+					memcpy(q, stage, 5 + cnt);
+				}
 				q += 5 + cnt;
 				l1 |= 1ull << i;
 				acc->nz_blocks++;

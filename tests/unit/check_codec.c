@@ -927,30 +927,42 @@ START_TEST(test_small_capacity_is_enospc_and_writes_nothing_beyond)
 	enum { GUARD = 64 };
 	uint32_t rows = 3, cols = 70;
 	float *x = rnd_tensor(rows, cols, 0.5);
-	size_t len, cap, i;
-	uint8_t *full = encode_alloc(x, rows, cols, NULL, &len, NULL);
-	uint8_t *buf = malloc(len + GUARD);
+	int round;
 
-	ck_assert(buf);
-	for (cap = 0; cap < len; cap++) {
-		size_t got = 12345;
-		int ret;
+	for (round = SPT_ROUND_EVEN; round <= SPT_ROUND_STOCHASTIC; round++) {
+		struct spt_encode_opts o;
+		size_t len, cap, i;
+		uint8_t *full, *buf;
 
+		spt_encode_opts_init(&o);
+		o.round = (enum spt_round)round;
+		o.round_seed = 17;
+		full = encode_alloc(x, rows, cols, &o, &len, NULL);
+		buf = malloc(len + GUARD);
+		ck_assert(buf);
+		for (cap = 0; cap < len; cap++) {
+			size_t got = 12345;
+			int ret;
+
+			memset(buf, 0xa5, len + GUARD);
+			ret = spt_ct_encode(x, rows, cols, &o, buf, cap, &got, NULL);
+			EXPECT(ret == -ENOSPC, "round %d, cap %zu of %zu: expected -ENOSPC, got %d",
+			       round, cap, len, ret);
+			for (i = cap; i < len + GUARD; i++)
+				EXPECT(buf[i] == 0xa5, "round %d, cap %zu: byte %zu beyond cap written",
+				       round, cap, i);
+		}
 		memset(buf, 0xa5, len + GUARD);
-		ret = spt_ct_encode(x, rows, cols, NULL, buf, cap, &got, NULL);
-		EXPECT(ret == -ENOSPC, "cap %zu of %zu: expected -ENOSPC, got %d", cap, len,
-			      ret);
-		for (i = cap; i < len + GUARD; i++)
-			EXPECT(buf[i] == 0xa5, "cap %zu: byte %zu beyond cap written", cap, i);
+		ck_assert_int_eq(spt_ct_encode(x, rows, cols, &o, buf, len, &cap, NULL), 0);
+		ck_assert_uint_eq(cap, len);
+		EXPECT(memcmp(buf, full, len) == 0, "round %d, exact capacity: different bytes",
+		       round);
+		for (i = len; i < len + GUARD; i++)
+			EXPECT(buf[i] == 0xa5, "round %d, exact capacity: byte %zu beyond written",
+			       round, i);
+		free(buf);
+		free(full);
 	}
-	memset(buf, 0xa5, len + GUARD);
-	ck_assert_int_eq(spt_ct_encode(x, rows, cols, NULL, buf, len, &cap, NULL), 0);
-	ck_assert_uint_eq(cap, len);
-	EXPECT(memcmp(buf, full, len) == 0, "exact capacity: different bytes");
-	for (i = len; i < len + GUARD; i++)
-		EXPECT(buf[i] == 0xa5, "exact capacity: byte %zu beyond written", i);
-	free(buf);
-	free(full);
 	free(x);
 }
 END_TEST
