@@ -286,12 +286,14 @@ int spt_ct_encode(const float *in, uint32_t rows, uint32_t cols,
 	s.o = o;
 	pos = g.payload_off;
 #ifndef SPT_NO_SIMD
-	if (use_avx2() && o->prune.mode != SPT_PRUNE_STOCHASTIC) {
+	if (use_avx2()) {
 		struct ct_enc_acc acc = { 0, 0, 0, 0, 0.0, 0.0 };
 
 		err = spt_ct_encode_avx2(in, &g,
-					 o->prune.mode == SPT_PRUNE_DETERMINISTIC ? o->prune.tau : 0.0f,
-					 o->round, o->round_seed, p, cap, &pos, &acc);
+					 o->prune.mode != SPT_PRUNE_OFF ? o->prune.tau : 0.0f,
+					 o->prune.mode == SPT_PRUNE_STOCHASTIC,
+					 o->prune.seed ^ SPT_PRUNE_SALT, o->round, o->round_seed,
+					 p, cap, &pos, &acc);
 		/* every element is a natural zero, pruned, stored or underflowed */
 		s.st.natural_zeros = acc.natural_zeros;
 		s.st.pruned = acc.pruned;

@@ -42,14 +42,16 @@ struct ct_enc_acc {
 void spt_ct_decode_t_avx2(const uint8_t *p, const struct ct_hdr *h, float *out, float *stg);
 
 /*
- * Encode every tile of @in (deterministic pruning below @tau, 0: none;
- * nearest-even or stochastic rounding with @seed) into @p from payload
- * offset *@pos on, writing the tile table too.  Returns 0, -EDOM, -ENOSPC
- * or -E2BIG exactly where the scalar loop would.
+ * Encode every tile of @in (pruning below @tau, 0: none: deterministic, or
+ * with @sprune stochastic as spt_prune_value() with the draws of seed
+ * @pseed, which is prune.seed ^ SPT_PRUNE_SALT; nearest-even or stochastic
+ * rounding with @seed) into @p from payload offset *@pos on, writing the
+ * tile table too.  Returns 0, -EDOM, -ENOSPC or -E2BIG exactly where the
+ * scalar loop would.
  */
-int spt_ct_encode_avx2(const float *in, const struct ct_geom *g, float tau,
-		       enum spt_round round, uint64_t seed, uint8_t *p, size_t cap,
-		       uint64_t *pos, struct ct_enc_acc *acc);
+int spt_ct_encode_avx2(const float *in, const struct ct_geom *g, float tau, int sprune,
+		       uint64_t pseed, enum spt_round round, uint64_t seed, uint8_t *p,
+		       size_t cap, uint64_t *pos, struct ct_enc_acc *acc);
 
 /*
  * Parse and validate @buf as spt_ct_validate() does (0, -EINVAL for NULL,

@@ -922,14 +922,15 @@ START_TEST(test_bound_covers_every_encoding)
 }
 END_TEST
 
-START_TEST(test_small_capacity_is_enospc_and_writes_nothing_beyond)
+/* Either rounding, without and with stochastic pruning, ragged and whole blocks. */
+static void check_small_capacity(uint32_t rows, uint32_t cols)
 {
 	enum { GUARD = 64 };
-	uint32_t rows = 3, cols = 70;
 	float *x = rnd_tensor(rows, cols, 0.5);
-	int round;
+	int v;
 
-	for (round = SPT_ROUND_EVEN; round <= SPT_ROUND_STOCHASTIC; round++) {
+	for (v = 0; v < 4; v++) {
+		int round = v & 1;
 		struct spt_encode_opts o;
 		size_t len, cap, i;
 		uint8_t *full, *buf;
@@ -937,6 +938,11 @@ START_TEST(test_small_capacity_is_enospc_and_writes_nothing_beyond)
 		spt_encode_opts_init(&o);
 		o.round = (enum spt_round)round;
 		o.round_seed = 17;
+		if (v >= 2) {
+			o.prune.mode = SPT_PRUNE_STOCHASTIC;
+			o.prune.tau = 0.3f;
+			o.prune.seed = 18;
+		}
 		full = encode_alloc(x, rows, cols, &o, &len, NULL);
 		buf = malloc(len + GUARD);
 		ck_assert(buf);
@@ -964,6 +970,12 @@ START_TEST(test_small_capacity_is_enospc_and_writes_nothing_beyond)
 		free(full);
 	}
 	free(x);
+}
+
+START_TEST(test_small_capacity_is_enospc_and_writes_nothing_beyond)
+{
+	check_small_capacity(3, 70);
+	check_small_capacity(6, 64);
 }
 END_TEST
 

@@ -376,14 +376,16 @@ END_TEST
  * exponents from the subnormal range to the top and thresholds at the
  * edges: 0 (nothing pruned), the smallest subnormal, equal to elements
  * (kept), 2^100 (|x|/tau underflows: everything below is dropped) and
- * FLT_MAX (survivors are promoted to +-FLT_MAX).
+ * FLT_MAX (survivors are promoted to +-FLT_MAX).  Whole-block widths and
+ * tensors of many tiles take the AVX2 encoder's 8-block groups; capacities
+ * short of the encoding are -ENOSPC on every ISA.
  */
 START_TEST(test_stochastic_pruning_matches_scalar)
 {
 	static const int er[][2] = { { -20, 20 }, { -149, -120 }, { 100, 127 }, { -149, 127 } };
 	int it;
 
-	for (it = 0; it < 96; it++) {
+	for (it = 0; it < 144; it++) {
 		const int *e = er[(it / 2) % 4];
 		uint32_t m = 1 + below(40), n = 1 + below(200), i;
 		float *x = rand_mat(m, n, (it % 3) * 0.45, e[0], e[1]);
@@ -393,6 +395,16 @@ START_TEST(test_stochastic_pruning_matches_scalar)
 		struct spt_encode_opts o;
 		enum spt_isa isa;
 
+		if (it >= 96) {	/* whole blocks: 8-block groups, their tail, many tiles */
+			free(x);
+			m = it % 8 ? 1 + below(40) : 150 + below(100);
+			n = 32 * (1 + below(12));
+			x = rand_mat(m, n, (it % 3) * 0.45, e[0], e[1]);
+			cap = spt_ct_bound(m, n);
+			ref = realloc(ref, cap);
+			got = realloc(got, cap);
+			ck_assert(ref && got);
+		}
 		for (i = 0; i < m * n; i += 1 + below(9))
 			if (x[i] == 0.0f)
 				x[i] = -0.0f;
@@ -430,6 +442,15 @@ START_TEST(test_stochastic_pruning_matches_scalar)
 				      spt_core_isa_name(isa), m, n, o.round, (double)o.prune.tau);
 			ck_assert_mem_eq(&sg, &sr, sizeof(sr));
 		}
+		for (isa = SPT_ISA_SCALAR; isa <= SPT_ISA_AVX512; isa++) {
+			size_t short_cap = it % 4 ? below((uint32_t)lr) : lr - 1;
+
+			if (!spt_core_isa_supported(isa))
+				continue;
+			ck_assert_int_eq(spt_core_set_isa(isa), 0);
+			ck_assert_int_eq(spt_ct_encode(x, m, n, &o, got, short_cap, &lg, NULL),
+					 -ENOSPC);
+		}
 		free(ref);
 		free(got);
 		free(x);
@@ -438,12 +459,15 @@ START_TEST(test_stochastic_pruning_matches_scalar)
 }
 END_TEST
 
-/* NaN or Inf anywhere, also below tau's magnitude or in a ragged block: -EDOM everywhere. */
-START_TEST(test_stochastic_pruning_rejects_non_finite_on_every_isa)
+/*
+ * NaN or Inf anywhere, also below tau's magnitude, in a ragged block or in
+ * the 8-block groups and the tail of a whole-block tensor (2 tiles):
+ * -EDOM everywhere.
+ */
+static void non_finite_case(uint32_t m, uint32_t n, const uint32_t *where, size_t nwhere)
 {
 	static const float bad[] = { NAN, -NAN, INFINITY, -INFINITY };
 	static const float taus[] = { 0.0f, 0.5f, FLT_MAX };
-	uint32_t m = 3, n = 70, where[] = { 0, 31, 32, 69, 70, 139, 209 };
 	size_t cap = spt_ct_bound(m, n), len;
 	unsigned char *buf = malloc(cap);
 	size_t b, t, w;
@@ -451,7 +475,7 @@ START_TEST(test_stochastic_pruning_rejects_non_finite_on_every_isa)
 	ck_assert_ptr_nonnull(buf);
 	for (b = 0; b < 4; b++)
 		for (t = 0; t < 3; t++)
-			for (w = 0; w < sizeof(where) / sizeof(where[0]); w++) {
+			for (w = 0; w < nwhere; w++) {
 				float *x = rand_mat(m, n, 0.3, -3, 0);
 				struct spt_encode_opts o;
 				enum spt_isa isa;
@@ -477,6 +501,15 @@ START_TEST(test_stochastic_pruning_rejects_non_finite_on_every_isa)
 			}
 	free(buf);
 	ck_assert_int_eq(spt_core_set_isa(SPT_ISA_AUTO), 0);
+}
+
+START_TEST(test_stochastic_pruning_rejects_non_finite_on_every_isa)
+{
+	static const uint32_t ragged[] = { 0, 31, 32, 69, 70, 139, 209 };
+	static const uint32_t whole[] = { 0, 255, 256, 1000, 2047, 2048, 2079, 2559 };
+
+	non_finite_case(3, 70, ragged, sizeof(ragged) / sizeof(ragged[0]));
+	non_finite_case(20, 128, whole, sizeof(whole) / sizeof(whole[0]));
 }
 END_TEST
 
