@@ -54,7 +54,6 @@ $(BUILD)/rel/core/src/train_ops.o $(BUILD)/san/core/src/train_ops.o: OPT = -O3 -
 $(BUILD)/rel/core/src/sgd_ct.o $(BUILD)/san/core/src/sgd_ct.o: OPT = -O3 -g
 $(BUILD)/rel/core/src/sgd_ct_avx2.o $(BUILD)/san/core/src/sgd_ct_avx2.o: OPT = -O3 -g
 $(BUILD)/rel/core/src/bfp8_avx2.o $(BUILD)/san/core/src/bfp8_avx2.o: OPT = -O3 -g
-$(BUILD)/rel/core/src/codec_block_avx2.o $(BUILD)/san/core/src/codec_block_avx2.o: OPT = -O3 -g
 
 $(BUILD)/lib/libsptcore.a: $(call objs,rel,$(CORE_SRC))
 	@mkdir -p $(@D)

@@ -2,8 +2,7 @@
 /*
  * Stochastic rounding of a block for CPUs with AVX2: the loop of
  * spt_bfp8_quantize_known() written so GCC vectorises it (bfp8_stoch_block()
- * of codec_block.h, which codec_block_avx2.c inlines too; this file is built
- * with -mavx2 at -O3).  Every operation is the scalar one (the key once per
+ * of codec_block.h; this file is built with -mavx2 at -O3).  Every operation is the scalar one (the key once per
  * block, 32-bit hashing per element, float multiply, compare, convert), so
  * the results are identical bit for bit; check_bfp8 compares both paths.
  */

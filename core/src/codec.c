@@ -184,8 +184,6 @@ static int encode_scalar(struct enc_state *s, const float *in, const struct ct_g
 {
 	const struct spt_encode_opts *o = s->o;
 	int sprune = o->prune.mode == SPT_PRUNE_STOCHASTIC;
-	/* only stochastic pruning gets here with AVX2 (see spt_ct_encode) */
-	int avx2 = use_avx2() && sprune;
 	float tau = o->prune.mode != SPT_PRUNE_OFF ? o->prune.tau : 0.0f;
 	uint8_t *table = p + SPT_CT_HEADER_SIZE;
 	uint64_t pos = *pos_io, t;
@@ -213,15 +211,8 @@ static int encode_scalar(struct enc_state *s, const float *in, const struct ct_g
 			int e = 0;
 			unsigned int cnt;
 
-#ifndef SPT_NO_SIMD
-			if (avx2)
-				l2 = spt_encode_block_sprune_avx2(s, in + index, n, index, tau,
-								  k, &e, &err);
-			else
-#endif
 			if (!sprune)
-				l2 = encode_block_vec(s, in + index, n, index, tau, k, &e, &err,
-						      0, 0);
+				l2 = encode_block_vec(s, in + index, n, index, tau, k, &e, &err);
 			else
 				l2 = encode_block(s, in + index, n, index, k, &e, &err);
 			if (err)
@@ -238,13 +229,8 @@ static int encode_scalar(struct enc_state *s, const float *in, const struct ct_g
 			spt_st32(p + pos, l2);
 			p[pos + 4] = (uint8_t)(e + SPT_E8M0_BIAS);
 			pos += 5;
-			if (avx2) {	/* k holds the values packed already */
-				memcpy(p + pos, k, cnt);
-				pos += cnt;
-			} else {
-				for (m = l2; m; m &= m - 1)
-					p[pos++] = (uint8_t)k[__builtin_ctz(m)];
-			}
+			for (m = l2; m; m &= m - 1)
+				p[pos++] = (uint8_t)k[__builtin_ctz(m)];
 			l1 |= 1ull << (b - b0);
 			s->st.nz_blocks++;
 			s->st.nonzeros += cnt;

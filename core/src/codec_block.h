@@ -1,11 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The per-block encoder of the scalar tile loop, as static inline code so
- * that codec.c and codec_block_avx2.c compile the same source: the AVX2 copy
- * (-mavx2 -O3) is what stochastic pruning uses on CPUs that have it, since
- * spt_ct_encode_avx2 prunes deterministically only.  GCC does not reassociate
- * float arithmetic without -ffast-math, so both copies perform the same
- * float operations in the same order and give the same bytes and statistics.
+ * Block-level helpers shared by the scalar tile loop of codec.c, the AVX2
+ * encoder (codec_avx2.c: rng_block) and bfp8_avx2.c (bfp8_stoch_block), as
+ * static inline code so that each compiles the same source.  GCC does not
+ * reassociate float arithmetic without -ffast-math, so every copy performs
+ * the same float operations in the same order.
  */
 #ifndef SPT_CODEC_BLOCK_H
 #define SPT_CODEC_BLOCK_H
@@ -131,48 +130,32 @@ static inline void bfp8_even_block(const float v[32], float s1, float s2, int8_t
 }
 
 /*
- * Prune and quantise one block without branches on the data: below @tau
- * (0: no pruning) to 0, or with @sprune (stochastic pruning, a constant) to
- * sign(x) * tau with probability |x|/tau as spt_prune_value() decides it.
- * |x| bit patterns order like the values, so the kept maximum also flags
- * NaN/Inf (never below tau).  Returns its L2 mask (0: absent block) and
- * fills k/exp; -EDOM through *err on NaN/Inf.  Nearest-even rounding is
- * inline; stochastic rounding is inline if @stoch_inline (a constant: the
- * AVX2 copy) and otherwise goes to spt_bfp8_quantize_known.  Every float
+ * Prune (below @tau, 0: none) and quantise one block without branches on
+ * the data, for the scalar tile loop without stochastic pruning.  |x| bit
+ * patterns order like the values, so the kept maximum also flags NaN/Inf
+ * (never below tau).  Returns its L2 mask (0: absent block) and fills
+ * k/exp; -EDOM through *err on NaN/Inf.  Nearest-even rounding is inline,
+ * stochastic rounding goes to spt_bfp8_quantize_known.  Every float
  * operation is the one of encode_block/spt_bfp8_quantize_known.
  */
-/* inlined so that each caller's constant flags select its code */
-__attribute__((always_inline))
 static inline uint32_t encode_block_vec(struct enc_state *s, const float *x, unsigned int n,
 					uint64_t index, float tau, int8_t k[32], int *exp,
-					int *err, int stoch_inline, int sprune)
+					int *err)
 {
-	float v[32], a_all[32], a_kept[32], up[32], s1, s2;
+	float v[32], a_all[32], a_kept[32], s1, s2;
 	uint32_t xu[32], umax = 0, l2 = 0, B, nz = 0, pruned = 0, under = 0;
-	uint32_t taub = f2u(tau);	/* tau >= 0: copysignf(tau, x) is sign(x) | taub */
 	unsigned int i;
 	int sh;
 
 	/* a ragged block reads as +0 past n; a full-width loop vectorises */
 	memcpy(xu, x, 4 * n);
 	memset(xu + n, 0, 4 * (SPT_BLOCK_ELEMS - n));
-	if (sprune)
-		rng_block(s->o->prune.seed ^ SPT_PRUNE_SALT, index, up);
 	for (i = 0; i < SPT_BLOCK_ELEMS; i++) {
 		uint32_t xb = xu[i], ab = xb & 0x7fffffffu;
 		uint32_t below = 0u - (uint32_t)(u2f(ab) < tau), vb, kb;
 
-		if (sprune) {
-			/* u < |x|/tau for every lane; only those below tau use it */
-			uint32_t up_b = 0u - (uint32_t)(up[i] < u2f(ab) / tau);
-			uint32_t promote = below & up_b;
-
-			vb = (xb & ~below) | (promote & ((xb & 0x80000000u) | taub));
-			pruned += (ab != 0) & below & ~promote & 1;
-		} else {
-			vb = xb & ~below;
-			pruned += (ab != 0) & below & 1;
-		}
+		vb = xb & ~below;
+		pruned += (ab != 0) & below & 1;
 		kb = vb & 0x7fffffffu;
 		nz += ab == 0;
 		a_all[i] = u2f(ab);
@@ -203,8 +186,6 @@ static inline uint32_t encode_block_vec(struct enc_state *s, const float *x, uns
 	}
 	if (s->o->round != SPT_ROUND_STOCHASTIC)
 		bfp8_even_block(v, s1, s2, k);
-	else if (stoch_inline)
-		bfp8_stoch_block(v, n, s1, s2, s->o->round_seed, index, k);
 	else
 		spt_bfp8_quantize_known(v, n, *exp, SPT_ROUND_STOCHASTIC, s->o->round_seed,
 					index, k);
@@ -215,14 +196,5 @@ static inline uint32_t encode_block_vec(struct enc_state *s, const float *x, uns
 	s->st.underflow += under;
 	return l2;
 }
-
-/*
- * encode_block_vec() compiled for AVX2 (codec_block_avx2.c) for stochastic
- * pruning below @tau, stochastic rounding inline; k returns the nonzero
- * values packed in lane order.
- */
-uint32_t spt_encode_block_sprune_avx2(struct enc_state *s, const float *x, unsigned int n,
-				      uint64_t index, float tau, int8_t k[32], int *exp,
-				      int *err);
 
 #endif
