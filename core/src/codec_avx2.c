@@ -173,7 +173,8 @@ struct enc_ctx {
  * Prune, quantise and write one 32-element block record at @dst (l2, E8M0
  * byte, packed values; up to 37 bytes are written whatever the size).
  * Returns the L2 mask; *bad set on NaN/Inf.  Same arithmetic as the scalar
- * encode: |x| < tau is pruned, E from the largest kept |x|, k = clamp(
+ * encode: |x| < tau is pruned (with @sprune to sign(x) * tau or 0 by the
+ * draws of @rp), E from the largest kept |x|, k = clamp(
  * round(x * s1 * s2)) to nearest even or, with @stoch, stochastically with
  * the draws of element @index on, sums in spt_block_sum order.
  */

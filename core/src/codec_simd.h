@@ -42,9 +42,9 @@ struct ct_enc_acc {
 void spt_ct_decode_t_avx2(const uint8_t *p, const struct ct_hdr *h, float *out, float *stg);
 
 /*
- * Encode every tile of @in (pruning below @tau, 0: none: deterministic, or
- * with @sprune stochastic as spt_prune_value() with the draws of seed
- * @pseed, which is prune.seed ^ SPT_PRUNE_SALT; nearest-even or stochastic
+ * Encode every tile of @in (pruning below @tau, 0: none, deterministic or,
+ * with @sprune, stochastic as spt_prune_value() decides it with the draws
+ * of seed @pseed = prune.seed ^ SPT_PRUNE_SALT; nearest-even or stochastic
  * rounding with @seed) into @p from payload offset *@pos on, writing the
  * tile table too.  Returns 0, -EDOM, -ENOSPC or -E2BIG exactly where the
  * scalar loop would.
