@@ -54,39 +54,66 @@ int spt_conv_shape_check(const struct spt_conv_shape *s, struct spt_conv_dims *d
 	return 0;
 }
 
-/* Row of the input that patch row @o, kernel offset @kk reads; -1 in the padding. */
-static inline int64_t src_index(uint32_t o, uint32_t kk, const struct spt_conv_shape *s,
-				uint32_t lim)
-{
-	int64_t i = (int64_t)o * s->stride + kk - (int64_t)s->pad;
+/*
+ * Walk the patch matrix in row order, one kernel row ky at a time: the
+ * window's pixels kx = 0..k-1 of that kernel row are consecutive in the
+ * image and their slices consecutive in the patch row, so the in-image ones
+ * (kx in [lo, hi)) form one run of (hi - lo) * c floats.  The body sees
+ * row (the patch row), ky, iy (-1: the kernel row is in the padding), lo,
+ * hi, px (the image index of pixel kx = lo's first channel) and cx (the
+ * patch index of kernel row ky's first column).
+ */
+#define FOR_EACH_PATCH_RUN(s, d, ...)						\
+	do {									\
+		uint64_t row = 0;						\
+		uint32_t b_, oy_, ox_, ky;					\
+		for (b_ = 0; b_ < (s)->n; b_++)					\
+			for (oy_ = 0; oy_ < (d)->oh; oy_++)			\
+				for (ox_ = 0; ox_ < (d)->ow; ox_++, row++) {	\
+					int64_t ix0_ = (int64_t)ox_ * (s)->stride - (int64_t)(s)->pad; \
+					uint32_t lo = ix0_ < 0 ? (uint32_t)-ix0_ : 0; \
+					uint32_t hi = ix0_ + (int64_t)(s)->k > (int64_t)(s)->w ? \
+						(uint32_t)((int64_t)(s)->w - ix0_) : (s)->k; \
+					if (hi < lo)					\
+						hi = lo;				\
+					for (ky = 0; ky < (s)->k; ky++) {		\
+						int64_t iy = (int64_t)oy_ * (s)->stride + ky - (int64_t)(s)->pad; \
+						size_t cx = (size_t)row * (size_t)(d)->cols + \
+							(size_t)ky * (s)->k * (s)->c;	\
+						size_t px = iy < 0 || iy >= (int64_t)(s)->h ? 0 : \
+							(((size_t)b_ * (s)->h + (size_t)iy) * (s)->w + \
+							 (size_t)(ix0_ + lo)) * (s)->c;	\
+						if (iy >= (int64_t)(s)->h)		\
+							iy = -1;			\
+						__VA_ARGS__					\
+					}						\
+				}							\
+	} while (0)
 
-	return i < 0 || i >= (int64_t)lim ? -1 : i;
+/* Short runs (one channel: k floats): an inline loop beats a library call. */
+static inline void copy_run(float *dst, const float *src, size_t n)
+{
+	size_t i;
+
+	if (n >= 16) {
+		memcpy(dst, src, n * sizeof(float));
+		return;
+	}
+	for (i = 0; i < n; i++)
+		dst[i] = src[i];
 }
 
-/*
- * Walk the patch matrix in row order, (ky, kx) within a row: the body sees
- * px, the index of the pixel's first channel in the image (SIZE_MAX in the
- * padding), and cx, the index of its c columns in the patch matrix.
- */
-#define FOR_EACH_PATCH_SLICE(s, d, BODY)					\
-	do {										\
-		uint64_t row_ = 0;							\
-		uint32_t b_, oy_, ox_, ky_, kx_;					\
-		for (b_ = 0; b_ < (s)->n; b_++)						\
-			for (oy_ = 0; oy_ < (d)->oh; oy_++)				\
-				for (ox_ = 0; ox_ < (d)->ow; ox_++, row_++)		\
-					for (ky_ = 0; ky_ < (s)->k; ky_++)		\
-						for (kx_ = 0; kx_ < (s)->k; kx_++) {	\
-							int64_t iy_ = src_index(oy_, ky_, s, (s)->h); \
-							int64_t ix_ = src_index(ox_, kx_, s, (s)->w); \
-							size_t px = iy_ < 0 || ix_ < 0 ? SIZE_MAX : \
-								((((size_t)b_ * (s)->h + (size_t)iy_) * (s)->w + \
-								  (size_t)ix_) * (s)->c);	\
-							size_t cx = (size_t)row_ * (size_t)(d)->cols + \
-								((size_t)ky_ * (s)->k + kx_) * (s)->c; \
-							BODY					\
-						}					\
-	} while (0)
+static inline void zero_run(float *dst, size_t n)
+{
+	size_t i;
+
+	if (n >= 16) {
+		memset(dst, 0, n * sizeof(float));
+		return;
+	}
+	for (i = 0; i < n; i++)
+		dst[i] = 0.0f;
+}
 
 int spt_im2col(const struct spt_conv_shape *s, const float *img, size_t img_elems,
 	       float *col, size_t col_elems)
@@ -101,15 +128,34 @@ int spt_im2col(const struct spt_conv_shape *s, const float *img, size_t img_elem
 		return err;
 	if (img_elems != d.img_elems || col_elems != d.col_elems)
 		return -EINVAL;
-	FOR_EACH_PATCH_SLICE(s, &d, {
-		if (px == SIZE_MAX)
-			memset(col + cx, 0, (size_t)s->c * sizeof(float));
-		else
-			memcpy(col + cx, img + px, (size_t)s->c * sizeof(float));
+	FOR_EACH_PATCH_RUN(s, &d, {
+		size_t c = s->c, kc = (size_t)s->k * c;
+
+		if (iy < 0) {
+			zero_run(col + cx, kc);
+		} else {
+			zero_run(col + cx, lo * c);
+			copy_run(col + cx + lo * c, img + px, (hi - lo) * c);
+			zero_run(col + cx + hi * c, kc - hi * c);
+		}
 	});
 	return 0;
 }
 
+/* dst[i] += src[i]: the elements of a run are distinct, each gets one add. */
+static inline void add_run(float *dst, const float *src, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		dst[i] += src[i];
+}
+
+/*
+ * Every image element receives its patch elements in patch row order, then
+ * (ky, kx) order, as the plain definition does: a run adds one term to each
+ * of its distinct elements, and the runs are visited in that order.
+ */
 int spt_col2im(const struct spt_conv_shape *s, const float *col, size_t col_elems,
 	       float *img, size_t img_elems)
 {
@@ -124,15 +170,9 @@ int spt_col2im(const struct spt_conv_shape *s, const float *col, size_t col_elem
 	if (img_elems != d.img_elems || col_elems != d.col_elems)
 		return -EINVAL;
 	memset(img, 0, img_elems * sizeof(float));
-	FOR_EACH_PATCH_SLICE(s, &d, {
-		if (px != SIZE_MAX) {
-			float *dst = img + px;
-			const float *src = col + cx;
-			uint32_t ch;
-
-			for (ch = 0; ch < s->c; ch++)
-				dst[ch] += src[ch];
-		}
+	FOR_EACH_PATCH_RUN(s, &d, {
+		if (iy >= 0)
+			add_run(img + px, col + cx + (size_t)lo * s->c, (size_t)(hi - lo) * s->c);
 	});
 	return 0;
 }

@@ -95,6 +95,9 @@ static const struct spt_conv_shape shapes[] = {
 	{ 1, 7, 9, 3, 3, 4, 0 },	/* stride > k: pixels no window reads */
 	{ 1, 16, 16, 1, 16, 16, 0 },	/* k and stride at their maximum */
 	{ 2, 3, 2, 33, 2, 1, 1 },
+	{ 2, 28, 28, 1, 3, 1, 1 },	/* the CNN preset's layers: one channel, */
+	{ 1, 14, 14, 16, 3, 2, 1 },	/* runs of >= 16 floats, */
+	{ 1, 3, 2, 2, 3, 1, 2 },	/* windows wider than the image */
 };
 
 START_TEST(test_shape_dims)
