@@ -223,6 +223,46 @@ void spt_gemm_entries_full_avx2(const int8_t *vals, uint32_t off0, uint32_t jt,
 	_mm256_storeu_si256(dst + 3, _mm256_permute2x128_si256(b0, b1, 0x31));
 }
 
+/*
+ * Entries of the pairs in m8 (one bit per pair) of eight pairs, packed in
+ * order into out[0 .. popcount(m8)); out[.. 8) is overwritten with garbage.
+ */
+static inline void entries_half(__m256i val, __m256i off, uint32_t m8,
+				struct spt_gemm_entry *out)
+{
+	uint64_t keep = _pdep_u64(m8, 0x0101010101010101ull) * 0xffu;
+	uint64_t sel = _pext_u64(0x0706050403020100ull, keep);
+	__m256i idx = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)sel));
+	__m256i v = _mm256_permutevar8x32_epi32(val, idx);
+	__m256i o = _mm256_permutevar8x32_epi32(off, idx);
+	__m256i a0 = _mm256_unpacklo_epi32(v, o), a1 = _mm256_unpackhi_epi32(v, o);
+	__m256i *dst = (__m256i *)out;
+
+	_mm256_storeu_si256(dst + 0, _mm256_permute2x128_si256(a0, a1, 0x20));
+	_mm256_storeu_si256(dst + 1, _mm256_permute2x128_si256(a0, a1, 0x31));
+}
+
+/*
+ * The entries of a partial A block's nonzero pairs, in pair order: k its 32
+ * values (zeros where absent), pm the pairs with a nonzero, bit 2m for pair
+ * m (other bits clear).  Writes popcount(pm) entries and garbage after them:
+ * out must have room for 16.
+ */
+void spt_gemm_entries_part_avx2(const int8_t *k, uint32_t pm, uint32_t off0, uint32_t jt,
+				struct spt_gemm_entry *out)
+{
+	uint32_t m16 = _pext_u32(pm, 0x55555555u);
+	__m256i v = _mm256_loadu_si256((const __m256i *)k);
+	__m256i step = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+					  _mm256_set1_epi32((int)jt));
+	__m256i o0 = _mm256_add_epi32(_mm256_set1_epi32((int)off0), step);
+
+	entries_half(_mm256_cvtepi8_epi16(_mm256_castsi256_si128(v)), o0, m16 & 0xffu, out);
+	entries_half(_mm256_cvtepi8_epi16(_mm256_extracti128_si256(v, 1)),
+		     _mm256_add_epi32(o0, _mm256_set1_epi32((int)(8 * jt))), m16 >> 8,
+		     out + _mm_popcnt_u32(m16 & 0xffu));
+}
+
 void spt_gemm_epilogue_avx2(float *y, uint32_t m, uint32_t n, int do_scale, float scale,
 			    const float *bias, int relu)
 {

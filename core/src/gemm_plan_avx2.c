@@ -52,11 +52,6 @@ static int bits_export(struct gemm_bits *out, const uint32_t *cnt, uint32_t nb)
 	return 0;
 }
 
-static inline int32_t gemm_pack_pair(int8_t lo, int8_t hi)
-{
-	return (int32_t)((uint32_t)(uint16_t)lo | (uint32_t)(uint16_t)hi << 16);
-}
-
 /* The 32 values of a block, zeros where the L2 bit is clear. */
 static inline void gemm_expand(const struct gemm_cursor *it, int8_t *k)
 {
@@ -85,8 +80,8 @@ struct gemm_bufs {
 	void *arena;
 	uint32_t *item_start;
 	struct spt_gemm_item *items;
-	struct spt_gemm_entry *a_ent;	/* in item order */
-	uint32_t *a_dest;	/* per block: index of its first entry in a_ent */
+	struct spt_gemm_entry *a_ent;	/* in block order, then room for 16 */
+	uint32_t *a_dest;	/* per block: index of its first entry in a_ent; then the total */
 	float *a_scale;
 	int32_t *b_pairs;	/* one column tile */
 	float *b_scale;
@@ -116,8 +111,8 @@ static size_t gemm_bufs_carve(struct gemm_bufs *g, const struct spt_gemm_plan *p
 
 	GEMM_TAKE(item_start, (size_t)p->ngroups * p->nchunks + 1);
 	GEMM_TAKE(items, nblk);
-	GEMM_TAKE(a_ent, nonzeros ? nonzeros : 1);
-	GEMM_TAKE(a_dest, nblk);
+	GEMM_TAKE(a_ent, nonzeros + SPT_GEMM_PAIRS);
+	GEMM_TAKE(a_dest, nblk + 1);
 	GEMM_TAKE(a_scale, nblk);
 	GEMM_TAKE(b_pairs, (size_t)p->nb * SPT_GEMM_PAIRS * p->jt);
 	GEMM_TAKE(b_scale, (size_t)p->nb * p->jt);
@@ -133,58 +128,67 @@ static size_t gemm_bufs_carve(struct gemm_bufs *g, const struct spt_gemm_plan *p
 }
 
 /*
- * Work items of one row group and block chunk, sorted by entry count; each
- * item's entries get the next *n of a_ent (a_dest records where).
+ * Work items of one row group and block chunk, sorted by entry count; start
+ * holds each block's first entry in a_ent (block order), start[x + 1] -
+ * start[x] its count.
  */
-static void gemm_sort_items(const struct spt_gemm_plan *p, const uint32_t *cnt,
+static void gemm_sort_items(const struct spt_gemm_plan *p, const uint32_t *start,
 			    uint32_t r0, uint32_t r1, uint32_t b0, uint32_t b1,
-			    struct spt_gemm_item *out, uint32_t *dest, uint64_t *n)
+			    struct spt_gemm_item *out)
 {
-	uint32_t pos[SPT_GEMM_PAIRS + 2] = { 0 }, r, b, c, i, total;
+	uint32_t pos[SPT_GEMM_PAIRS + 2] = { 0 }, r, b, c;
 
 	for (r = r0; r < r1; r++)
-		for (b = b0; b < b1; b++)
-			pos[cnt[(uint64_t)r * p->nb + b] + 1]++;
+		for (b = b0; b < b1; b++) {
+			uint64_t x = (uint64_t)r * p->nb + b;
+
+			pos[start[x + 1] - start[x] + 1]++;
+		}
 	for (c = 1; c < SPT_GEMM_PAIRS + 2; c++)
 		pos[c] += pos[c - 1];
 	for (r = r0; r < r1; r++)
 		for (b = b0; b < b1; b++) {
 			uint64_t x = (uint64_t)r * p->nb + b;
-			struct spt_gemm_item *it = &out[pos[cnt[x]]++];
+			uint32_t n = start[x + 1] - start[x];
+			struct spt_gemm_item *it = &out[pos[n]++];
 
-			it->ent = (uint32_t)x;	/* the block, for now */
-			it->cnt = (uint16_t)cnt[x];
+			it->ent = start[x];
+			it->cnt = (uint16_t)n;
 			it->slot = (uint16_t)((r - r0) * p->kc + (b - b0));
 		}
-	total = (r1 - r0) * (b1 - b0);
-	for (i = 0; i < total; i++) {
-		dest[out[i].ent] = (uint32_t)*n;
-		out[i].ent = (uint32_t)*n;
-		*n += out[i].cnt;
-	}
 }
 
 /*
- * A as entries (nonzero pairs) in item order and sorted work items; see
- * gemm_internal.h.  Two walks of the stream: counts, scales and counters
- * first, then, once the items are sorted, the entries in their places.
+ * A as entries (nonzero pairs) in block order and sorted work items; see
+ * gemm_internal.h.  Two walks of the stream: counts (as each block's first
+ * entry), scales and counters first, then the entries, written in order
+ * (each block's stores may run past its entries into the next block's
+ * place, which the next block then overwrites; a_ent has room for 16 more).
  */
 static void gemm_plan_a(const struct gemm_ct *c, struct spt_gemm_plan *p,
 			struct gemm_bufs *g)
 {
 	struct gemm_cursor it;
-	uint64_t nblk = c->nblocks, n = 0;
-	uint32_t gi, h, *cnt;
+	struct spt_gemm_entry *e = g->a_ent;
+	uint64_t nblk = c->nblocks, next = 0;
+	uint32_t gi, h, run = 0, *start = g->a_dest;
 
-	/* a_dest holds the per-block entry counts until the sort */
-	cnt = g->a_dest;
-	memset(g->a_dest, 0, nblk * sizeof(*g->a_dest));
-	memset(g->a_scale, 0, nblk * sizeof(*g->a_scale));
 	for (gemm_cursor_init(&it, c); it.have; gemm_cursor_next(&it)) {
-		g->a_scale[it.blk] = spt_exp2f_exact(it.ex - 6);
-		cnt[it.blk] = gemm_popcount32((it.l2 | it.l2 >> 1) & 0x55555555u);
+		for (; next < it.blk; next++) {	/* absent blocks */
+			start[next] = run;
+			g->a_scale[next] = 0.0f;
+		}
+		start[next] = run;
+		g->a_scale[next] = spt_exp2f_exact(it.ex - 6);
+		next++;
+		run += gemm_popcount32((it.l2 | it.l2 >> 1) & 0x55555555u);
 		bits_add(g->bits_a, it.col, it.l2);
 	}
+	for (; next < nblk; next++) {
+		start[next] = run;
+		g->a_scale[next] = 0.0f;
+	}
+	start[nblk] = run;
 	for (gi = 0; gi < p->ngroups; gi++) {
 		uint32_t r0 = gi * p->rg, r1 = p->m - r0 < p->rg ? p->m : r0 + p->rg;
 
@@ -193,28 +197,23 @@ static void gemm_plan_a(const struct gemm_ct *c, struct spt_gemm_plan *p,
 			size_t first = (size_t)gi * p->rg * p->nb + (size_t)(r1 - r0) * b0;
 
 			g->item_start[(size_t)gi * p->nchunks + h] = (uint32_t)first;
-			/* counts are read before dest overwrites them: same block */
-			gemm_sort_items(p, cnt, r0, r1, b0, b1, g->items + first, g->a_dest, &n);
+			gemm_sort_items(p, start, r0, r1, b0, b1, g->items + first);
 		}
 	}
 	g->item_start[(size_t)p->ngroups * p->nchunks] = (uint32_t)nblk;
 	for (gemm_cursor_init(&it, c); it.have; gemm_cursor_next(&it)) {
-		struct spt_gemm_entry *e = g->a_ent + g->a_dest[it.blk];
 		uint32_t off0 = it.col * SPT_GEMM_PAIRS * p->jt, pm;
 		int8_t k[32];
 
 		if (it.l2 == 0xffffffffu) {
 			spt_gemm_entries_full_avx2(it.vals, off0, p->jt, e);
+			e += SPT_GEMM_PAIRS;
 			continue;
 		}
+		pm = (it.l2 | it.l2 >> 1) & 0x55555555u;
 		gemm_expand(&it, k);
-		for (pm = (it.l2 | it.l2 >> 1) & 0x55555555u; pm; pm &= pm - 1) {
-			unsigned int b = (unsigned int)__builtin_ctz(pm);
-
-			e->val = gemm_pack_pair(k[b], k[b + 1]);
-			e->off = off0 + b / 2 * p->jt;
-			e++;
-		}
+		spt_gemm_entries_part_avx2(k, pm, off0, p->jt, e);
+		e += gemm_popcount32(pm);
 	}
 }
 

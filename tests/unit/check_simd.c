@@ -184,6 +184,26 @@ static void compare_case(uint32_t m, uint32_t k, uint32_t n, double sa, double s
 	free(cm);
 }
 
+/*
+ * The shapes of an im2col-lowered convolution: tall and skinny operands
+ * (few blocks per row, mostly ragged ones) in the forward and backward
+ * passes, a long K in the weight gradient; every density of A's blocks.
+ */
+START_TEST(test_simd_matches_scalar_on_lowered_conv_shapes)
+{
+	static const uint32_t shp[][3] = {
+		{ 1500, 9, 16 }, { 600, 144, 32 }, { 700, 16, 144 }, { 16, 1500, 9 },
+	};
+	static const double sp[] = { 0.0, 0.3, 0.7, 0.9 };
+	size_t i, j;
+
+	for (i = 0; i < sizeof(shp) / sizeof(shp[0]); i++)
+		for (j = 0; j < sizeof(sp) / sizeof(sp[0]); j++)
+			compare_case(shp[i][0], shp[i][1], shp[i][2], sp[j], 0.5, -127, 127,
+				     (int)(i + j) % 2, 1);
+}
+END_TEST
+
 START_TEST(test_simd_matches_scalar_on_random_shapes)
 {
 	static const double sp[] = { 0.0, 0.5, 0.9, 0.99, 1.0 };
@@ -566,6 +586,7 @@ static Suite *simd_suite(void)
 	suite_add_tcase(s, dispatch);
 
 	tcase_add_test(same_bits, test_simd_matches_scalar_on_random_shapes);
+	tcase_add_test(same_bits, test_simd_matches_scalar_on_lowered_conv_shapes);
 	tcase_add_test(same_bits, test_simd_matches_scalar_on_every_epilogue);
 	tcase_add_test(same_bits, test_simd_matches_scalar_on_aligned_shapes);
 	tcase_add_test(same_bits, test_simd_matches_scalar_with_overflow_and_subnormals);
