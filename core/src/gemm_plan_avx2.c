@@ -217,6 +217,15 @@ static void gemm_plan_a(const struct gemm_ct *c, struct spt_gemm_plan *p,
 	}
 }
 
+/* Rows jj .. jj+7 of a B column tile all zero (jt, jj: multiples of 8). */
+static void gemm_zero_rows(int32_t *tile, uint32_t nb, uint32_t jt, uint32_t jj)
+{
+	size_t x, rows = (size_t)nb * SPT_GEMM_PAIRS;
+
+	for (x = 0; x < rows; x++)
+		_mm256_store_si256((__m256i *)(tile + x * jt + jj), _mm256_setzero_si256());
+}
+
 /*
  * B's column tile t (rows t*jt ..) as int16 pairs and scales, see
  * gemm_internal.h: eight rows at a time are expanded into a dense staging
@@ -240,6 +249,10 @@ static void gemm_pack_tile(struct gemm_cursor *cursor, const struct gemm_ct *c,
 		uint64_t j0 = (uint64_t)t * jt + jj;
 		size_t done = 0;	/* staged blocks written; the gaps are absent */
 
+		if (j0 >= p->n) {	/* padding rows only: zero pairs, no staging */
+			gemm_zero_rows(g->b_pairs, nb, jt, jj);
+			continue;
+		}
 		for (; it.have && it.row < j0 + 8; gemm_cursor_next(&it)) {
 			uint32_t col = it.col;
 			uint32_t r = (uint32_t)(it.row - j0);
