@@ -271,6 +271,17 @@ static void gemm_pack_tile(struct gemm_cursor *cursor, const struct gemm_ct *c,
 	*cursor = it;
 }
 
+/* n < jt floats of a partial tile's row: inline, a library call per row costs more. */
+static inline void gemm_copy_row(float *dst, const float *src, uint32_t n)
+{
+	uint32_t j;
+
+	for (j = 0; j + 8 <= n; j += 8)
+		_mm256_storeu_ps(dst + j, _mm256_loadu_ps(src + j));
+	for (; j < n; j++)
+		dst[j] = src[j];
+}
+
 static void gemm_plan_init(enum spt_isa isa, const struct gemm_ct *a,
 			   const struct gemm_ct *b, struct spt_gemm_plan *p)
 {
@@ -355,8 +366,8 @@ int spt_gemm_run_simd(enum spt_isa isa, const void *a, size_t a_len,
 		else
 			spt_gemm_kernel_avx2(&p);
 		for (i = 0; part && i < p.m; i++)
-			memcpy(*c + (size_t)i * p.n + (size_t)t * p.jt, g.cpad + (size_t)i * p.jt,
-			       (p.n - t * p.jt) * sizeof(float));
+			gemm_copy_row(*c + (size_t)i * p.n + (size_t)t * p.jt,
+				      g.cpad + (size_t)i * p.jt, p.n - t * p.jt);
 	}
 	err = bits_export(ba, g.bits_a, p.nb);
 	return err ? err : bits_export(bb, g.bits_b, p.nb);
