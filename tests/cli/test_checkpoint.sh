@@ -63,7 +63,10 @@ expect "a finished checkpoint does not train again" 1 "already holds 2 epochs" \
 # ---- damaged checkpoints ------------------------------------------------------------
 size=$(stat -c %s ck.orig)
 cp ck.orig flip
-printf '\xa5' | dd of=flip bs=1 seek=$((size / 2)) conv=notrunc status=none
+# invert the byte (a fixed value would leave it as it was 1 time in 256)
+byte=$(od -An -tu1 -j $((size / 2)) -N1 ck.orig | tr -d ' ')
+printf '%b' "\\0$(printf '%03o' $((byte ^ 0xff)))" | dd of=flip bs=1 seek=$((size / 2)) conv=notrunc status=none
+if cmp -s flip ck.orig; then not_ok "the flipped copy differs from the checkpoint"; fi
 cp flip flip.orig
 expect "a flipped byte is refused" 1 "cannot resume from flip: .*(checksum|CRC)" \
 	"$S" "${run[@]}" --resume flip
