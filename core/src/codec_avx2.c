@@ -14,34 +14,6 @@
 #include "codec_lut.h"
 #include "codec_simd.h"
 
-#define AINLINE static inline __attribute__((always_inline))
-
-AINLINE uint32_t ldu32(const uint8_t *p)
-{
-	uint32_t v;
-
-	memcpy(&v, p, 4);	/* x86 is little-endian */
-	return v;
-}
-
-AINLINE uint64_t ldu64(const uint8_t *p)
-{
-	uint64_t v;
-
-	memcpy(&v, p, 8);
-	return v;
-}
-
-AINLINE void stu32(uint8_t *p, uint32_t v)
-{
-	memcpy(p, &v, 4);
-}
-
-AINLINE void stu64(uint8_t *p, uint64_t v)
-{
-	memcpy(p, &v, 8);
-}
-
 /* ---- encode ------------------------------------------------------------ */
 
 /* The fixed summation order of spt_block_sum() on the lanes of 4 vectors. */

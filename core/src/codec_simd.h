@@ -7,7 +7,39 @@
 #ifndef SPT_CODEC_SIMD_H
 #define SPT_CODEC_SIMD_H
 
+#include <string.h>
+
 #include "ct_internal.h"
+
+/* Force-inlined helpers of the SIMD files (codec_avx2.c, sgd_ct_avx2.c). */
+#define AINLINE static inline __attribute__((always_inline))
+
+/* Unaligned native-order loads and stores of the records (x86 is little-endian). */
+AINLINE uint32_t ldu32(const uint8_t *p)
+{
+	uint32_t v;
+
+	memcpy(&v, p, 4);
+	return v;
+}
+
+AINLINE uint64_t ldu64(const uint8_t *p)
+{
+	uint64_t v;
+
+	memcpy(&v, p, 8);
+	return v;
+}
+
+AINLINE void stu32(uint8_t *p, uint32_t v)
+{
+	memcpy(p, &v, 4);
+}
+
+AINLINE void stu64(uint8_t *p, uint64_t v)
+{
+	memcpy(p, &v, 8);
+}
 
 struct ct_geom {
 	uint32_t rows, cols, bpr;

@@ -13,8 +13,6 @@
 #include "codec_lut.h"
 #include "codec_simd.h"
 
-#define AINLINE static inline __attribute__((always_inline))
-
 /* A block record is read 8 bytes at a time up to here past its l2 field. */
 #define REC_READ (5u + 40u)
 
@@ -22,22 +20,6 @@ struct vparams {
 	__m256 lr, mom, wd;
 	const struct sgd_params *sp;
 };
-
-AINLINE uint32_t ldu32(const uint8_t *p)
-{
-	uint32_t v;
-
-	memcpy(&v, p, 4);	/* x86 is little-endian */
-	return v;
-}
-
-AINLINE uint64_t ldu64(const uint8_t *p)
-{
-	uint64_t v;
-
-	memcpy(&v, p, 8);
-	return v;
-}
 
 /* |x| bits, as unsigned, at or above this: Inf or NaN. */
 #define BAD_BITS 0x7f800000u
