@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "spt/core.h"
+#include "train_internal.h"
 
 /* a * b into *r; 1 on overflow of 64 bits. */
 static int mul_ovf(uint64_t a, uint64_t b, uint64_t *r)
@@ -177,14 +178,6 @@ int spt_col2im(const struct spt_conv_shape *s, const float *col, size_t col_elem
 	return 0;
 }
 
-static inline uint32_t not_finite(float x)
-{
-	uint32_t u;
-
-	memcpy(&u, &x, sizeof(u));
-	return (u & 0x7f800000u) == 0x7f800000u;
-}
-
 int spt_check_finite(const float *x, size_t n)
 {
 	uint32_t bad = 0;
@@ -195,7 +188,7 @@ int spt_check_finite(const float *x, size_t n)
 	if (!x)
 		return -EINVAL;
 	for (i = 0; i < n; i++)
-		bad |= not_finite(x[i]);
+		bad |= spt_not_finite(x[i]);
 	return bad ? -EDOM : 0;
 }
 

@@ -15,6 +15,7 @@
 
 #include "codec_lut.h"
 #include "codec_simd.h"
+#include "train_internal.h"
 
 #ifdef SPT_NO_SIMD
 #define use_avx2() 0
@@ -25,40 +26,11 @@ static int use_avx2(void)
 }
 #endif
 
-static inline uint32_t not_finite(float x)
-{
-	uint32_t u;
-
-	memcpy(&u, &x, sizeof(u));
-	return (u & 0x7f800000u) == 0x7f800000u;
-}
-
-/* One pass over both arrays, no early exit (it vectorises). */
-static int wv_finite(const float *restrict w, const float *restrict v, size_t n)
-{
-	uint32_t bad = 0;
-	size_t i;
-
-	for (i = 0; i < n; i++)
-		bad |= not_finite(w[i]) | not_finite(v[i]);
-	return !bad;
-}
-
-/* The operations of sgd_update() in train_ops.c, in its order. */
+/* sgd_update() of train_ops.c on one block's span. */
 static inline void upd(float *restrict w, float *restrict v, const float *restrict g,
 		       unsigned int n, const struct sgd_params *sp)
 {
-	unsigned int i;
-
-	for (i = 0; i < n; i++) {
-		float gd = sp->weight_decay * w[i];
-		float gp = g[i] + gd;
-		float mv = sp->momentum * v[i];
-		float vn = mv + gp;
-
-		v[i] = vn;
-		w[i] = w[i] - sp->lr * vn;
-	}
+	spt_sgd_span(w, v, g, n, sp->lr, sp->momentum, sp->weight_decay);
 }
 
 /* Blocks in storage order cover consecutive elements, as in decode_scalar(). */
@@ -127,7 +99,7 @@ int spt_sgd_momentum_ct(float *w, float *v, const void *g_ct, size_t g_len, size
 	if (use_avx2())
 		return spt_sgd_ct_avx2(w, v, g_ct, &h, &sp);
 #endif
-	if (!wv_finite(w, v, n))
+	if (!spt_wv_finite(w, v, n))
 		return -EDOM;
 	sgd_ct_scalar(w, v, g_ct, &h, &sp);
 	return 0;

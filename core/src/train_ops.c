@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "spt/core.h"
+#include "train_internal.h"
 
 static int xent_check(const float *logits, const uint8_t *labels, uint32_t rows,
 		      uint32_t classes)
@@ -78,14 +79,6 @@ int spt_softmax_xent(const float *logits, const uint8_t *labels, uint32_t rows,
 	return 0;
 }
 
-static inline uint32_t not_finite(float x)
-{
-	uint32_t u;
-
-	memcpy(&u, &x, sizeof(u));
-	return (u & 0x7f800000u) == 0x7f800000u;
-}
-
 /*
  * Check everything first (nothing changes on -EDOM), then update; both loops
  * are free of early exits and the arrays do not overlap, so they vectorise.
@@ -98,18 +91,10 @@ static int sgd_update(float *restrict w, float *restrict v, const float *restric
 	size_t i;
 
 	for (i = 0; i < n; i++)
-		bad |= not_finite(g[i]) | not_finite(w[i]) | not_finite(v[i]);
+		bad |= spt_not_finite(g[i]) | spt_not_finite(w[i]) | spt_not_finite(v[i]);
 	if (bad)
 		return -EDOM;
-	for (i = 0; i < n; i++) {
-		float gd = weight_decay * w[i];
-		float gp = g[i] + gd;
-		float mv = momentum * v[i];
-		float vn = mv + gp;
-
-		v[i] = vn;
-		w[i] = w[i] - lr * vn;
-	}
+	spt_sgd_span(w, v, g, n, lr, momentum, weight_decay);
 	return 0;
 }
 
