@@ -216,34 +216,37 @@ static int cpu_sgd_ct(struct spt_ctx *ctx, struct spt_buf *w, struct spt_buf *v,
 				   weight_decay);
 }
 
+/* The lowering's shape, checked against both buffers' capacities. */
+static int conv_dims(const struct spt_conv_shape *cs, const struct spt_buf *img,
+		     const struct spt_buf *col, struct spt_conv_dims *d)
+{
+	int ret = spt_conv_shape_check(cs, d);
+
+	if (ret)
+		return ret;
+	if (d->img_elems * sizeof(float) > img->cap || d->col_elems * sizeof(float) > col->cap)
+		return -EINVAL;
+	return 0;
+}
+
 static int cpu_im2col(struct spt_ctx *ctx, const struct spt_conv_shape *cs,
 		      const struct spt_buf *img, struct spt_buf *col)
 {
 	struct spt_conv_dims d;
-	int ret;
 
 	(void)ctx;
-	ret = spt_conv_shape_check(cs, &d);
-	if (ret)
-		return ret;
-	if (d.img_elems * sizeof(float) > img->cap || d.col_elems * sizeof(float) > col->cap)
-		return -EINVAL;
-	return spt_im2col(cs, img->host, d.img_elems, col->host, d.col_elems);
+	return conv_dims(cs, img, col, &d) ?:
+	       spt_im2col(cs, img->host, d.img_elems, col->host, d.col_elems);
 }
 
 static int cpu_col2im(struct spt_ctx *ctx, const struct spt_conv_shape *cs,
 		      const struct spt_buf *col, struct spt_buf *img)
 {
 	struct spt_conv_dims d;
-	int ret;
 
 	(void)ctx;
-	ret = spt_conv_shape_check(cs, &d);
-	if (ret)
-		return ret;
-	if (d.img_elems * sizeof(float) > img->cap || d.col_elems * sizeof(float) > col->cap)
-		return -EINVAL;
-	return spt_col2im(cs, col->host, d.col_elems, img->host, d.img_elems);
+	return conv_dims(cs, img, col, &d) ?:
+	       spt_col2im(cs, col->host, d.col_elems, img->host, d.img_elems);
 }
 
 static int cpu_colsum(struct spt_ctx *ctx, const struct spt_buf *src, struct spt_buf *dst,
