@@ -319,20 +319,6 @@ static void count_f32(struct spt_counters *c, uint64_t M, uint64_t N, uint64_t K
 	c->elements_out += M * N;
 }
 
-static void zero_stats(struct spt_tensor_stats *ts, const float *v, size_t e)
-{
-	size_t j;
-
-	memset(ts, 0, sizeof(*ts));
-	ts->elements = e;
-	for (j = 0; j < e; j++) {
-		if (v[j] == 0.0f)
-			ts->natural_zeros++;
-		ts->sum_abs += fabsf(v[j]);
-	}
-	ts->nonzeros = e - ts->natural_zeros;
-}
-
 static int f32_forward(struct step *s, const float *x)
 {
 	struct spt_model *m = s->m;
@@ -341,10 +327,9 @@ static int f32_forward(struct step *s, const float *x)
 
 	for (i = 0; i < m->nlayers; i++) {
 		struct rt_layer *l = &m->layers[i], *prev = i ? &m->layers[i - 1] : NULL;
-		uint64_t M = rows_of(l, s->n), r;
+		uint64_t M = rows_of(l, s->n);
 		const float *src = prev ? prev->y.host : x;
 		float *y = l->y.host;
-		uint32_t c;
 
 		if (l->kind == RT_CONV) {
 			im2col(l, s->n, src, l->col.host);
@@ -355,14 +340,11 @@ static int f32_forward(struct step *s, const float *x)
 		if (ret)
 			return ret;
 		count_f32(&l->st.pass[SPT_PASS_FWD], M, l->N, l->K);
-		for (r = 0; r < M; r++)
-			for (c = 0; c < l->N; c++) {
-				float v = y[r * l->N + c] + l->b[c];
-
-				y[r * l->N + c] = l->relu && !(v > 0.0f) ? 0.0f : v;
-			}
-		if (i + 1 < m->nlayers && s->train)
-			zero_stats(note(s, i + 1, SPT_CLASS_ACT), y, M * l->N);
+		ret = spt_f32_bias_act(y, M, l->N, l->b, l->relu,
+				       i + 1 < m->nlayers && s->train ?
+				       note(s, i + 1, SPT_CLASS_ACT) : NULL);
+		if (ret)
+			return ret;
 	}
 	return 0;
 }
@@ -393,7 +375,9 @@ static int f32_backward_layer(struct step *s, int i)
 			for (j = 0; j < e; j++)
 				if (y[j] == 0.0f)
 					dy[j] = 0.0f;
-		zero_stats(note(s, i - 1, SPT_CLASS_ERR), dy, e);
+		ret = spt_f32_stats(dy, e, note(s, i - 1, SPT_CLASS_ERR));
+		if (ret)
+			return ret;
 	}
 	ret = ctx->ops->sgemm(ctx, true, false, l->N, l->K, (uint32_t)M, l->dy.host, s->a_f32[i],
 			      l->gwt.host, false);
@@ -406,18 +390,11 @@ static int f32_backward_layer(struct step *s, int i)
 /* ---- the step ------------------------------------------------------------- */
 
 /* FP32 precision: the bias gradient over the FP32 dY (the CPU backend). */
-static void f32_bias_grad(struct step *s, int i)
+static int f32_bias_grad(struct step *s, int i)
 {
 	struct rt_layer *l = &s->m->layers[i];
-	const float *dy = l->dy.host;
-	uint64_t M = rows_of(l, s->n), r;
-	uint32_t c;
 
-	for (c = 0; c < l->N; c++)
-		l->gb[c] = 0.0f;
-	for (r = 0; r < M; r++)
-		for (c = 0; c < l->N; c++)
-			l->gb[c] += dy[r * l->N + c];
+	return spt_f32_colsum(l->dy.host, rows_of(l, s->n), l->N, l->gb);
 }
 
 static int check_input(const struct spt_model *m, const float *x, const uint8_t *labels,
@@ -508,13 +485,13 @@ static int step_queue(struct step *s)
 		ret = ctx->ops->encode_t(ctx, &last->dy, s->n, m->classes, &raw, &last->dy_ct,
 					 note(s, m->nlayers - 1, SPT_CLASS_ERR), &last->dyt_ct);
 	} else {
-		zero_stats(note(s, m->nlayers - 1, SPT_CLASS_ERR), last->dy.host,
-			   (size_t)s->n * m->classes);
+		ret = spt_f32_stats(last->dy.host, (size_t)s->n * m->classes,
+				    note(s, m->nlayers - 1, SPT_CLASS_ERR));
 	}
 	for (i = m->nlayers - 1; !ret && i >= 0; i--) {
 		ret = bfp8 ? bfp8_backward_layer(s, i) : f32_backward_layer(s, i);
 		if (!ret && !bfp8)
-			f32_bias_grad(s, i);
+			ret = f32_bias_grad(s, i);
 	}
 	/*
 	 * A non-finite gradient fails the step before any weight is touched.

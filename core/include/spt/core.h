@@ -228,6 +228,36 @@ int spt_check_finite(const float *x, size_t n);
  */
 int spt_relu_mask(float *dx, const float *y, size_t n);
 
+/*
+ * The dense FP32 step's element-wise helpers (the baseline the chip's
+ * arithmetic is compared with).  Each validates its arguments: -EINVAL for
+ * NULL pointers or zero @cols, -E2BIG if rows * cols floats do not fit in
+ * size_t.  Results do not depend on the ISA path taken.
+ *
+ * Statistics (@st) count elements, natural_zeros (== 0.0f, either sign) and
+ * nonzeros (the rest, NaN included); sum_abs is the sum of |x| in double,
+ * over eight partial sums (element e of the flat array into sum e % 8, in
+ * increasing e), combined as ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7));
+ * every other field is zero.
+ */
+
+/*
+ * In place on a rows x @cols row-major matrix: y += bias[column] (@bias may
+ * be NULL), then with @relu (0 or 1) y = y > 0 ? y : +0.0f (NaN and -0.0f
+ * become +0.0f).  @st (may be NULL) receives the result's statistics.
+ */
+int spt_f32_bias_act(float *y, size_t rows, uint32_t cols, const float *bias, int relu,
+		     struct spt_tensor_stats *st);
+
+/* Statistics of @n floats at @x (see above). */
+int spt_f32_stats(const float *x, size_t n, struct spt_tensor_stats *st);
+
+/*
+ * Column sums of a rows x @cols row-major matrix: out[c] = +0.0f plus
+ * x[r][c] for r = 0, 1, ... in order (FP32 adds).  @out must not overlap @x.
+ */
+int spt_f32_colsum(const float *x, size_t rows, uint32_t cols, float *out);
+
 /* ---- counters and the analytic cycle/energy model (modeled) ------------ */
 
 struct spt_counters {
