@@ -1,14 +1,16 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * AVX2 GEMM kernel: 64 output columns (8 x 8 lanes) per tile.  For one row
+ * AVX2 GEMM kernel: a column tile of nv vectors of 8 lanes (1 <= nv <= 8,
+ * one instance per nv, so a narrow C costs no padded work).  For one row
  * of A and one block, every nonzero pair (2m, 2m+1) of A's block multiplies
  * the B pair row m of the tile with vpmaddwd into int32 sums, so the work
  * scales with A's nonzeros.  Blocks are taken KC at a time so that the
- * tile's B pairs (KC * 4 KB) stay in L1, rows RG at a time: first the int32
- * sums of the group's items (sorted by entry count, see gemm_internal.h)
- * into scratch, then each row adds its block terms in FP32 in increasing
- * block order, the scalar kernel's order.  Between chunks the FP32
- * accumulators live in C.
+ * tile's B pairs (KC * 4 KB at most) stay in L1, rows RG at a time: first
+ * the int32 sums of the group's items (sorted by entry count, see
+ * gemm_internal.h) into scratch, then each row adds its block terms in FP32
+ * in increasing block order, the scalar kernel's order.  Between chunks the
+ * FP32 accumulators live in C; a tile's last vector, when C ends inside it,
+ * is read and written through a lane mask.
  */
 #include <immintrin.h>
 #include <string.h>
@@ -19,8 +21,12 @@
 #define RG SPT_GEMM_RG_AVX2
 #define KC SPT_GEMM_KC_AVX2
 
-/* Eight lanes of vectors, written out: JT = 64 columns = 8 x 8 lanes. */
+/*
+ * Up to eight vectors, written out; in an instance with a constant nv the
+ * steps k >= nv fold away.  SPT_NV: the instances.
+ */
 #define SPT_X8(M) M(0) M(1) M(2) M(3) M(4) M(5) M(6) M(7)
+#define SPT_NV(M) M(1) M(2) M(3) M(4) M(5) M(6) M(7) M(8)
 
 static inline __m256 spt_term(const int32_t *isum, __m256 sa, const float *sb)
 {
@@ -30,88 +36,104 @@ static inline __m256 spt_term(const int32_t *isum, __m256 sa, const float *sb)
 }
 
 /*
- * int32 sums of every item of one group and chunk into scratch; the first
- * entry initialises the sums (items without entries store zeros).
+ * int32 sums of every item of one group and chunk into scratch (nv vectors
+ * per item); the first entry initialises the sums (items without entries
+ * store zeros).
  */
-static void spt_items(const struct spt_gemm_plan *p, const int32_t *bt,
-		      const struct spt_gemm_item *it, const struct spt_gemm_item *end,
-		      int32_t *scratch)
+static inline __attribute__((always_inline)) void
+spt_items(const struct spt_gemm_plan *p, const struct spt_gemm_item *it,
+	  const struct spt_gemm_item *end, int32_t *scratch, const unsigned int nv)
 {
+	const int32_t *bt = p->b_pairs;
+
 	for (; it < end; it++) {
 		const struct spt_gemm_entry *e = p->a_ent + it->ent;
-		__m256i *dst = (__m256i *)(scratch + (size_t)it->slot * JT);
+		__m256i *dst = (__m256i *)(scratch + (size_t)it->slot * nv * 8);
 		const __m256i *bp;
 		unsigned int c = it->cnt;
 		__m256i av;
-#define SPT_DECL(k) __m256i s##k;
+#define SPT_DECL(k) __m256i s##k = _mm256_setzero_si256();
 		SPT_X8(SPT_DECL)
 #undef SPT_DECL
 
-		if (!c) {
-#define SPT_ZERO(k) _mm256_store_si256(dst + k, _mm256_setzero_si256());
-			SPT_X8(SPT_ZERO)
-#undef SPT_ZERO
-			continue;
-		}
-		bp = (const __m256i *)(bt + e->off);
-		av = _mm256_set1_epi32(e->val);
-#define SPT_FIRST(k) s##k = _mm256_madd_epi16(_mm256_load_si256(bp + k), av);
-		SPT_X8(SPT_FIRST)
-#undef SPT_FIRST
-		for (c--, e++; c; c--, e++) {
+		if (c) {
 			bp = (const __m256i *)(bt + e->off);
 			av = _mm256_set1_epi32(e->val);
-#define SPT_MAC(k) s##k = _mm256_add_epi32(s##k, _mm256_madd_epi16(_mm256_load_si256(bp + k), av));
-			SPT_X8(SPT_MAC)
+#define SPT_FIRST(k) if (k < nv) s##k = _mm256_madd_epi16(_mm256_load_si256(bp + k), av);
+			SPT_X8(SPT_FIRST)
+#undef SPT_FIRST
+			for (c--, e++; c; c--, e++) {
+				bp = (const __m256i *)(bt + e->off);
+				av = _mm256_set1_epi32(e->val);
+#define SPT_MAC(k)								\
+	if (k < nv)								\
+		s##k = _mm256_add_epi32(s##k, _mm256_madd_epi16(_mm256_load_si256(bp + k), av));
+				SPT_X8(SPT_MAC)
 #undef SPT_MAC
+			}
 		}
-#define SPT_STORE(k) _mm256_store_si256(dst + k, s##k);
+#define SPT_STORE(k) if (k < nv) _mm256_store_si256(dst + k, s##k);
 		SPT_X8(SPT_STORE)
 #undef SPT_STORE
 	}
 }
 
-/* rows r0..r1-1, blocks b0..b1-1: add the block terms to the accumulators */
-static void spt_rows(const struct spt_gemm_plan *p, const float *st,
-		     uint32_t r0, uint32_t r1, uint32_t b0, uint32_t b1,
-		     const int32_t *scratch)
+/*
+ * rows r0..r1-1, blocks b0..b1-1: add the block terms to the accumulators;
+ * vector nv - 1 of a row goes through lane mask last (all lanes when p->nc
+ * fills the tile).
+ */
+static inline __attribute__((always_inline)) void
+spt_rows(const struct spt_gemm_plan *p, uint32_t r0, uint32_t r1, uint32_t b0, uint32_t b1,
+	 const int32_t *scratch, __m256i last, int whole, const unsigned int nv)
 {
+	const float *st = p->b_scale;
 	uint32_t i, b;
 
 	for (i = r0; i < r1; i++) {
 		const float *ascale = p->a_scale + (size_t)i * p->nb;
 		float *crow = p->c + (size_t)i * p->ldc;
-		const int32_t *sc = scratch + (size_t)(i - r0) * KC * JT;
-#define SPT_DECL(k) __m256 acc##k;
+		const int32_t *sc = scratch + (size_t)(i - r0) * KC * nv * 8;
+#define SPT_DECL(k) __m256 acc##k = _mm256_setzero_ps();
 		SPT_X8(SPT_DECL)
 #undef SPT_DECL
 
-		if (b0 == 0) {
-#define SPT_ZERO(k) acc##k = _mm256_setzero_ps();
-			SPT_X8(SPT_ZERO)
-#undef SPT_ZERO
-		} else {
-#define SPT_LOAD(k) acc##k = _mm256_loadu_ps(crow + 8 * k);
+		if (b0 != 0) {
+#define SPT_LOAD(k)								\
+	if (k + 1 < nv || (k + 1 == nv && whole))				\
+		acc##k = _mm256_loadu_ps(crow + 8 * k);				\
+	else if (k + 1 == nv)							\
+		acc##k = _mm256_maskload_ps(crow + 8 * k, last);
 			SPT_X8(SPT_LOAD)
 #undef SPT_LOAD
 		}
-		for (b = b0; b < b1; b++, sc += JT) {
+		for (b = b0; b < b1; b++, sc += nv * 8) {
 			__m256 sa = _mm256_set1_ps(ascale[b]);
-			const float *sb = st + (size_t)b * JT;
-#define SPT_ADD(k) acc##k = _mm256_add_ps(acc##k, spt_term(sc + 8 * k, sa, sb + 8 * k));
+			const float *sb = st + (size_t)b * p->jt;
+#define SPT_ADD(k)								\
+	if (k < nv)								\
+		acc##k = _mm256_add_ps(acc##k, spt_term(sc + 8 * k, sa, sb + 8 * k));
 			SPT_X8(SPT_ADD)
 #undef SPT_ADD
 		}
-#define SPT_STORE(k) _mm256_storeu_ps(crow + 8 * k, acc##k);
+#define SPT_STORE(k)								\
+	if (k + 1 < nv || (k + 1 == nv && whole))				\
+		_mm256_storeu_ps(crow + 8 * k, acc##k);				\
+	else if (k + 1 == nv)							\
+		_mm256_maskstore_ps(crow + 8 * k, last, acc##k);
 		SPT_X8(SPT_STORE)
 #undef SPT_STORE
 	}
 }
 
-void spt_gemm_kernel_avx2(const struct spt_gemm_plan *p)
+static inline __attribute__((always_inline)) void
+spt_tile(const struct spt_gemm_plan *p, const unsigned int nv)
 {
 	int32_t scratch[RG * KC * JT] __attribute__((aligned(64)));
-	uint32_t nb = p->nb, h, g;
+	uint32_t nb = p->nb, h, g, tail = p->nc - 8 * (nv - 1);	/* 1 .. 8 */
+	__m256i last = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)tail),
+					  _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+	int whole = tail == 8;
 
 	for (h = 0; h < p->nchunks; h++) {
 		uint32_t b0 = h * KC, b1 = nb - b0 < KC ? nb : b0 + KC;
@@ -120,10 +142,23 @@ void spt_gemm_kernel_avx2(const struct spt_gemm_plan *p)
 			uint32_t r0 = g * RG, r1 = p->m - r0 < RG ? p->m : r0 + RG;
 			const uint32_t *is = p->item_start + (size_t)g * p->nchunks + h;
 
-			spt_items(p, p->b_pairs, p->items + is[0], p->items + is[1], scratch);
-			spt_rows(p, p->b_scale, r0, r1, b0, b1, scratch);
+			spt_items(p, p->items + is[0], p->items + is[1], scratch, nv);
+			spt_rows(p, r0, r1, b0, b1, scratch, last, whole, nv);
 		}
 	}
+}
+
+#define SPT_TILE_FN(nv) static void spt_tile##nv(const struct spt_gemm_plan *p) { spt_tile(p, nv); }
+SPT_NV(SPT_TILE_FN)
+#undef SPT_TILE_FN
+
+void spt_gemm_kernel_avx2(const struct spt_gemm_plan *p)
+{
+#define SPT_TILE_PTR(nv) spt_tile##nv,
+	static void (*const tile[8])(const struct spt_gemm_plan *) = { SPT_NV(SPT_TILE_PTR) };
+#undef SPT_TILE_PTR
+
+	tile[p->tw / 8 - 1](p);
 }
 
 static inline void spt_transpose8_epi32(__m256i r[8])

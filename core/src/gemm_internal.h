@@ -54,11 +54,14 @@ struct spt_gemm_item {
  * mispredictions).  An item's entries list the nonzero pairs of the block;
  * a_scale[i * nb + b] = 2^(Ea-6), or 0 for an absent block.
  *
- * B: the N columns of C are cut into tiles of jt columns (the last padded
- * with zero columns), built and consumed one at a time.  For tile t,
- * b_pairs[b][m][jj] = the int16 pair (k[2m], k[2m+1]) of B block
- * (t*jt+jj, b) as one int32 (same packing as an entry's val), and
- * b_scale[b][jj] = 2^(Eb-6), or 0 for absent blocks and padding columns.
+ * B: the N columns of C are cut into tiles of jt columns (jt a multiple of
+ * 8: N rounded up to 8, at most the kernel's widest tile), built and
+ * consumed one at a time.  The current tile has nc columns of C (jt, less
+ * in the last tile) and tw computed columns: nc rounded up to 8 (AVX2) or
+ * jt (AVX-512), the columns past nc padding.  For tile t, b_pairs[b][m][jj]
+ * (row stride jt) = the int16 pair (k[2m], k[2m+1]) of B block (t*jt+jj, b)
+ * as one int32 (same packing as an entry's val), and b_scale[b][jj] =
+ * 2^(Eb-6), or 0 for absent blocks and padding columns; for jj < tw.
  * b_pairs and b_scale are 64-byte aligned.
  *
  * The kernels first compute the int32 sums of every item of a group and
@@ -68,6 +71,7 @@ struct spt_gemm_item {
 struct spt_gemm_plan {
 	uint32_t m, n, nb;
 	uint32_t jt, ntiles;
+	uint32_t nc, tw;	/* the current tile's columns of C, computed columns */
 	uint32_t rg, kc, ngroups, nchunks;
 	const uint32_t *item_start;
 	const struct spt_gemm_item *items;
@@ -75,7 +79,7 @@ struct spt_gemm_plan {
 	const float *a_scale;
 	const int32_t *b_pairs;
 	const float *b_scale;
-	float *c;		/* the current column tile of C: m x jt, row stride ldc */
+	float *c;		/* the current column tile of C: m x nc, row stride ldc */
 	size_t ldc;
 };
 
@@ -224,14 +228,21 @@ void spt_gemm_kernel_scalar(const struct spt_unpacked *a,
 			    const struct spt_unpacked *b, float *c);
 
 #ifndef SPT_NO_SIMD
-/* columns per tile, rows per group, blocks per chunk */
+/*
+ * columns per tile (AVX2: at most, in multiples of 8; AVX-512: always),
+ * rows per group, blocks per chunk
+ */
 #define SPT_GEMM_JT_AVX2	64u
 #define SPT_GEMM_RG_AVX2	8u
 #define SPT_GEMM_KC_AVX2	4u
 #define SPT_GEMM_JT_AVX512	64u
 #define SPT_GEMM_RG_AVX512	8u
 #define SPT_GEMM_KC_AVX512	4u
-/* One column tile of C into p->c; p->b_pairs and p->b_scale hold that tile of B. */
+/*
+ * One column tile of C into p->c; p->b_pairs and p->b_scale hold that tile
+ * of B.  AVX2 writes the tile's nc columns, AVX-512 all jt (a partial last
+ * tile goes to a pad buffer).
+ */
 void spt_gemm_kernel_avx2(const struct spt_gemm_plan *p);
 void spt_gemm_kernel_avx512(const struct spt_gemm_plan *p);
 /* The 16 entries of a full A block at column offset off0 (AVX2). */

@@ -217,7 +217,7 @@ static void gemm_plan_a(const struct gemm_ct *c, struct spt_gemm_plan *p,
 	}
 }
 
-/* Rows jj .. jj+7 of a B column tile all zero (jt, jj: multiples of 8). */
+/* Rows jj .. jj+7 of a B column tile all zero (jt, jj: multiples of 8; AVX-512's padding). */
 static void gemm_zero_rows(int32_t *tile, uint32_t nb, uint32_t jt, uint32_t jj)
 {
 	size_t x, rows = (size_t)nb * SPT_GEMM_PAIRS;
@@ -227,7 +227,7 @@ static void gemm_zero_rows(int32_t *tile, uint32_t nb, uint32_t jt, uint32_t jj)
 }
 
 /*
- * B's column tile t (rows t*jt ..) as int16 pairs and scales, see
+ * B's column tile t (rows t*jt .. t*jt+tw-1) as int16 pairs and scales, see
  * gemm_internal.h: eight rows at a time are expanded into a dense staging
  * area (absent blocks and padding rows: the gaps between stored blocks,
  * zeroed) and packed with 8 x 8 transposes.  The cursor walks B's stream
@@ -239,13 +239,17 @@ static void gemm_pack_tile(struct gemm_cursor *cursor, const struct gemm_ct *c,
 {
 	/* locals, so that the per-block state stays in registers */
 	struct gemm_cursor it = *cursor;
-	uint32_t nb = c->bpr, jt = p->jt, jj;
+	uint32_t nb = c->bpr, jt = p->jt, tw = p->tw, jj, blk;
 	float *b_scale = g->b_scale;
 	uint32_t *bits = g->bits_b;
 	int8_t *stg = g->stg;
 
-	memset(b_scale, 0, (size_t)nb * jt * sizeof(float));
-	for (jj = 0; jj < jt; jj += 8) {
+	if (tw == jt)
+		memset(b_scale, 0, (size_t)nb * jt * sizeof(float));
+	else
+		for (blk = 0; blk < nb; blk++)
+			memset(b_scale + (size_t)blk * jt, 0, tw * sizeof(float));
+	for (jj = 0; jj < tw; jj += 8) {
 		uint64_t j0 = (uint64_t)t * jt + jj;
 		size_t done = 0;	/* staged blocks written; the gaps are absent */
 
@@ -271,7 +275,10 @@ static void gemm_pack_tile(struct gemm_cursor *cursor, const struct gemm_ct *c,
 	*cursor = it;
 }
 
-/* n < jt floats of a partial tile's row: inline, a library call per row costs more. */
+/*
+ * n < jt floats of a partial tile's row (AVX-512): inline, a library call
+ * per row costs more.
+ */
 static inline void gemm_copy_row(float *dst, const float *src, uint32_t n)
 {
 	uint32_t j;
@@ -294,7 +301,8 @@ static void gemm_plan_init(enum spt_isa isa, const struct gemm_ct *a,
 		p->rg = SPT_GEMM_RG_AVX512;
 		p->kc = SPT_GEMM_KC_AVX512;
 	} else {
-		p->jt = SPT_GEMM_JT_AVX2;
+		/* no wider than C: a narrow C costs no padding */
+		p->jt = p->n < SPT_GEMM_JT_AVX2 ? (p->n + 7) & ~7u : SPT_GEMM_JT_AVX2;
 		p->rg = SPT_GEMM_RG_AVX2;
 		p->kc = SPT_GEMM_KC_AVX2;
 	}
@@ -319,7 +327,7 @@ int spt_gemm_run_simd(enum spt_isa isa, const void *a, size_t a_len,
 	struct gemm_cursor cur;
 	struct spt_gemm_plan p;
 	uint32_t t, i;
-	int err;
+	int err, pad_c;
 
 	err = gemm_ct_open(a, a_len, &ca);
 	if (err)
@@ -337,13 +345,14 @@ int spt_gemm_run_simd(enum spt_isa isa, const void *a, size_t a_len,
 	sh->nb = ca.bpr;
 	memset(&g, 0, sizeof(g));
 	gemm_plan_init(isa, &ca, &cb, &p);
-	/* the kernels write whole tiles: a partial last tile goes to cpad first */
+	/* AVX-512 writes whole tiles: a partial last tile goes to cpad first */
+	pad_c = isa == SPT_ISA_AVX512 && p.n % p.jt != 0;
 	g.arena = aligned_alloc(64, gemm_bufs_carve(&g, &p, ca.nblocks, ca.nonzeros,
-						    p.n % p.jt != 0, !y_user));
+						    pad_c, !y_user));
 	if (!g.arena)
 		return -ENOMEM;
 	*arena = g.arena;
-	gemm_bufs_carve(&g, &p, ca.nblocks, ca.nonzeros, p.n % p.jt != 0, !y_user);
+	gemm_bufs_carve(&g, &p, ca.nblocks, ca.nonzeros, pad_c, !y_user);
 	*c = y_user ? y_user : g.y;
 	memset(g.bits_a, 0, (size_t)p.nb * BITS32_STRIDE * sizeof(*g.bits_a));
 	memset(g.bits_b, 0, (size_t)p.nb * BITS32_STRIDE * sizeof(*g.bits_b));
@@ -356,8 +365,11 @@ int spt_gemm_run_simd(enum spt_isa isa, const void *a, size_t a_len,
 	p.b_scale = g.b_scale;
 	gemm_cursor_init(&cur, &cb);
 	for (t = 0; t < p.ntiles; t++) {
-		int part = (t + 1) * p.jt > p.n;
+		int part;
 
+		p.nc = p.n - t * p.jt < p.jt ? p.n - t * p.jt : p.jt;
+		p.tw = isa == SPT_ISA_AVX512 ? p.jt : (p.nc + 7) & ~7u;
+		part = pad_c && p.nc < p.jt;
 		p.c = part ? g.cpad : *c + (size_t)t * p.jt;
 		p.ldc = part ? p.jt : p.n;
 		gemm_pack_tile(&cur, &cb, &p, t, &g);
@@ -367,7 +379,7 @@ int spt_gemm_run_simd(enum spt_isa isa, const void *a, size_t a_len,
 			spt_gemm_kernel_avx2(&p);
 		for (i = 0; part && i < p.m; i++)
 			gemm_copy_row(*c + (size_t)i * p.n + (size_t)t * p.jt,
-				      g.cpad + (size_t)i * p.jt, p.n - t * p.jt);
+				      g.cpad + (size_t)i * p.jt, p.nc);
 	}
 	err = bits_export(ba, g.bits_a, p.nb);
 	return err ? err : bits_export(bb, g.bits_b, p.nb);

@@ -235,6 +235,27 @@ START_TEST(test_simd_matches_scalar_on_every_epilogue)
 }
 END_TEST
 
+/*
+ * Every column count up to 70 and the CNN's 144 and 288: the AVX2 tiles are
+ * as wide as C in whole vectors (at most 64 columns; a last narrower tile),
+ * the last vector masked where C ends inside it.  Rows over several row
+ * groups, a ragged K over several block chunks, absent blocks in A and B,
+ * every epilogue.
+ */
+START_TEST(test_simd_matches_scalar_on_every_tile_width)
+{
+	static const double sp[] = { 0.0, 0.5, 0.9, 0.99, 1.0 };
+	uint32_t i;
+
+	for (i = 1; i <= 72; i++) {
+		uint32_t n = i <= 70 ? i : i == 71 ? 144 : 288;
+		uint32_t m = 1 + below(30), k = 1 + below(300);
+
+		compare_case(m, k, n, sp[i % 5], sp[(i / 5) % 4], -4, 4, (int)(i % 6), (int)(i % 2));
+	}
+}
+END_TEST
+
 START_TEST(test_simd_matches_scalar_on_aligned_shapes)
 {
 	compare_case(64, 256, 128, 0.9, 0.0, -3, 3, 0, 1);
@@ -589,6 +610,7 @@ static Suite *simd_suite(void)
 	tcase_add_test(same_bits, test_simd_matches_scalar_on_lowered_conv_shapes);
 	tcase_add_test(same_bits, test_simd_matches_scalar_on_every_epilogue);
 	tcase_add_test(same_bits, test_simd_matches_scalar_on_aligned_shapes);
+	tcase_add_test(same_bits, test_simd_matches_scalar_on_every_tile_width);
 	tcase_add_test(same_bits, test_simd_matches_scalar_with_overflow_and_subnormals);
 	tcase_add_test(same_bits, test_stochastic_rounding_matches_scalar);
 	tcase_add_test(same_bits, test_sgd_ct_matches_scalar);
