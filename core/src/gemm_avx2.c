@@ -85,7 +85,7 @@ spt_items(const struct spt_gemm_plan *p, const struct spt_gemm_item *it,
  */
 static inline __attribute__((always_inline)) void
 spt_rows(const struct spt_gemm_plan *p, uint32_t r0, uint32_t r1, uint32_t b0, uint32_t b1,
-	 const int32_t *scratch, __m256i last, int whole, const unsigned int nv)
+	 const int32_t *scratch, __m256i last, const int whole, const unsigned int nv)
 {
 	const float *st = p->b_scale;
 	uint32_t i, b;
@@ -143,7 +143,10 @@ spt_tile(const struct spt_gemm_plan *p, const unsigned int nv)
 			const uint32_t *is = p->item_start + (size_t)g * p->nchunks + h;
 
 			spt_items(p, p->items + is[0], p->items + is[1], scratch, nv);
-			spt_rows(p, r0, r1, b0, b1, scratch, last, whole, nv);
+			if (whole)	/* an instance each */
+				spt_rows(p, r0, r1, b0, b1, scratch, last, 1, nv);
+			else
+				spt_rows(p, r0, r1, b0, b1, scratch, last, 0, nv);
 		}
 	}
 }
