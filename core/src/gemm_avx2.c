@@ -4,13 +4,13 @@
  * one instance per nv, so a narrow C costs no padded work).  For one row
  * of A and one block, every nonzero pair (2m, 2m+1) of A's block multiplies
  * the B pair row m of the tile with vpmaddwd into int32 sums, so the work
- * scales with A's nonzeros.  Blocks are taken KC at a time so that the
- * tile's B pairs (KC * 4 KB at most) stay in L1, rows RG at a time: first
- * the int32 sums of the group's items (sorted by entry count, see
- * gemm_internal.h) into scratch, then each row adds its block terms in FP32
- * in increasing block order, the scalar kernel's order.  Between chunks the
- * FP32 accumulators live in C; a tile's last vector, when C ends inside it,
- * is read and written through a lane mask.
+ * scales with A's nonzeros.  Blocks are taken kc at a time so that the
+ * tile's B pairs (kc * jt * 64 bytes: 16 KB) stay in L1, rows RG at a
+ * time: first the int32 sums of the group's items (sorted by entry count,
+ * see gemm_internal.h) into scratch, then each row adds its block terms in
+ * FP32 in increasing block order, the scalar kernel's order.  Between
+ * chunks the FP32 accumulators live in C; a tile's last vector, when C
+ * ends inside it, is read and written through a lane mask.
  */
 #include <immintrin.h>
 #include <string.h>
@@ -19,7 +19,6 @@
 
 #define JT SPT_GEMM_JT_AVX2
 #define RG SPT_GEMM_RG_AVX2
-#define KC SPT_GEMM_KC_AVX2
 
 /*
  * Up to eight vectors, written out; in an instance with a constant nv the
@@ -93,7 +92,7 @@ spt_rows(const struct spt_gemm_plan *p, uint32_t r0, uint32_t r1, uint32_t b0, u
 	for (i = r0; i < r1; i++) {
 		const float *ascale = p->a_scale + (size_t)i * p->nb;
 		float *crow = p->c + (size_t)i * p->ldc;
-		const int32_t *sc = scratch + (size_t)(i - r0) * KC * nv * 8;
+		const int32_t *sc = scratch + (size_t)(i - r0) * p->kc * nv * 8;
 #define SPT_DECL(k) __m256 acc##k = _mm256_setzero_ps();
 		SPT_X8(SPT_DECL)
 #undef SPT_DECL
@@ -129,14 +128,14 @@ spt_rows(const struct spt_gemm_plan *p, uint32_t r0, uint32_t r1, uint32_t b0, u
 static inline __attribute__((always_inline)) void
 spt_tile(const struct spt_gemm_plan *p, const unsigned int nv)
 {
-	int32_t scratch[RG * KC * JT] __attribute__((aligned(64)));
-	uint32_t nb = p->nb, h, g, tail = p->nc - 8 * (nv - 1);	/* 1 .. 8 */
+	int32_t scratch[RG * SPT_GEMM_KC_AVX2 * JT] __attribute__((aligned(64)));	/* kc * jt at most */
+	uint32_t nb = p->nb, kc = p->kc, h, g, tail = p->nc - 8 * (nv - 1);	/* 1 .. 8 */
 	__m256i last = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)tail),
 					  _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 	int whole = tail == 8;
 
 	for (h = 0; h < p->nchunks; h++) {
-		uint32_t b0 = h * KC, b1 = nb - b0 < KC ? nb : b0 + KC;
+		uint32_t b0 = h * kc, b1 = nb - b0 < kc ? nb : b0 + kc;
 
 		for (g = 0; g < p->ngroups; g++) {
 			uint32_t r0 = g * RG, r1 = p->m - r0 < RG ? p->m : r0 + RG;

@@ -230,7 +230,8 @@ void spt_gemm_kernel_scalar(const struct spt_unpacked *a,
 #ifndef SPT_NO_SIMD
 /*
  * columns per tile (AVX2: at most, in multiples of 8; AVX-512: always),
- * rows per group, blocks per chunk
+ * rows per group, blocks per chunk (AVX2: at the widest tile; a tile of jt
+ * columns takes KC * JT / jt)
  */
 #define SPT_GEMM_JT_AVX2	64u
 #define SPT_GEMM_RG_AVX2	8u

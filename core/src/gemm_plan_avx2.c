@@ -304,7 +304,8 @@ static void gemm_plan_init(enum spt_isa isa, const struct gemm_ct *a,
 		/* no wider than C: a narrow C costs no padding */
 		p->jt = p->n < SPT_GEMM_JT_AVX2 ? (p->n + 7) & ~7u : SPT_GEMM_JT_AVX2;
 		p->rg = SPT_GEMM_RG_AVX2;
-		p->kc = SPT_GEMM_KC_AVX2;
+		/* as many blocks as the widest tile's chunk holds */
+		p->kc = SPT_GEMM_KC_AVX2 * SPT_GEMM_JT_AVX2 / p->jt;
 	}
 	p->ntiles = (p->n + p->jt - 1) / p->jt;
 	p->ngroups = (p->m + p->rg - 1) / p->rg;
