@@ -79,8 +79,8 @@ spt_items(const struct spt_gemm_plan *p, const struct spt_gemm_item *it,
 
 /*
  * rows r0..r1-1, blocks b0..b1-1: add the block terms to the accumulators;
- * vector nv - 1 of a row goes through lane mask last (all lanes when p->nc
- * fills the tile).
+ * a row's last vector is read and written through the lane mask last
+ * unless whole (C's columns fill the tile).
  */
 static inline __attribute__((always_inline)) void
 spt_rows(const struct spt_gemm_plan *p, uint32_t r0, uint32_t r1, uint32_t b0, uint32_t b1,
