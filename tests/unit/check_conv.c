@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
- * Training-step lowering ops of the core: im2col and col2im for a general
- * k x k window, column sums of a compressed tensor, the finite check and
+ * Training-step lowering ops of the core: im2col, col2im and col2im fused
+ * with the ReLU mask for a general k x k window (over a grid of shapes too), column sums of a compressed tensor, the finite check and
  * the FP32 ReLU mask, each against a straightforward dense reference, bit for bit, and their
  * argument checks.
  */
@@ -288,6 +288,282 @@ START_TEST(test_lowering_rejects_bad)
 	bad = (struct spt_conv_shape){ UINT32_MAX, UINT32_MAX, UINT32_MAX, UINT32_MAX, 1, 1, 0 };
 	ck_assert_int_eq(spt_im2col(&bad, img, 32, col, 16 * 18), -E2BIG);
 	ck_assert_int_eq(spt_col2im(&bad, col, 16 * 18, img, 32), -E2BIG);
+}
+END_TEST
+
+/* ---- the fast paths against the references, over a grid of shapes -------- */
+
+static uint32_t fbits(float f)
+{
+	uint32_t u;
+
+	memcpy(&u, &f, sizeof(u));
+	return u;
+}
+
+/* bit for bit, except that any NaN matches any NaN (two NaNs' sum takes either payload) */
+static int same_float(float a, float b)
+{
+	return fbits(a) == fbits(b) || (isnan(a) && isnan(b));
+}
+
+/*
+ * Random data with the specials sprinkled in: -0.0f and +0.0f, and with
+ * @nonfinite some NaNs and infinities.
+ */
+static float *special_array(size_t n, int nonfinite)
+{
+	float *p = rnd_array(n);
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		switch (rng_state >> 60) {
+		case 0:
+			p[i] = -0.0f;
+			break;
+		case 1:
+			p[i] = 0.0f;
+			break;
+		case 2:
+			if (nonfinite && i % 13 == 0)
+				p[i] = i % 2 ? NAN : -INFINITY;
+			else if (nonfinite && i % 17 == 0)
+				p[i] = INFINITY;
+			break;
+		}
+		(void)rnd();
+	}
+	return p;
+}
+
+/* A ReLU output: about half +0.0f, some -0.0f and with @nonfinite a few NaNs. */
+static float *relu_array(size_t n, int nonfinite)
+{
+	float *p = rnd_array(n);
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (p[i] < 0.0f)
+			p[i] = i % 5 ? 0.0f : -0.0f;
+		if (nonfinite && i % 29 == 0)
+			p[i] = NAN;
+	}
+	return p;
+}
+
+/* n in {1, 2}, h, w odd and even, C in {1, 2, 3, 16, 32}, k 3, stride 1/2, pad 0/1 */
+static size_t grid_shape(size_t i, struct spt_conv_shape *s)
+{
+	static const uint32_t cs[] = { 1, 2, 3, 16, 32 };
+	static const uint32_t hw[][2] = { { 7, 9 }, { 8, 8 }, { 5, 3 }, { 14, 14 } };
+	size_t n = 5 * 4 * 2 * 2;
+
+	if (i >= n)
+		return n;
+	*s = (struct spt_conv_shape){
+		.n = 1 + (uint32_t)(i % 2), .h = hw[i / 20 % 4][0], .w = hw[i / 20 % 4][1],
+		.c = cs[i % 5], .k = 3, .stride = 1 + (uint32_t)(i / 5 % 2),
+		.pad = (uint32_t)(i / 10 % 2),
+	};
+	return n;
+}
+
+START_TEST(test_im2col_grid_matches_reference)
+{
+	struct spt_conv_shape sh;
+	size_t i, j, n = grid_shape(0, &sh);
+
+	rng_state = 21;
+	for (i = 0; i < n; i++) {
+		struct spt_conv_dims d;
+		float *img, *col, *ref;
+
+		grid_shape(i, &sh);
+		ck_assert_int_eq(spt_conv_shape_check(&sh, &d), 0);
+		img = special_array(d.img_elems, 1);
+		col = rnd_array(d.col_elems);
+		ref = rnd_array(d.col_elems);
+		ref_im2col(&sh, d.oh, d.ow, img, ref);
+		ck_assert_int_eq(spt_im2col(&sh, img, d.img_elems, col, d.col_elems), 0);
+		/* a copy: every bit, NaN payloads and zero signs included */
+		for (j = 0; j < d.col_elems && fbits(col[j]) == fbits(ref[j]); j++)
+			;
+		if (j < d.col_elems)
+			ck_abort_msg("shape %zu (c %u stride %u pad %u) element %zu: %08x, want %08x",
+				     i, sh.c, sh.stride, sh.pad, j, (unsigned)fbits(col[j]),
+				     (unsigned)fbits(ref[j]));
+		free(img);
+		free(col);
+		free(ref);
+	}
+}
+END_TEST
+
+/* col2im_relu == col2im then relu_mask, and col2im_relu(NULL) == col2im == the reference */
+static void check_col2im_relu(const struct spt_conv_shape *sh, size_t i, int nonfinite)
+{
+	struct spt_conv_dims d;
+	float *col, *y, *img, *ref;
+	size_t j, zeroed = 0;
+
+	ck_assert_int_eq(spt_conv_shape_check(sh, &d), 0);
+	col = special_array(d.col_elems, nonfinite);
+	y = relu_array(d.img_elems, nonfinite);
+	img = rnd_array(d.img_elems);	/* garbage: every element is written */
+	ref = rnd_array(d.img_elems);
+	ref_col2im(sh, d.oh, d.ow, col, ref);
+	ck_assert_int_eq(spt_col2im_relu(sh, col, d.col_elems, NULL, img, d.img_elems), 0);
+	for (j = 0; j < d.img_elems && same_float(img[j], ref[j]); j++)
+		;
+	if (j < d.img_elems)
+		ck_abort_msg("shape %zu (c %u stride %u pad %u), no mask, element %zu: %08x, want %08x",
+			     i, sh->c, sh->stride, sh->pad, j, (unsigned)fbits(img[j]),
+			     (unsigned)fbits(ref[j]));
+	ck_assert_int_eq(spt_col2im(sh, col, d.col_elems, img, d.img_elems), 0);
+	for (j = 0; j < d.img_elems && same_float(img[j], ref[j]); j++)
+		;
+	ck_assert_uint_eq(j, d.img_elems);
+	/* the mask: +0.0f (all bits zero) where y is +-0.0f, else the sum's bits */
+	for (j = 0; j < d.img_elems; j++) {
+		if (y[j] == 0.0f) {
+			zeroed += fbits(ref[j]) != 0;
+			ref[j] = 0.0f;
+		}
+	}
+	ck_assert_uint_gt(zeroed, 0);
+	ck_assert_int_eq(spt_col2im_relu(sh, col, d.col_elems, y, img, d.img_elems), 0);
+	for (j = 0; j < d.img_elems && same_float(img[j], ref[j]); j++)
+		;
+	if (j < d.img_elems)
+		ck_abort_msg("shape %zu (c %u stride %u pad %u), masked, element %zu: %08x, want %08x",
+			     i, sh->c, sh->stride, sh->pad, j, (unsigned)fbits(img[j]),
+			     (unsigned)fbits(ref[j]));
+	/* the same as the two passes */
+	ck_assert_int_eq(spt_col2im(sh, col, d.col_elems, ref, d.img_elems), 0);
+	ck_assert_int_eq(spt_relu_mask(ref, y, d.img_elems), 0);
+	ck_assert(memcmp(img, ref, d.img_elems * sizeof(float)) == 0);
+	free(col);
+	free(y);
+	free(img);
+	free(ref);
+}
+
+START_TEST(test_col2im_relu_grid_matches_reference)
+{
+	struct spt_conv_shape sh;
+	size_t i, n = grid_shape(0, &sh);
+
+	rng_state = 22;
+	for (i = 0; i < n; i++) {
+		grid_shape(i, &sh);
+		check_col2im_relu(&sh, i, 0);
+		check_col2im_relu(&sh, i, 1);
+	}
+	for (i = 0; i < sizeof(shapes) / sizeof(shapes[0]); i++) {
+		check_col2im_relu(&shapes[i], 100 + i, 0);
+		check_col2im_relu(&shapes[i], 100 + i, 1);
+	}
+}
+END_TEST
+
+/* a NaN or infinity in one patch element reaches its pixel, unless masked */
+START_TEST(test_col2im_relu_nonfinite_passthrough)
+{
+	const struct spt_conv_shape sh = { 1, 4, 4, 2, 3, 1, 1 };
+	struct spt_conv_dims d;
+	float col[16 * 18], y[32], img[32];
+	size_t j;
+
+	ck_assert_int_eq(spt_conv_shape_check(&sh, &d), 0);
+	memset(col, 0, sizeof(col));
+	for (j = 0; j < 32; j++)
+		y[j] = 1.0f;
+	/* patch row 5 = output (1, 1), window centre (ky 1, kx 1) = pixel (1, 1) */
+	col[5 * 18 + (1 * 3 + 1) * 2 + 0] = NAN;
+	col[5 * 18 + (1 * 3 + 1) * 2 + 1] = -INFINITY;
+	ck_assert_int_eq(spt_col2im_relu(&sh, col, d.col_elems, y, img, d.img_elems), 0);
+	for (j = 0; j < 32; j++) {
+		if (j == (1 * 4 + 1) * 2)
+			ck_assert(isnan(img[j]));
+		else if (j == (1 * 4 + 1) * 2 + 1)
+			ck_assert(isinf(img[j]) && img[j] < 0);
+		else	/* +0.0f + +0.0f ... */
+			ck_assert_uint_eq(fbits(img[j]), 0);
+	}
+	y[(1 * 4 + 1) * 2] = -0.0f;
+	y[(1 * 4 + 1) * 2 + 1] = 0.0f;
+	ck_assert_int_eq(spt_col2im_relu(&sh, col, d.col_elems, y, img, d.img_elems), 0);
+	for (j = 0; j < 32; j++)
+		ck_assert_uint_eq(fbits(img[j]), 0);
+	/* -0.0f everywhere sums to +0.0f (the sum starts at +0.0f), as col2im does */
+	for (j = 0; j < 16 * 18; j++)
+		col[j] = -0.0f;
+	ck_assert_int_eq(spt_col2im_relu(&sh, col, d.col_elems, NULL, img, d.img_elems), 0);
+	for (j = 0; j < 32; j++)
+		ck_assert_uint_eq(fbits(img[j]), 0);
+}
+END_TEST
+
+START_TEST(test_lowering_rejects_overlap)
+{
+	const struct spt_conv_shape s = { 1, 4, 4, 2, 3, 1, 1 };	/* img 32, col 288 */
+	float *buf = calloc(32 + 288 + 32, sizeof(float)), *y = calloc(32, sizeof(float));
+	float *img, *col;
+	size_t j;
+
+	ck_assert_ptr_nonnull(buf);
+	ck_assert_ptr_nonnull(y);
+	for (j = 0; j < 32 + 288 + 32; j++)
+		buf[j] = (float)j + 0.5f;
+	/* img inside col, col overlapping img's end, and the reverse */
+	col = buf;
+	img = buf + 100;
+	ck_assert_int_eq(spt_col2im(&s, col, 288, img, 32), -EINVAL);
+	ck_assert_int_eq(spt_col2im_relu(&s, col, 288, y, img, 32), -EINVAL);
+	ck_assert_int_eq(spt_im2col(&s, img, 32, col, 288), -EINVAL);
+	img = buf + 287;
+	ck_assert_int_eq(spt_col2im(&s, col, 288, img, 32), -EINVAL);
+	ck_assert_int_eq(spt_im2col(&s, img, 32, col, 288), -EINVAL);
+	img = buf;
+	col = buf + 31;
+	ck_assert_int_eq(spt_col2im(&s, col, 288, img, 32), -EINVAL);
+	ck_assert_int_eq(spt_im2col(&s, img, 32, col, 288), -EINVAL);
+	/* the mask overlapping the image: the same array, or shifted by one */
+	img = buf + 288;
+	col = buf;
+	ck_assert_int_eq(spt_col2im_relu(&s, col, 288, img, img, 32), -EINVAL);
+	ck_assert_int_eq(spt_col2im_relu(&s, col, 288, img + 1, img, 32), -EINVAL);
+	ck_assert_int_eq(spt_col2im_relu(&s, col, 288, img - 1, img, 32), -EINVAL);
+	/* nothing was written by a rejected call */
+	for (j = 0; j < 32 + 288 + 32; j++)
+		ck_assert_msg(buf[j] == (float)j + 0.5f, "element %zu written", j);
+	/* adjacent buffers do not overlap */
+	ck_assert_int_eq(spt_col2im(&s, col, 288, img, 32), 0);
+	ck_assert_int_eq(spt_col2im_relu(&s, col, 288, img + 32, img, 32), 0);
+	ck_assert_int_eq(spt_im2col(&s, img, 32, col, 288), 0);
+	free(buf);
+	free(y);
+}
+END_TEST
+
+START_TEST(test_col2im_relu_rejects_bad)
+{
+	struct spt_conv_shape s = { 1, 4, 4, 2, 3, 1, 1 }, bad = s;
+	float img[32], col[16 * 18], y[32];
+
+	memset(col, 0, sizeof(col));
+	memset(y, 0, sizeof(y));
+	ck_assert_int_eq(spt_col2im_relu(&s, col, 288, y, img, 32), 0);
+	ck_assert_int_eq(spt_col2im_relu(NULL, col, 288, y, img, 32), -EINVAL);
+	ck_assert_int_eq(spt_col2im_relu(&s, NULL, 288, y, img, 32), -EINVAL);
+	ck_assert_int_eq(spt_col2im_relu(&s, col, 288, y, NULL, 32), -EINVAL);
+	ck_assert_int_eq(spt_col2im_relu(&s, col, 287, y, img, 32), -EINVAL);
+	ck_assert_int_eq(spt_col2im_relu(&s, col, 288, y, img, 31), -EINVAL);
+	ck_assert_int_eq(spt_col2im_relu(&s, col, 288, y, img, 33), -EINVAL);
+	bad.k = 0;
+	ck_assert_int_eq(spt_col2im_relu(&bad, col, 288, y, img, 32), -EINVAL);
+	bad = (struct spt_conv_shape){ UINT32_MAX, UINT32_MAX, UINT32_MAX, UINT32_MAX, 1, 1, 0 };
+	ck_assert_int_eq(spt_col2im_relu(&bad, col, 288, y, img, 32), -E2BIG);
 }
 END_TEST
 
@@ -586,6 +862,11 @@ static Suite *conv_suite(void)
 	tcase_add_test(low, test_col2im_matches_reference);
 	tcase_add_test(low, test_col2im_is_the_adjoint);
 	tcase_add_test(low, test_lowering_rejects_bad);
+	tcase_add_test(low, test_im2col_grid_matches_reference);
+	tcase_add_test(low, test_col2im_relu_grid_matches_reference);
+	tcase_add_test(low, test_col2im_relu_nonfinite_passthrough);
+	tcase_add_test(low, test_lowering_rejects_overlap);
+	tcase_add_test(low, test_col2im_relu_rejects_bad);
 	suite_add_tcase(s, low);
 
 	tcase_add_test(cs, test_colsum_matches_decoded_sum);

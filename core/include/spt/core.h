@@ -200,7 +200,7 @@ int spt_conv_shape_check(const struct spt_conv_shape *s, struct spt_conv_dims *d
 /*
  * im2col: write the patch matrix of the image @img (@img_elems floats) to
  * @col (@col_elems floats); padding reads as +0.0f.  Both counts must equal
- * the shape's (-EINVAL).  The buffers must not overlap.
+ * the shape's (-EINVAL).  The buffers must not overlap (-EINVAL).
  */
 int spt_im2col(const struct spt_conv_shape *s, const float *img, size_t img_elems,
 	       float *col, size_t col_elems);
@@ -209,10 +209,23 @@ int spt_im2col(const struct spt_conv_shape *s, const float *img, size_t img_elem
  * col2im, the adjoint: set @img to +0.0f, then add every element of @col
  * that does not fall into the padding to its pixel, patches in row order and
  * within a patch in (ky, kx, channel) order (FP32 adds; the result depends
- * on nothing but the inputs).  Counts as for spt_im2col.
+ * on nothing but the inputs).  Counts as for spt_im2col; -EINVAL if @img
+ * and @col overlap.
  */
 int spt_col2im(const struct spt_conv_shape *s, const float *col, size_t col_elems,
 	       float *img, size_t img_elems);
+
+/*
+ * col2im fused with the ReLU mask of the image: the same sums as
+ * spt_col2im, then for each j < @img_elems img[j] becomes +0.0f if y[j] is
+ * +0.0f or -0.0f and keeps its bits otherwise (spt_relu_mask's rule), so
+ *	spt_col2im(s, col, cn, img, n); spt_relu_mask(img, y, n);
+ * in one pass.  @y (the ReLU's output, @img_elems floats) may be NULL: no
+ * mask, exactly spt_col2im.  -EINVAL as for spt_col2im, or if @img
+ * overlaps @col or @y.
+ */
+int spt_col2im_relu(const struct spt_conv_shape *s, const float *col, size_t col_elems,
+		    const float *y, float *img, size_t img_elems);
 
 /* 0 if all @n floats at @x are finite, -EDOM if one is NaN or infinite. */
 int spt_check_finite(const float *x, size_t n);
