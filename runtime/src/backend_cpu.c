@@ -220,8 +220,11 @@ static int cpu_sgd_ct(struct spt_ctx *ctx, struct spt_buf *w, struct spt_buf *v,
 static int conv_dims(const struct spt_conv_shape *cs, const struct spt_buf *img,
 		     const struct spt_buf *col, struct spt_conv_dims *d)
 {
-	int ret = spt_conv_shape_check(cs, d);
+	int ret;
 
+	if (!img || !col)
+		return -EINVAL;
+	ret = spt_conv_shape_check(cs, d);
 	if (ret)
 		return ret;
 	if (d->img_elems * sizeof(float) > img->cap || d->col_elems * sizeof(float) > col->cap)
@@ -240,13 +243,20 @@ static int cpu_im2col(struct spt_ctx *ctx, const struct spt_conv_shape *cs,
 }
 
 static int cpu_col2im(struct spt_ctx *ctx, const struct spt_conv_shape *cs,
-		      const struct spt_buf *col, struct spt_buf *img)
+		      const struct spt_buf *col, struct spt_buf *img,
+		      const struct spt_buf *y_mask)
 {
 	struct spt_conv_dims d;
+	int ret;
 
 	(void)ctx;
-	return conv_dims(cs, img, col, &d) ?:
-	       spt_col2im(cs, col->host, d.col_elems, img->host, d.img_elems);
+	ret = conv_dims(cs, img, col, &d);
+	if (ret)
+		return ret;
+	if (y_mask && d.img_elems * sizeof(float) > y_mask->cap)
+		return -EINVAL;
+	return spt_col2im_relu(cs, col->host, d.col_elems, y_mask ? y_mask->host : NULL,
+			       img->host, d.img_elems);
 }
 
 static int cpu_colsum(struct spt_ctx *ctx, const struct spt_buf *src, struct spt_buf *dst,

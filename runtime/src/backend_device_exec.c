@@ -1118,10 +1118,36 @@ int rt_dx_im2col(struct spt_ctx *ctx, const struct spt_conv_shape *cs,
 	DX_OP(dx_conv(x, SPT_OP_IM2COL, cs, img, col));
 }
 
-int rt_dx_col2im(struct spt_ctx *ctx, const struct spt_conv_shape *cs,
-		 const struct spt_buf *col, struct spt_buf *img)
+/*
+ * With @y_mask, the device's COL2IM and RELU_MASK commands; the mask is
+ * checked first, so a bad one queues nothing.
+ */
+static int dx_col2im(struct rt_dx *x, const struct spt_conv_shape *cs,
+		     const struct spt_buf *col, struct spt_buf *img, const struct spt_buf *y_mask)
 {
-	DX_OP(dx_conv(x, SPT_OP_COL2IM, cs, img, col));
+	struct spt_conv_dims d;
+	uint64_t va;
+	int ret;
+
+	if (!y_mask)
+		return dx_conv(x, SPT_OP_COL2IM, cs, img, col);
+	if (!cs)
+		return -EINVAL;
+	ret = spt_conv_shape_check(cs, &d);
+	if (ret)
+		return ret;
+	ret = dx_in(x, y_mask, d.img_elems * sizeof(float), &va) ?:
+	      dx_in(x, img, d.img_elems * sizeof(float), &va);
+	if (ret)
+		return ret;
+	return dx_conv(x, SPT_OP_COL2IM, cs, img, col) ?:
+	       dx_relu_mask(x, img, y_mask, d.img_elems);
+}
+
+int rt_dx_col2im(struct spt_ctx *ctx, const struct spt_conv_shape *cs,
+		 const struct spt_buf *col, struct spt_buf *img, const struct spt_buf *y_mask)
+{
+	DX_OP(dx_col2im(x, cs, col, img, y_mask));
 }
 
 int rt_dx_colsum(struct spt_ctx *ctx, const struct spt_buf *src, struct spt_buf *dst,

@@ -58,7 +58,7 @@ int rt_dx_sgd_ct(struct spt_ctx *ctx, struct spt_buf *w, struct spt_buf *v,
 int rt_dx_im2col(struct spt_ctx *ctx, const struct spt_conv_shape *cs,
 		 const struct spt_buf *img, struct spt_buf *col);
 int rt_dx_col2im(struct spt_ctx *ctx, const struct spt_conv_shape *cs,
-		 const struct spt_buf *col, struct spt_buf *img);
+		 const struct spt_buf *col, struct spt_buf *img, const struct spt_buf *y_mask);
 int rt_dx_colsum(struct spt_ctx *ctx, const struct spt_buf *src, struct spt_buf *dst,
 		 uint32_t cols);
 int rt_dx_check_finite(struct spt_ctx *ctx, const struct spt_buf *b, size_t n);

@@ -107,11 +107,18 @@ struct spt_backend_ops {
 	int (*sgd_ct)(struct spt_ctx *ctx, struct spt_buf *w, struct spt_buf *v,
 		      const struct spt_buf *g_ct, struct spt_buf *gtmp, size_t n, float lr,
 		      float momentum, float weight_decay);
-	/* Convolution lowering (spt_im2col / spt_col2im) between FP32 buffers. */
+	/*
+	 * Convolution lowering (spt_im2col / spt_col2im) between FP32 buffers.
+	 * col2im with @y_mask (the image's ReLU output, as many floats as the
+	 * image) also applies the ReLU mask to the image, as relu_mask(img,
+	 * y_mask, image elements) right after it would: the CPU backend in the
+	 * same pass (spt_col2im_relu), a device as its two commands.
+	 */
 	int (*im2col)(struct spt_ctx *ctx, const struct spt_conv_shape *s,
 		      const struct spt_buf *img, struct spt_buf *col);
 	int (*col2im)(struct spt_ctx *ctx, const struct spt_conv_shape *s,
-		      const struct spt_buf *col, struct spt_buf *img);
+		      const struct spt_buf *col, struct spt_buf *img,
+		      const struct spt_buf *y_mask);
 	/* @cols FP32 column sums of the compressed @src (spt_ct_colsum): the bias gradient. */
 	int (*colsum)(struct spt_ctx *ctx, const struct spt_buf *src, struct spt_buf *dst,
 		      uint32_t cols);

@@ -71,12 +71,14 @@ static void im2col(const struct rt_layer *l, uint32_t n, const float *x, float *
 	spt_im2col(&cs, x, img, col, rows_of(l, n) * l->K);
 }
 
-static void col2im(const struct rt_layer *l, uint32_t n, const float *col, float *dx)
+/* col2im, then the ReLU mask of @y_mask (NULL: none) in the same pass */
+static int col2im(const struct rt_layer *l, uint32_t n, const float *col, const float *y_mask,
+		  float *dx)
 {
 	struct spt_conv_shape cs = conv_shape(l, n);
 	size_t img = (size_t)n * l->in_c * l->in_h * l->in_w;
 
-	spt_col2im(&cs, col, rows_of(l, n) * l->K, dx, img);
+	return spt_col2im_relu(&cs, col, rows_of(l, n) * l->K, y_mask, dx, img);
 }
 
 /* Prune options for evaluation: the current thresholds, no controller update. */
@@ -221,7 +223,8 @@ static int bfp8_forward(struct step *s, const struct spt_buf *x)
 
 /*
  * dL/dY of @prev (a layer next to a convolution): the backward GEMM of @l
- * into FP32, col2im for a convolution, the ReLU mask, then encoded.
+ * into FP32, col2im for a convolution, the ReLU mask (for a convolution
+ * part of the backend's col2im), then encoded.
  */
 static int bfp8_backward_f32(struct step *s, struct rt_layer *l, struct rt_layer *prev,
 			     const struct spt_encode_opts *o, struct spt_tensor_stats *ts)
@@ -236,20 +239,17 @@ static int bfp8_backward_f32(struct step *s, struct rt_layer *l, struct rt_layer
 
 		ret = ctx->ops->gemm(ctx, SPT_PASS_BWD, &l->dy_ct, &l->w_ct, NULL, SPT_ACT_NONE,
 				     NULL, &l->dcol, NULL, NULL, NULL, &l->st.pass[SPT_PASS_BWD]) ?:
-		      ctx->ops->col2im(ctx, &cs, &l->dcol, &prev->dy);
+		      ctx->ops->col2im(ctx, &cs, &l->dcol, &prev->dy, prev->relu ? &prev->y : NULL);
 	} else {
 		/* a Linear layer's input is its predecessor's output, flattened */
 		ret = ctx->ops->gemm(ctx, SPT_PASS_BWD, &l->dy_ct, &l->w_ct, NULL, SPT_ACT_NONE,
 				     NULL, &prev->dy, NULL, NULL, NULL, &l->st.pass[SPT_PASS_BWD]);
+		/* the ReLU mask on the FP32 bits: dy := +0.0f where y is +-0.0f */
+		if (!ret && prev->relu)
+			ret = ctx->ops->relu_mask(ctx, &prev->dy, &prev->y, e);
 	}
 	if (ret)
 		return ret;
-	/* the ReLU mask on the FP32 bits: dy := +0.0f where y is +-0.0f */
-	if (prev->relu) {
-		ret = ctx->ops->relu_mask(ctx, &prev->dy, &prev->y, e);
-		if (ret)
-			return ret;
-	}
 	reblock_add(s, (int)(prev - s->m->layers), &prev->dyt_ct);
 	return ctx->ops->encode_t(ctx, &prev->dy, (uint32_t)Mp, prev->N, o, &prev->dy_ct, ts,
 				  &prev->dyt_ct);
@@ -360,21 +360,22 @@ static int f32_backward_layer(struct step *s, int i)
 	if (prev) {
 		uint64_t Mp = rows_of(prev, s->n);
 		float *dy = prev->dy.host, *y = prev->y.host;
-		size_t j, e = Mp * prev->N;
+		size_t e = Mp * prev->N;
 
 		ret = ctx->ops->sgemm(ctx, false, false, (uint32_t)M, l->K, l->N, l->dy.host, l->w,
 				      l->dcol.host, false);
 		if (ret)
 			return ret;
 		count_f32(&l->st.pass[SPT_PASS_BWD], M, l->K, l->N);
-		if (l->kind == RT_CONV)
-			col2im(l, s->n, l->dcol.host, dy);
-		else
+		/* the ReLU mask, dy := +0.0f where y == 0.0f, with the BFP8 step's helpers */
+		if (l->kind == RT_CONV) {
+			ret = col2im(l, s->n, l->dcol.host, prev->relu ? y : NULL, dy);
+		} else {
 			memcpy(dy, l->dcol.host, e * sizeof(float));
-		if (prev->relu)
-			for (j = 0; j < e; j++)
-				if (y[j] == 0.0f)
-					dy[j] = 0.0f;
+			ret = prev->relu ? spt_relu_mask(dy, y, e) : 0;
+		}
+		if (ret)
+			return ret;
 		ret = spt_f32_stats(dy, e, note(s, i - 1, SPT_CLASS_ERR));
 		if (ret)
 			return ret;
