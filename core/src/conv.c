@@ -80,6 +80,14 @@ static void inner_windows(const struct spt_conv_shape *s, const struct spt_conv_
 		*lo = *hi;
 }
 
+/*
+ * Four floats at a time with GCC's vector extension (SSE on x86-64, whatever
+ * the target has elsewhere): lane-wise the same IEEE operations as the
+ * scalar loops, and vectorised at -O2, where GCC leaves the loops alone.
+ */
+typedef float v4f __attribute__((vector_size(16)));
+typedef uint32_t v4u __attribute__((vector_size(16)));
+
 /* Short runs (one channel: k floats): an inline loop beats a library call. */
 static inline void copy_run(float *restrict dst, const float *restrict src, size_t n)
 {
@@ -127,20 +135,37 @@ static inline void patch_row(float *restrict dst, const float *const *src, size_
 	}
 }
 
-/* The 3 x 3 single-channel window (the first layer) fully inside the image. */
-static inline void patch_row_3x1(float *restrict dst, const float *const *src, size_t x0)
+/*
+ * The 3 x 3 single-channel window (the first layer) fully inside the
+ * image, when the image row has a float after the window (x0 + 4 <= w) and
+ * the patch row is not the last: three 4-float copies, each overwriting the
+ * float the one before wrote past its kernel row, the last one the first
+ * float of the next patch row (written after).
+ */
+static inline void patch_row_3x1_wide(float *restrict dst, const float *const *src, size_t x0)
 {
-	const float *a = src[0] + x0, *b = src[1] + x0, *e = src[2] + x0;
+	v4f a, b, e;
 
-	dst[0] = a[0];
-	dst[1] = a[1];
-	dst[2] = a[2];
-	dst[3] = b[0];
-	dst[4] = b[1];
-	dst[5] = b[2];
-	dst[6] = e[0];
-	dst[7] = e[1];
-	dst[8] = e[2];
+	memcpy(&a, src[0] + x0, sizeof(a));
+	memcpy(&b, src[1] + x0, sizeof(b));
+	memcpy(&e, src[2] + x0, sizeof(e));
+	memcpy(dst, &a, sizeof(a));
+	memcpy(dst + 3, &b, sizeof(b));
+	memcpy(dst + 6, &e, sizeof(e));
+}
+
+/* patch_row for output column @ox, its window clipped to the image */
+static void patch_row_clipped(const struct spt_conv_shape *s, float *restrict dst,
+			      const float *const *src, uint32_t ox)
+{
+	int64_t x0 = (int64_t)ox * s->stride - (int64_t)s->pad;
+	size_t lo, hi;
+
+	lo = x0 < 0 ? (size_t)-x0 : 0;
+	hi = x0 + (int64_t)s->k > (int64_t)s->w ? (size_t)((int64_t)s->w - x0) : s->k;
+	if (hi < lo)
+		hi = lo;
+	patch_row(dst, src, s->k, s->c, x0, lo, hi);
 }
 
 /*
@@ -154,10 +179,16 @@ static void im2col_rows(const struct spt_conv_shape *s, const struct spt_conv_di
 {
 	const float *src[SPT_CONV_K_MAX];
 	size_t k = s->k, c = s->c, cols = d->cols;
-	uint32_t b, oy, ox, ky, in_lo, in_hi;
-	float *dst = col;
+	uint32_t b, oy, ox, ky, in_lo, in_hi, wide_hi = 0;
+	float *dst = col, *last = col + (d->rows - 1) * cols;
 
 	inner_windows(s, d, &in_lo, &in_hi);
+	if (k == 3 && c == 1 && (uint64_t)s->w + s->pad >= 4) {
+		/* inner windows with x0 + 4 <= w */
+		wide_hi = (uint32_t)(((uint64_t)s->w + s->pad - 4) / s->stride + 1);
+		if (wide_hi > in_hi)
+			wide_hi = in_hi;
+	}
 	for (b = 0; b < s->n; b++)
 		for (oy = 0; oy < d->oh; oy++) {
 			int all_rows = 1;
@@ -169,25 +200,18 @@ static void im2col_rows(const struct spt_conv_shape *s, const struct spt_conv_di
 					  img + ((size_t)b * s->h + (size_t)iy) * s->w * c;
 				all_rows &= src[ky] != NULL;
 			}
-			for (ox = 0; ox < d->ow; ox++, dst += cols) {
-				int64_t x0 = (int64_t)ox * s->stride - (int64_t)s->pad;
-				size_t lo, hi;
-
-				if (ox >= in_lo && ox < in_hi) {
-					if (k == 3 && c == 1 && all_rows) {
-						patch_row_3x1(dst, src, (size_t)x0);
-						continue;
-					}
-					lo = 0;
-					hi = k;
-				} else {
-					lo = x0 < 0 ? (size_t)-x0 : 0;
-					hi = x0 + (int64_t)k > (int64_t)s->w ?
-					     (size_t)((int64_t)s->w - x0) : k;
-					if (hi < lo)
-						hi = lo;
-				}
-				patch_row(dst, src, k, c, x0, lo, hi);
+			ox = 0;
+			if (all_rows && in_lo < wide_hi) {
+				for (; ox < in_lo; ox++, dst += cols)
+					patch_row_clipped(s, dst, src, ox);
+				for (; ox < wide_hi && dst != last; ox++, dst += cols)
+					patch_row_3x1_wide(dst, src, (size_t)ox * s->stride - s->pad);
+			}
+			for (; ox < d->ow; ox++, dst += cols) {
+				if (ox >= in_lo && ox < in_hi)
+					patch_row(dst, src, k, c, (int64_t)ox * s->stride - s->pad, 0, k);
+				else
+					patch_row_clipped(s, dst, src, ox);
 			}
 		}
 }
@@ -229,14 +253,6 @@ static inline uint32_t keep_bits(float y)
 	memcpy(&v, &y, sizeof(v));
 	return (v << 1) ? 0xffffffffu : 0u;
 }
-
-/*
- * Four floats at a time with GCC's vector extension (SSE on x86-64, whatever
- * the target has elsewhere): lane-wise the same IEEE operations as the
- * scalar loops, and vectorised at -O2, where GCC leaves the loops alone.
- */
-typedef float v4f __attribute__((vector_size(16)));
-typedef uint32_t v4u __attribute__((vector_size(16)));
 
 /* dst[i] += src[i]: the elements of a run are distinct, each gets one add. */
 static inline void add_run(float *restrict dst, const float *restrict src, size_t n)
