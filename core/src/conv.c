@@ -13,6 +13,22 @@
 #include "spt/core.h"
 #include "train_internal.h"
 
+#define CONV_VF 4
+#define CONV_NAME(x) spt_conv_##x
+#include "conv_rows.h"
+
+#ifndef SPT_NO_SIMD
+void spt_conv_mask_run_avx2(float *dx, const float *y, size_t n);
+void spt_conv_col2im_rows_avx2(const struct spt_conv_shape *s, const struct spt_conv_dims *d,
+			       const float *restrict col, const float *restrict y,
+			       float *restrict img);
+#define use_avx2() (spt_core_get_isa() >= SPT_ISA_AVX2)
+#else
+#define use_avx2() 0
+#define spt_conv_mask_run_avx2 spt_conv_mask_run
+#define spt_conv_col2im_rows_avx2 spt_conv_col2im_rows
+#endif
+
 /* a * b into *r; 1 on overflow of 64 bits. */
 static int mul_ovf(uint64_t a, uint64_t b, uint64_t *r)
 {
@@ -63,30 +79,8 @@ static int overlap(const void *a, size_t an, const void *b, size_t bn)
 	return an && bn && x < y + bn && y < x + an;
 }
 
-/*
- * The output columns ox in [*lo, *hi) whose window lies inside the image
- * horizontally: ox * stride >= pad and ox * stride - pad + k <= w.
- */
-static void inner_windows(const struct spt_conv_shape *s, const struct spt_conv_dims *d,
-			  uint32_t *lo, uint32_t *hi)
-{
-	uint64_t w = (uint64_t)s->w + s->pad;
-
-	*hi = w >= s->k ? (uint32_t)((w - s->k) / s->stride + 1) : 0;
-	if (*hi > d->ow)
-		*hi = d->ow;
-	*lo = (s->pad + s->stride - 1) / s->stride;
-	if (*lo > *hi)
-		*lo = *hi;
-}
-
-/*
- * Four floats at a time with GCC's vector extension (SSE on x86-64, whatever
- * the target has elsewhere): lane-wise the same IEEE operations as the
- * scalar loops, and vectorised at -O2, where GCC leaves the loops alone.
- */
+/* im2col's 4-float copies (conv_rows.h's vectors are CONV_VF wide) */
 typedef float v4f __attribute__((vector_size(16)));
-typedef uint32_t v4u __attribute__((vector_size(16)));
 
 /* Short runs (one channel: k floats): an inline loop beats a library call. */
 static inline void copy_run(float *restrict dst, const float *restrict src, size_t n)
@@ -182,7 +176,7 @@ static void im2col_rows(const struct spt_conv_shape *s, const struct spt_conv_di
 	uint32_t b, oy, ox, ky, in_lo, in_hi, wide_hi = 0;
 	float *dst = col, *last = col + (d->rows - 1) * cols;
 
-	inner_windows(s, d, &in_lo, &in_hi);
+	conv_inner_windows(s, d, &in_lo, &in_hi);
 	if (k == 3 && c == 1 && (uint64_t)s->w + s->pad >= 4) {
 		/* inner windows with x0 + 4 <= w */
 		wide_hi = (uint32_t)(((uint64_t)s->w + s->pad - 4) / s->stride + 1);
@@ -235,115 +229,6 @@ int spt_im2col(const struct spt_conv_shape *s, const float *img, size_t img_elem
 	return 0;
 }
 
-/* The range of output positions o (o < on) whose window covers e = pixel + pad. */
-static inline void covering(uint64_t e, uint32_t k, uint32_t stride, uint32_t on,
-			    uint32_t *lo, uint32_t *hi)
-{
-	uint64_t h = e / stride + 1;
-
-	*lo = e >= k ? (uint32_t)((e - k) / stride + 1) : 0;
-	*hi = h < on ? (uint32_t)h : on;
-}
-
-/* y on the bits: all ones if @y is not +-0.0f, else zero */
-static inline uint32_t keep_bits(float y)
-{
-	uint32_t v;
-
-	memcpy(&v, &y, sizeof(v));
-	return (v << 1) ? 0xffffffffu : 0u;
-}
-
-/* dst[i] += src[i]: the elements of a run are distinct, each gets one add. */
-static inline void add_run(float *restrict dst, const float *restrict src, size_t n)
-{
-	size_t i = 0;
-
-	for (; i + 4 <= n; i += 4) {
-		v4f a, b;
-
-		memcpy(&a, dst + i, sizeof(a));
-		memcpy(&b, src + i, sizeof(b));
-		a += b;
-		memcpy(dst + i, &a, sizeof(a));
-	}
-	for (; i < n; i++)
-		dst[i] += src[i];
-}
-
-/* The ReLU mask (spt_relu_mask's rule) on n floats; @dx may be @y. */
-static inline void mask_run(float *dx, const float *y, size_t n)
-{
-	size_t i = 0;
-
-	for (; i + 4 <= n; i += 4) {
-		v4u d, v;
-
-		memcpy(&d, dx + i, sizeof(d));
-		memcpy(&v, y + i, sizeof(v));
-		d &= (v4u)((v << 1) != 0);
-		memcpy(dx + i, &d, sizeof(d));
-	}
-	for (; i < n; i++) {
-		uint32_t d;
-
-		memcpy(&d, &dx[i], sizeof(d));
-		d &= keep_bits(y[i]);
-		memcpy(&dx[i], &d, sizeof(d));
-	}
-}
-
-/*
- * col2im one image row at a time: the row is set to +0.0f, receives the
- * kernel-row slices of the patches that cover it in patch row order (oy,
- * then ox; a patch holds a pixel at most once), which is each element's
- * order in the definition, and is masked with @y if given, while it is
- * still in the cache.
- */
-static void col2im_rows(const struct spt_conv_shape *s, const struct spt_conv_dims *d,
-			const float *restrict col, const float *restrict y,
-			float *restrict img)
-{
-	size_t c = s->c, k = s->k, kc = k * c, cols = d->cols, wc = (size_t)s->w * c;
-	uint32_t b, iy, oy, ox, in_lo, in_hi;
-
-	inner_windows(s, d, &in_lo, &in_hi);
-	for (b = 0; b < s->n; b++) {
-		size_t row0 = (size_t)b * d->oh * d->ow;
-
-		for (iy = 0; iy < s->h; iy++) {
-			size_t off = ((size_t)b * s->h + iy) * wc;
-			uint64_t ey = (uint64_t)iy + s->pad;
-			float *row = img + off;
-			uint32_t oy_lo, oy_hi;
-
-			zero_run(row, wc);
-			covering(ey, s->k, s->stride, d->oh, &oy_lo, &oy_hi);
-			for (oy = oy_lo; oy < oy_hi; oy++) {
-				size_t ky = (size_t)(ey - (uint64_t)oy * s->stride);
-				const float *band = col + (row0 + (size_t)oy * d->ow) * cols + ky * kc;
-
-				for (ox = 0; ox < d->ow; ox++, band += cols) {
-					int64_t x0 = (int64_t)ox * s->stride - (int64_t)s->pad;
-					size_t lo = 0, hi = k;
-
-					if (ox < in_lo || ox >= in_hi) {
-						lo = x0 < 0 ? (size_t)-x0 : 0;
-						hi = x0 + (int64_t)k > (int64_t)s->w ?
-						     (size_t)((int64_t)s->w - x0) : k;
-						if (hi <= lo)
-							continue;
-					}
-					add_run(row + (size_t)(x0 + (int64_t)lo) * c, band + lo * c,
-						(hi - lo) * c);
-				}
-			}
-			if (y)
-				mask_run(row, y + off, wc);
-		}
-	}
-}
-
 int spt_col2im_relu(const struct spt_conv_shape *s, const float *col, size_t col_elems,
 		    const float *y, float *img, size_t img_elems)
 {
@@ -360,7 +245,10 @@ int spt_col2im_relu(const struct spt_conv_shape *s, const float *col, size_t col
 	if (overlap(img, img_elems * sizeof(float), col, col_elems * sizeof(float)) ||
 	    (y && overlap(img, img_elems * sizeof(float), y, img_elems * sizeof(float))))
 		return -EINVAL;
-	col2im_rows(s, &d, col, y, img);
+	if (use_avx2())
+		spt_conv_col2im_rows_avx2(s, &d, col, y, img);
+	else
+		spt_conv_col2im_rows(s, &d, col, y, img);
 	return 0;
 }
 
@@ -393,6 +281,9 @@ int spt_relu_mask(float *dx, const float *y, size_t n)
 	/* the same array, or two that do not overlap */
 	if (dx != y && overlap(dx, n * sizeof(float), y, n * sizeof(float)))
 		return -EINVAL;
-	mask_run(dx, y, n);
+	if (use_avx2())
+		spt_conv_mask_run_avx2(dx, y, n);
+	else
+		spt_conv_mask_run(dx, y, n);
 	return 0;
 }

@@ -410,6 +410,101 @@ START_TEST(test_sgd_ct_matches_scalar)
 }
 END_TEST
 
+/* bit for bit, except that a NaN matches a NaN (two NaNs' sum may take either payload) */
+static int same_f32(float a, float b)
+{
+	return memcmp(&a, &b, sizeof(a)) == 0 || (isnan(a) && isnan(b));
+}
+
+/*
+ * The FP32 lowering's element loops (col2im with and without the ReLU mask,
+ * spt_relu_mask): every ISA gives the generic path's bits, for random
+ * shapes (channel counts below and above a vector, ragged ones), data with
+ * +-0.0f, infinities and NaNs, and masks with +-0.0f and NaNs.
+ */
+START_TEST(test_lowering_matches_scalar)
+{
+	static const uint32_t cs[] = { 1, 2, 3, 5, 8, 16, 17, 32 };
+	int it;
+
+	for (it = 0; it < 60; it++) {
+		struct spt_conv_shape sh = {
+			.n = 1 + below(2), .c = cs[below(8)], .k = 1 + below(4),
+			.stride = 1 + below(3),
+		};
+		struct spt_conv_dims d;
+		float *col, *y, *dx, *ref, *out;
+		size_t i, n;
+		enum spt_isa isa;
+
+		sh.pad = below(sh.k);
+		sh.h = sh.k + below(12);
+		sh.w = sh.k + below(12);
+		ck_assert_int_eq(spt_conv_shape_check(&sh, &d), 0);
+		n = d.img_elems;
+		col = rand_mat(1, (uint32_t)d.col_elems, 0.1, -10, 10);
+		y = rand_mat(1, (uint32_t)n, 0.4, -3, 3);
+		ref = malloc(n * sizeof(float));
+		out = malloc(n * sizeof(float));
+		ck_assert_ptr_nonnull(ref);
+		ck_assert_ptr_nonnull(out);
+		for (i = 0; i < d.col_elems; i++) {
+			if (i % 97 == 5)
+				col[i] = i % 2 ? INFINITY : -INFINITY;
+			else if (i % 89 == 7)
+				col[i] = NAN;
+			else if (col[i] == 0.0f && i % 2)
+				col[i] = -0.0f;
+		}
+		for (i = 0; i < n; i++) {
+			if (y[i] == 0.0f && i % 3 == 0)
+				y[i] = -0.0f;
+			else if (i % 41 == 3)
+				y[i] = NAN;
+		}
+		for (int masked = 0; masked < 2; masked++) {
+			ck_assert_int_eq(spt_core_set_isa(SPT_ISA_SCALAR), 0);
+			ck_assert_int_eq(spt_col2im_relu(&sh, col, d.col_elems, masked ? y : NULL, ref,
+							 n), 0);
+			for (isa = SPT_ISA_AVX2; isa <= SPT_ISA_AVX512; isa++) {
+				if (!spt_core_isa_supported(isa))
+					continue;
+				ck_assert_int_eq(spt_core_set_isa(isa), 0);
+				ck_assert_int_eq(spt_col2im_relu(&sh, col, d.col_elems,
+								 masked ? y : NULL, out, n), 0);
+				for (i = 0; i < n && same_f32(out[i], ref[i]); i++)
+					;
+				if (i < n)
+					ck_abort_msg("%s: col2im n %u h %u w %u c %u k %u stride %u pad %u masked %d element %zu: %a, scalar %a",
+						     spt_core_isa_name(isa), sh.n, sh.h, sh.w, sh.c, sh.k,
+						     sh.stride, sh.pad, masked, i, (double)out[i],
+						     (double)ref[i]);
+			}
+		}
+		/* relu_mask on a prefix of every length mod 8, exact bits (a bit operation) */
+		dx = rand_mat(1, (uint32_t)n, 0.1, -130, 127);
+		n -= below((uint32_t)(n < 8 ? n : 8));
+		memcpy(ref, dx, n * sizeof(float));
+		ck_assert_int_eq(spt_core_set_isa(SPT_ISA_SCALAR), 0);
+		ck_assert_int_eq(spt_relu_mask(ref, y, n), 0);
+		for (isa = SPT_ISA_AVX2; isa <= SPT_ISA_AVX512; isa++) {
+			if (!spt_core_isa_supported(isa))
+				continue;
+			ck_assert_int_eq(spt_core_set_isa(isa), 0);
+			memcpy(out, dx, n * sizeof(float));
+			ck_assert_int_eq(spt_relu_mask(out, y, n), 0);
+			ck_assert_mem_eq(out, ref, n * sizeof(float));
+		}
+		free(col);
+		free(y);
+		free(dx);
+		free(ref);
+		free(out);
+	}
+	ck_assert_int_eq(spt_core_set_isa(SPT_ISA_AUTO), 0);
+}
+END_TEST
+
 /*
  * Stochastic pruning (the error tensors' encoding) with either rounding:
  * every ISA gives the bytes and statistics of the scalar reference
@@ -614,6 +709,7 @@ static Suite *simd_suite(void)
 	tcase_add_test(same_bits, test_simd_matches_scalar_with_overflow_and_subnormals);
 	tcase_add_test(same_bits, test_stochastic_rounding_matches_scalar);
 	tcase_add_test(same_bits, test_sgd_ct_matches_scalar);
+	tcase_add_test(same_bits, test_lowering_matches_scalar);
 	tcase_add_test(same_bits, test_stochastic_pruning_matches_scalar);
 	tcase_add_test(same_bits, test_stochastic_pruning_rejects_non_finite_on_every_isa);
 	tcase_set_timeout(same_bits, 120);
