@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: MIT
 /*
  * Convolution lowering (im2col and its adjoint col2im) on FP32 NHWC tensors,
- * the finite check and the FP32 ReLU mask of a training step.  Plain scalar
- * code in a fixed order, so the device model and the CPU backend agree bit
- * for bit.
+ * the finite check and the FP32 ReLU mask of a training step.  Each output
+ * element is computed by the same IEEE operations in the same order on
+ * every path (copies; sums in the definition's order; bit masks), so the
+ * device model and the CPU backend agree bit for bit whatever the vector
+ * width (conv_rows.h, conv_avx2.c).
  */
 #include <errno.h>
 #include <stddef.h>
