@@ -7,48 +7,83 @@
  */
 #include <immintrin.h>
 
+#include "codec_lut.h"
 #include "gemm_internal.h"
 
 /*
- * The counters' bit counts (see gemm_bits in gemm_internal.h) as u32 lanes
- * per block column: [0..31] per-bit counts of partial masks, [32] blocks,
- * [33] full masks; exported to the u64 layout at the end.  Counts are at
- * most the rows of an operand, SPT_CT_MAX_DIM = 2^24.
+ * The counters' bit counts (see gemm_bits in gemm_internal.h), u32 words
+ * per block column: [0..31] per-bit counts of the masks flushed so far,
+ * [32..39] the per-bit counts of up to 254 newer masks as bytes, [40] how
+ * many masks those are, [41] masks flushed.  Every mask counts its bits,
+ * full ones too, so the export has no full-mask count ([33] = 0): the
+ * counters use only a bit's count plus [33], the same number.  Counts are
+ * at most the rows of an operand, SPT_CT_MAX_DIM = 2^24.
  */
-#define BITS32_STRIDE 40u
+#define BITS32_STRIDE 48u
+#define BITS_PENDING 32u
+#define BITS_NPENDING 40u
+#define BITS_FLUSHED 41u
 
+/* 0xff in byte e where bit e of l2 is set, else 0. */
+static inline __m256i mask_bytes(uint32_t l2)
+{
+	const __m256i from = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,
+					      2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
+	const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ull);
+	__m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32((int)l2), from);
+
+	return _mm256_cmpeq_epi8(_mm256_and_si256(v, bit), bit);
+}
+
+/* One column's pending byte counts added to its u32 counts. */
+static __attribute__((noinline, cold)) void bits_flush(uint32_t *v)
+{
+	__m128i *pend = (__m128i *)(v + BITS_PENDING);
+	unsigned int h;
+
+	for (h = 0; h < 2; h++) {
+		__m128i b = _mm_load_si128(pend + h);
+		__m256i *d = (__m256i *)(v + 16 * h);
+
+		_mm256_storeu_si256(d, _mm256_add_epi32(_mm256_loadu_si256(d),
+							_mm256_cvtepu8_epi32(b)));
+		_mm256_storeu_si256(d + 1, _mm256_add_epi32(_mm256_loadu_si256(d + 1),
+							    _mm256_cvtepu8_epi32(_mm_srli_si128(b, 8))));
+		_mm_store_si128(pend + h, _mm_setzero_si128());
+	}
+	v[BITS_FLUSHED] += v[BITS_NPENDING];
+	v[BITS_NPENDING] = 0;
+}
+
+/* cnt: 64-byte aligned, so each column's pending bytes are 32-byte aligned. */
 static inline __attribute__((always_inline)) void bits_add(uint32_t *cnt, uint32_t col,
 							   uint32_t l2)
 {
 	uint32_t *v = cnt + (size_t)col * BITS32_STRIDE;
-	__m256i sel = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
-	unsigned int g;
+	__m256i *pend = (__m256i *)(v + BITS_PENDING);
 
-	v[32]++;
-	if (l2 == 0xffffffffu) {
-		v[33]++;
-		return;
-	}
-	for (g = 0; g < 4; g++) {
-		__m256i l = _mm256_set1_epi32((int)(l2 >> (8 * g) & 0xffu));
-		__m256i on = _mm256_cmpeq_epi32(_mm256_and_si256(l, sel), sel);	/* -1: set */
-		__m256i *d = (__m256i *)(v + 8 * g);
-
-		_mm256_storeu_si256(d, _mm256_sub_epi32(_mm256_loadu_si256(d), on));
-	}
+	_mm256_store_si256(pend, _mm256_sub_epi8(_mm256_load_si256(pend), mask_bytes(l2)));
+	if (++v[BITS_NPENDING] == 255)
+		bits_flush(v);
 }
 
-static int bits_export(struct gemm_bits *out, const uint32_t *cnt, uint32_t nb)
+static int bits_export(struct gemm_bits *out, uint32_t *cnt, uint32_t nb)
 {
 	uint32_t col, e;
 
 	out->v = malloc((size_t)nb * GEMM_BITS_STRIDE * sizeof(*out->v));
 	if (!out->v)
 		return -ENOMEM;
-	for (col = 0; col < nb; col++)
-		for (e = 0; e < GEMM_BITS_STRIDE; e++)
-			out->v[(size_t)col * GEMM_BITS_STRIDE + e] =
-				cnt[(size_t)col * BITS32_STRIDE + e];
+	for (col = 0; col < nb; col++) {
+		uint32_t *v = cnt + (size_t)col * BITS32_STRIDE;
+		uint64_t *o = out->v + (size_t)col * GEMM_BITS_STRIDE;
+
+		bits_flush(v);
+		for (e = 0; e < 32; e++)
+			o[e] = v[e];
+		o[32] = v[BITS_FLUSHED];
+		o[33] = 0;
+	}
 	return 0;
 }
 
@@ -127,71 +162,180 @@ static size_t gemm_bufs_carve(struct gemm_bufs *g, const struct spt_gemm_plan *p
 	return off;
 }
 
+/* byte i: 1 if i > j, for the ranks of gemm_sort_items */
+static const uint8_t sort_after[32][32] __attribute__((aligned(32))) = {
+#define R(j) { _I(j, 0), _I(j, 1), _I(j, 2), _I(j, 3), _I(j, 4), _I(j, 5), _I(j, 6), _I(j, 7), \
+	       _I(j, 8), _I(j, 9), _I(j, 10), _I(j, 11), _I(j, 12), _I(j, 13), _I(j, 14), _I(j, 15), \
+	       _I(j, 16), _I(j, 17), _I(j, 18), _I(j, 19), _I(j, 20), _I(j, 21), _I(j, 22), _I(j, 23), \
+	       _I(j, 24), _I(j, 25), _I(j, 26), _I(j, 27), _I(j, 28), _I(j, 29), _I(j, 30), _I(j, 31) }
+#define _I(j, i) ((i) > (j))
+	R(0), R(1), R(2), R(3), R(4), R(5), R(6), R(7), R(8), R(9), R(10), R(11), R(12), R(13),
+	R(14), R(15), R(16), R(17), R(18), R(19), R(20), R(21), R(22), R(23), R(24), R(25), R(26),
+	R(27), R(28), R(29), R(30), R(31),
+#undef _I
+#undef R
+};
+
 /*
- * Work items of one row group and block chunk, sorted by entry count; start
- * holds each block's first entry in a_ent (block order), start[x + 1] -
- * start[x] its count.
+ * Work items of one row group and block chunk (at most 32), sorted by entry
+ * count, ties in (row, block) order; start holds each block's first entry
+ * in a_ent (block order), start[x + 1] - start[x] its count.  Item i's
+ * place is the number of items before it: with key 2 * count, item j comes
+ * first when key_i + (i > j) > key_j.
  */
 static void gemm_sort_items(const struct spt_gemm_plan *p, const uint32_t *start,
 			    uint32_t r0, uint32_t r1, uint32_t b0, uint32_t b1,
 			    struct spt_gemm_item *out)
 {
-	uint32_t pos[SPT_GEMM_PAIRS + 2] = { 0 }, r, b, c;
+	uint8_t key[32] __attribute__((aligned(32))), place[32] __attribute__((aligned(32)));
+	uint32_t ent[32];
+	uint16_t slot[32];
+	uint32_t r, b, i = 0, j, n;
+	__m256i k, rank = _mm256_setzero_si256();
 
 	for (r = r0; r < r1; r++)
-		for (b = b0; b < b1; b++) {
+		for (b = b0; b < b1; b++, i++) {
 			uint64_t x = (uint64_t)r * p->nb + b;
 
-			pos[start[x + 1] - start[x] + 1]++;
+			ent[i] = start[x];
+			key[i] = (uint8_t)(2 * (start[x + 1] - start[x]));
+			slot[i] = (uint16_t)((r - r0) * p->kc + (b - b0));
 		}
-	for (c = 1; c < SPT_GEMM_PAIRS + 2; c++)
-		pos[c] += pos[c - 1];
-	for (r = r0; r < r1; r++)
-		for (b = b0; b < b1; b++) {
-			uint64_t x = (uint64_t)r * p->nb + b;
-			uint32_t n = start[x + 1] - start[x];
-			struct spt_gemm_item *it = &out[pos[n]++];
+	n = i;
+	for (; i < 32; i++)
+		key[i] = 0;
+	k = _mm256_load_si256((const __m256i *)key);
+	for (j = 0; j < n; j++) {
+		__m256i ki = _mm256_add_epi8(k, _mm256_load_si256((const __m256i *)sort_after[j]));
 
-			it->ent = start[x];
-			it->cnt = (uint16_t)n;
-			it->slot = (uint16_t)((r - r0) * p->kc + (b - b0));
-		}
+		rank = _mm256_sub_epi8(rank, _mm256_cmpgt_epi8(ki, _mm256_set1_epi8((char)key[j])));
+	}
+	_mm256_store_si256((__m256i *)place, rank);
+	for (i = 0; i < n; i++) {
+		struct spt_gemm_item *it = &out[place[i]];
+
+		it->ent = ent[i];
+		it->cnt = (uint16_t)(key[i] >> 1);
+		it->slot = slot[i];
+	}
+}
+
+/*
+ * Entries of the eight pairs of one half block: k its 16 values (zeros
+ * where absent), off the pairs' offsets, m8 the nonzero pairs (bit m: pair
+ * m).  Writes popcount(m8) entries, then garbage up to out + 8.
+ */
+static inline void plan_entries_half(__m128i k, __m256i off, uint32_t m8,
+				     struct spt_gemm_entry *out)
+{
+	__m256i idx = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)
+							   spt_lut_compress8[0][m8]));
+	__m256i v = _mm256_permutevar8x32_epi32(_mm256_cvtepi8_epi16(k), idx);
+	__m256i o = _mm256_permutevar8x32_epi32(off, idx);
+	__m256i a0 = _mm256_unpacklo_epi32(v, o), a1 = _mm256_unpackhi_epi32(v, o);
+	__m256i *dst = (__m256i *)out;
+
+	_mm256_storeu_si256(dst + 0, _mm256_permute2x128_si256(a0, a1, 0x20));
+	_mm256_storeu_si256(dst + 1, _mm256_permute2x128_si256(a0, a1, 0x31));
+}
+
+/*
+ * The entries of one stored A block (see gemm_internal.h) at out, in pair
+ * order; off: the offsets of pairs 0..7 and 8..15.  Returns their count;
+ * writes garbage after them up to out + 16.
+ */
+static inline uint32_t plan_entries(const struct gemm_cursor *it, __m256i off_lo,
+				    __m256i off_hi, struct spt_gemm_entry *out)
+{
+	uint32_t l2 = it->l2, pm, m16;
+	const int8_t *vals = it->vals;
+	int8_t tail[32];
+	__m128i klo, khi;
+	uint64_t q0, q1, q2, q3;
+
+	if (l2 == 0xffffffffu) {
+		__m256i v = _mm256_loadu_si256((const __m256i *)vals);
+		__m256i lo = _mm256_cvtepi8_epi16(_mm256_castsi256_si128(v));
+		__m256i hi = _mm256_cvtepi8_epi16(_mm256_extracti128_si256(v, 1));
+		__m256i a0 = _mm256_unpacklo_epi32(lo, off_lo), a1 = _mm256_unpackhi_epi32(lo, off_lo);
+		__m256i b0 = _mm256_unpacklo_epi32(hi, off_hi), b1 = _mm256_unpackhi_epi32(hi, off_hi);
+		__m256i *dst = (__m256i *)out;
+
+		_mm256_storeu_si256(dst + 0, _mm256_permute2x128_si256(a0, a1, 0x20));
+		_mm256_storeu_si256(dst + 1, _mm256_permute2x128_si256(a0, a1, 0x31));
+		_mm256_storeu_si256(dst + 2, _mm256_permute2x128_si256(b0, b1, 0x20));
+		_mm256_storeu_si256(dst + 3, _mm256_permute2x128_si256(b0, b1, 0x31));
+		return SPT_GEMM_PAIRS;
+	}
+	if (it->c->end - (const uint8_t *)vals < 32) {	/* the stream's last bytes */
+		memset(tail, 0, sizeof(tail));
+		memcpy(tail, vals, gemm_popcount32(l2));
+		vals = tail;
+	}
+	/* values to their elements: a byte shuffle per 16, ranks from a table */
+	q0 = spt_ld64(spt_lut_expand8[l2 & 0xffu]);
+	q1 = spt_ld64(spt_lut_expand8[(l2 >> 8) & 0xffu]) +
+	     gemm_popcount32(l2 & 0xffu) * 0x0101010101010101ull;
+	q2 = spt_ld64(spt_lut_expand8[(l2 >> 16) & 0xffu]);
+	q3 = spt_ld64(spt_lut_expand8[l2 >> 24]) +
+	     gemm_popcount32((l2 >> 16) & 0xffu) * 0x0101010101010101ull;
+	klo = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)vals),
+			       _mm_set_epi64x((long long)q1, (long long)q0));
+	khi = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)
+					       (vals + gemm_popcount32(l2 & 0xffffu))),
+			       _mm_set_epi64x((long long)q3, (long long)q2));
+	pm = (l2 | l2 >> 1) & 0x55555555u;
+	m16 = _pext_u32(pm, 0x55555555u);
+	plan_entries_half(klo, off_lo, m16 & 0xffu, out);
+	plan_entries_half(khi, off_hi, m16 >> 8, out + gemm_popcount32(m16 & 0xffu));
+	return gemm_popcount32(m16);
 }
 
 /*
  * A as entries (nonzero pairs) in block order and sorted work items; see
- * gemm_internal.h.  Two walks of the stream: counts (as each block's first
- * entry), scales and counters first, then the entries, written in order
- * (each block's stores may run past its entries into the next block's
- * place, which the next block then overwrites; a_ent has room for 16 more).
+ * gemm_internal.h.  One walk of the stream, a row group at a time: each
+ * block's first entry (start), scale, entries and counters, then the
+ * group's items, sorted while its counts are in cache.  Each block's
+ * stores may run past its entries into the next block's place, which the
+ * next block then overwrites; a_ent has room for 16 more.
  */
 static void gemm_plan_a(const struct gemm_ct *c, struct spt_gemm_plan *p,
 			struct gemm_bufs *g)
 {
 	struct gemm_cursor it;
 	struct spt_gemm_entry *e = g->a_ent;
-	uint64_t nblk = c->nblocks, next = 0;
+	uint64_t x = 0;
 	uint32_t gi, h, run = 0, *start = g->a_dest;
+	float *scale = g->a_scale;
+	const __m256i step = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+						_mm256_set1_epi32((int)p->jt));
+	const __m256i half = _mm256_set1_epi32((int)(8 * p->jt));
 
-	for (gemm_cursor_init(&it, c); it.have; gemm_cursor_next(&it)) {
-		for (; next < it.blk; next++) {	/* absent blocks */
-			start[next] = run;
-			g->a_scale[next] = 0.0f;
-		}
-		start[next] = run;
-		g->a_scale[next] = spt_exp2f_exact(it.ex - 6);
-		next++;
-		run += gemm_popcount32((it.l2 | it.l2 >> 1) & 0x55555555u);
-		bits_add(g->bits_a, it.col, it.l2);
-	}
-	for (; next < nblk; next++) {
-		start[next] = run;
-		g->a_scale[next] = 0.0f;
-	}
-	start[nblk] = run;
+	gemm_cursor_init(&it, c);
 	for (gi = 0; gi < p->ngroups; gi++) {
 		uint32_t r0 = gi * p->rg, r1 = p->m - r0 < p->rg ? p->m : r0 + p->rg;
+		uint64_t x1 = (uint64_t)r1 * p->nb;
 
+		for (; it.have && it.blk < x1; gemm_cursor_next(&it)) {
+			__m256i off_lo = _mm256_add_epi32(_mm256_set1_epi32((int)(it.col *
+										   SPT_GEMM_PAIRS *
+										   p->jt)), step);
+
+			for (; x < it.blk; x++) {	/* absent blocks */
+				start[x] = run;
+				scale[x] = 0.0f;
+			}
+			start[x] = run;
+			scale[x] = spt_exp2f_exact(it.ex - 6);
+			x++;
+			run += plan_entries(&it, off_lo, _mm256_add_epi32(off_lo, half), e + run);
+			bits_add(g->bits_a, it.col, it.l2);
+		}
+		for (; x < x1; x++) {
+			start[x] = run;
+			scale[x] = 0.0f;
+		}
+		start[x1] = run;
 		for (h = 0; h < p->nchunks; h++) {
 			uint32_t b0 = h * p->kc, b1 = p->nb - b0 < p->kc ? p->nb : b0 + p->kc;
 			size_t first = (size_t)gi * p->rg * p->nb + (size_t)(r1 - r0) * b0;
@@ -200,21 +344,7 @@ static void gemm_plan_a(const struct gemm_ct *c, struct spt_gemm_plan *p,
 			gemm_sort_items(p, start, r0, r1, b0, b1, g->items + first);
 		}
 	}
-	g->item_start[(size_t)p->ngroups * p->nchunks] = (uint32_t)nblk;
-	for (gemm_cursor_init(&it, c); it.have; gemm_cursor_next(&it)) {
-		uint32_t off0 = it.col * SPT_GEMM_PAIRS * p->jt, pm;
-		int8_t k[32];
-
-		if (it.l2 == 0xffffffffu) {
-			spt_gemm_entries_full_avx2(it.vals, off0, p->jt, e);
-			e += SPT_GEMM_PAIRS;
-			continue;
-		}
-		pm = (it.l2 | it.l2 >> 1) & 0x55555555u;
-		gemm_expand(&it, k);
-		spt_gemm_entries_part_avx2(k, pm, off0, p->jt, e);
-		e += gemm_popcount32(pm);
-	}
+	g->item_start[(size_t)p->ngroups * p->nchunks] = (uint32_t)c->nblocks;
 }
 
 /* Rows jj .. jj+7 of a B column tile all zero (jt, jj: multiples of 8; AVX-512's padding). */

@@ -132,10 +132,9 @@ static void same(const struct result *ref, const struct result *got, enum spt_is
  * alone at sparsity 0.99 (most blocks absent); 4 bias alone; 5 scale 0.25 and
  * ReLU (tiny negative results become -0 before the ReLU).
  */
-static void compare_case(uint32_t m, uint32_t k, uint32_t n, double sa, double sb,
-			 int lo, int hi, int with_epilogue, int want_ct)
+static void compare_mats(float *a, float *b, uint32_t m, uint32_t k, uint32_t n, double sa,
+			 int with_epilogue, int want_ct)
 {
-	float *a = rand_mat(m, k, sa, lo, hi), *b = rand_mat(n, k, sb, lo, hi);
 	float *mk = rand_mat(m, n, with_epilogue == 3 ? 0.99 : 0.5, 0, 0);
 	float *bias = rand_mat(1, n, 0.0, -2, 2);
 	size_t al, bl, ml;
@@ -183,6 +182,78 @@ static void compare_case(uint32_t m, uint32_t k, uint32_t n, double sa, double s
 	free(cb);
 	free(cm);
 }
+
+static void compare_case(uint32_t m, uint32_t k, uint32_t n, double sa, double sb,
+			 int lo, int hi, int with_epilogue, int want_ct)
+{
+	compare_mats(rand_mat(m, k, sa, lo, hi), rand_mat(n, k, sb, lo, hi), m, k, n, sa,
+		     with_epilogue, want_ct);
+}
+
+/*
+ * Every block of its own kind: absent, full, one value, all but one, a
+ * random half, one in ten, or (kinds = 7) each element zero with
+ * probability s.  Values are never zero where kept.
+ */
+static float *kind_mat(uint32_t rows, uint32_t cols, int kinds, double s)
+{
+	float *x = rand_mat(rows, cols, 0.0, -4, 4);
+	uint32_t r, b, c;
+
+	for (r = 0; r < rows; r++)
+		for (b = 0; b * 32 < cols; b++) {
+			uint32_t w = cols - b * 32 < 32 ? cols - b * 32 : 32;
+			uint32_t kind = below((uint32_t)kinds), one = below(w);
+			float *blk = x + (size_t)r * cols + b * 32;
+
+			for (c = 0; c < w; c++) {
+				int keep;
+
+				if (blk[c] == 0.0f)
+					blk[c] = 1.0f;
+				switch (kind) {
+				case 0: keep = 0; break;
+				case 1: keep = 1; break;
+				case 2: keep = c == one; break;
+				case 3: keep = c != one; break;
+				case 4: keep = unit() < 0.5; break;
+				case 5: keep = unit() < 0.1; break;
+				default: keep = unit() >= s; break;
+				}
+				if (!keep)
+					blk[c] = 0.0f;
+			}
+		}
+	return x;
+}
+
+/*
+ * The A operand's re-layout (entries, sorted items) and the per-bit
+ * counters behind exec_macs: blocks of every kind side by side, ragged and
+ * whole widths, row counts past 255 (the byte counters' flush) on both
+ * operands, tensors that end on a partial block, and uniform sparsities
+ * from none to everything zero.
+ */
+START_TEST(test_simd_matches_scalar_on_every_block_kind)
+{
+	static const uint32_t shp[][3] = {
+		{ 300, 9, 16 }, { 700, 40, 300 }, { 520, 144, 32 }, { 260, 64, 260 },
+		{ 17, 1000, 9 }, { 9, 33, 600 }, { 1, 31, 1 }, { 63, 95, 65 },
+	};
+	static const double sp[] = { 0.0, 0.5, 0.9, 1.0 };
+	size_t i, j;
+
+	for (i = 0; i < sizeof(shp) / sizeof(shp[0]); i++) {
+		uint32_t m = shp[i][0], k = shp[i][1], n = shp[i][2];
+
+		compare_mats(kind_mat(m, k, 6, 0.0), kind_mat(n, k, 6, 0.0), m, k, n, -1.0,
+			     (int)i % 2, 1);
+		for (j = 0; j < sizeof(sp) / sizeof(sp[0]); j++)
+			compare_mats(kind_mat(m, k, 7, sp[j]), kind_mat(n, k, 7, sp[(j + 1) % 4]),
+				     m, k, n, sp[j], (int)(i + j) % 3 == 0, (int)j % 2);
+	}
+}
+END_TEST
 
 /*
  * The shapes of an im2col-lowered convolution: tall and skinny operands
@@ -706,6 +777,7 @@ static Suite *simd_suite(void)
 	tcase_add_test(same_bits, test_simd_matches_scalar_on_every_epilogue);
 	tcase_add_test(same_bits, test_simd_matches_scalar_on_aligned_shapes);
 	tcase_add_test(same_bits, test_simd_matches_scalar_on_every_tile_width);
+	tcase_add_test(same_bits, test_simd_matches_scalar_on_every_block_kind);
 	tcase_add_test(same_bits, test_simd_matches_scalar_with_overflow_and_subnormals);
 	tcase_add_test(same_bits, test_stochastic_rounding_matches_scalar);
 	tcase_add_test(same_bits, test_sgd_ct_matches_scalar);
