@@ -176,48 +176,119 @@ static const uint8_t sort_after[32][32] __attribute__((aligned(32))) = {
 #undef R
 };
 
+/* One layer of a sorting network: the lanes in imm take the larger of v and t. */
+#define SORT8_LAYER(v, t, imm) \
+	_mm256_blend_epi32(_mm256_min_epu32(v, t), _mm256_max_epu32(v, t), imm)
+
+/* Eight distinct u32 keys in increasing order (a bitonic network). */
+static inline __m256i sort8_epu32(__m256i v)
+{
+	v = SORT8_LAYER(v, _mm256_shuffle_epi32(v, 0xb1), 0x66);
+	v = SORT8_LAYER(v, _mm256_shuffle_epi32(v, 0x4e), 0x3c);
+	v = SORT8_LAYER(v, _mm256_shuffle_epi32(v, 0xb1), 0x5a);
+	v = SORT8_LAYER(v, _mm256_permute4x64_epi64(v, 0x4e), 0xf0);
+	v = SORT8_LAYER(v, _mm256_shuffle_epi32(v, 0x4e), 0xcc);
+	v = SORT8_LAYER(v, _mm256_shuffle_epi32(v, 0xb1), 0xaa);
+	return v;
+}
+
 /*
- * Work items of one row group and block chunk (at most 32), sorted by entry
- * count, ties in (row, block) order; start holds each block's first entry
- * in a_ent (block order), start[x + 1] - start[x] its count.  Item i's
- * place is the number of items before it: with key 2 * count, item j comes
- * first when key_i + (i > j) > key_j.
+ * The items of eight rows and one block (a chunk of one block, as when A
+ * has a single block column): the keys count * 8 + row sorted in a
+ * register, then each item's first entry fetched by its row.
+ */
+static void gemm_sort_column(const struct spt_gemm_plan *p, const uint32_t *start,
+			     uint32_t r0, uint32_t b0, struct spt_gemm_item *out)
+{
+	const __m256i row = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+	const uint32_t *s = start + (uint64_t)r0 * p->nb + b0;
+	__m256i s0, s1, key, idx, ent, w, a0, a1;
+
+	if (p->nb == 1) {
+		s0 = _mm256_loadu_si256((const __m256i *)s);
+		s1 = _mm256_loadu_si256((const __m256i *)(s + 1));
+	} else {
+		__m256i at = _mm256_mullo_epi32(row, _mm256_set1_epi32((int)p->nb));
+
+		s0 = _mm256_i32gather_epi32((const int *)s, at, 4);
+		s1 = _mm256_i32gather_epi32((const int *)(s + 1), at, 4);
+	}
+	key = sort8_epu32(_mm256_or_si256(_mm256_slli_epi32(_mm256_sub_epi32(s1, s0), 3), row));
+	idx = _mm256_and_si256(key, _mm256_set1_epi32(7));
+	ent = _mm256_permutevar8x32_epi32(s0, idx);
+	w = _mm256_or_si256(_mm256_srli_epi32(key, 3),
+			    _mm256_slli_epi32(_mm256_mullo_epi32(idx, _mm256_set1_epi32((int)p->kc)),
+					      16));
+	a0 = _mm256_unpacklo_epi32(ent, w);
+	a1 = _mm256_unpackhi_epi32(ent, w);
+	_mm256_storeu_si256((__m256i *)out, _mm256_permute2x128_si256(a0, a1, 0x20));
+	_mm256_storeu_si256((__m256i *)(out + 4), _mm256_permute2x128_si256(a0, a1, 0x31));
+}
+
+_Static_assert(SPT_GEMM_RG_AVX2 <= 8 && SPT_GEMM_KC_AVX2 <= 4 &&
+	       SPT_GEMM_RG_AVX512 <= 8 && SPT_GEMM_KC_AVX512 <= 4,
+	       "gemm_sort_items ranks at most 8 rows of 4 blocks");
+
+/*
+ * Work items of one row group and block chunk, sorted by entry count, ties
+ * in (row, block) order; start holds each block's first entry in a_ent
+ * (block order), start[x + 1] - start[x] its count.  Item (row r, block b)
+ * has lane i = 4 * r + b; its place is the number of items before it: with
+ * key 2 * count (0x7f for lanes without an item), item j comes first when
+ * key_i + (i > j) > key_j.
  */
 static void gemm_sort_items(const struct spt_gemm_plan *p, const uint32_t *start,
 			    uint32_t r0, uint32_t r1, uint32_t b0, uint32_t b1,
 			    struct spt_gemm_item *out)
 {
 	uint8_t key[32] __attribute__((aligned(32))), place[32] __attribute__((aligned(32)));
-	uint32_t ent[32];
-	uint16_t slot[32];
-	uint32_t r, b, i = 0, j, n;
+	uint64_t item[32];
+	uint32_t nr = r1 - r0, nbk = b1 - b0, r, b, k4;
+	const __m128i lane = _mm_setr_epi32(0, 1, 2, 3);
+	const __m128i none = _mm_cmpgt_epi32(lane, _mm_set1_epi32((int)nbk - 1));
 	__m256i k, rank = _mm256_setzero_si256();
 
-	for (r = r0; r < r1; r++)
-		for (b = b0; b < b1; b++, i++) {
-			uint64_t x = (uint64_t)r * p->nb + b;
+	if (nr == 8 && nbk == 1) {
+		gemm_sort_column(p, start, r0, b0, out);
+		return;
+	}
+	for (r = 0; r < nr; r++) {
+		const uint32_t *s = start + (uint64_t)(r0 + r) * p->nb + b0;
+		uint32_t t[5] = { 0, 0, 0, 0, 0 };
+		__m128i s0, s1, c, w;
 
-			ent[i] = start[x];
-			key[i] = (uint8_t)(2 * (start[x + 1] - start[x]));
-			slot[i] = (uint16_t)((r - r0) * p->kc + (b - b0));
+		if (nbk < 4) {	/* start[x + nbk] is the last one there */
+			memcpy(t, s, (nbk + 1) * sizeof(*t));
+			s = t;
 		}
-	n = i;
-	for (; i < 32; i++)
-		key[i] = 0;
+		s0 = _mm_loadu_si128((const __m128i *)s);
+		s1 = _mm_loadu_si128((const __m128i *)(s + 1));
+		c = _mm_sub_epi32(s1, s0);
+		w = _mm_or_si128(c, _mm_slli_epi32(_mm_add_epi32(lane, _mm_set1_epi32((int)(r *
+											p->kc))),
+						      16));
+		_mm_storeu_si128((__m128i *)(item + 4 * r), _mm_unpacklo_epi32(s0, w));
+		_mm_storeu_si128((__m128i *)(item + 4 * r + 2), _mm_unpackhi_epi32(s0, w));
+		c = _mm_blendv_epi8(_mm_add_epi32(c, c), _mm_set1_epi32(0x7f), none);
+		c = _mm_packus_epi32(c, c);
+		k4 = (uint32_t)_mm_cvtsi128_si32(_mm_packus_epi16(c, c));
+		memcpy(key + 4 * r, &k4, 4);
+	}
+	for (; r < 8; r++)
+		memset(key + 4 * r, 0x7f, 4);
 	k = _mm256_load_si256((const __m256i *)key);
-	for (j = 0; j < n; j++) {
-		__m256i ki = _mm256_add_epi8(k, _mm256_load_si256((const __m256i *)sort_after[j]));
+	for (r = 0; r < nr; r++)
+		for (b = 0; b < nbk; b++) {
+			uint32_t j = 4 * r + b;
+			__m256i ki = _mm256_add_epi8(k, _mm256_load_si256((const __m256i *)
+									  sort_after[j]));
 
-		rank = _mm256_sub_epi8(rank, _mm256_cmpgt_epi8(ki, _mm256_set1_epi8((char)key[j])));
-	}
+			rank = _mm256_sub_epi8(rank, _mm256_cmpgt_epi8(ki, _mm256_set1_epi8((char)key[j])));
+		}
 	_mm256_store_si256((__m256i *)place, rank);
-	for (i = 0; i < n; i++) {
-		struct spt_gemm_item *it = &out[place[i]];
-
-		it->ent = ent[i];
-		it->cnt = (uint16_t)(key[i] >> 1);
-		it->slot = slot[i];
-	}
+	for (r = 0; r < nr; r++)
+		for (b = 0; b < nbk; b++)
+			memcpy(out + place[4 * r + b], item + 4 * r + b, sizeof(*out));
 }
 
 /*
@@ -225,7 +296,7 @@ static void gemm_sort_items(const struct spt_gemm_plan *p, const uint32_t *start
  * where absent), off the pairs' offsets, m8 the nonzero pairs (bit m: pair
  * m).  Writes popcount(m8) entries, then garbage up to out + 8.
  */
-static inline void plan_entries_half(__m128i k, __m256i off, uint32_t m8,
+static inline __attribute__((always_inline)) void plan_entries_half(__m128i k, __m256i off, uint32_t m8,
 				     struct spt_gemm_entry *out)
 {
 	__m256i idx = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)
@@ -241,11 +312,12 @@ static inline void plan_entries_half(__m128i k, __m256i off, uint32_t m8,
 
 /*
  * The entries of one stored A block (see gemm_internal.h) at out, in pair
- * order; off: the offsets of pairs 0..7 and 8..15.  Returns their count;
- * writes garbage after them up to out + 16.
+ * order; off: the offsets of pairs 0..7 and 8..15; wide: 0 if the block has
+ * no values past element 15.  Returns their count; writes garbage after
+ * them up to out + 16.
  */
-static inline uint32_t plan_entries(const struct gemm_cursor *it, __m256i off_lo,
-				    __m256i off_hi, struct spt_gemm_entry *out)
+static inline __attribute__((always_inline)) uint32_t plan_entries(const struct gemm_cursor *it, __m256i off_lo,
+				    __m256i off_hi, int wide, struct spt_gemm_entry *out)
 {
 	uint32_t l2 = it->l2, pm, m16;
 	const int8_t *vals = it->vals;
@@ -287,7 +359,8 @@ static inline uint32_t plan_entries(const struct gemm_cursor *it, __m256i off_lo
 	pm = (l2 | l2 >> 1) & 0x55555555u;
 	m16 = _pext_u32(pm, 0x55555555u);
 	plan_entries_half(klo, off_lo, m16 & 0xffu, out);
-	plan_entries_half(khi, off_hi, m16 >> 8, out + gemm_popcount32(m16 & 0xffu));
+	if (wide)
+		plan_entries_half(khi, off_hi, m16 >> 8, out + gemm_popcount32(m16 & 0xffu));
 	return gemm_popcount32(m16);
 }
 
@@ -299,8 +372,8 @@ static inline uint32_t plan_entries(const struct gemm_cursor *it, __m256i off_lo
  * stores may run past its entries into the next block's place, which the
  * next block then overwrites; a_ent has room for 16 more.
  */
-static void gemm_plan_a(const struct gemm_ct *c, struct spt_gemm_plan *p,
-			struct gemm_bufs *g)
+static inline __attribute__((always_inline)) void
+plan_a_walk(const struct gemm_ct *c, struct spt_gemm_plan *p, struct gemm_bufs *g, const int wide)
 {
 	struct gemm_cursor it;
 	struct spt_gemm_entry *e = g->a_ent;
@@ -328,7 +401,8 @@ static void gemm_plan_a(const struct gemm_ct *c, struct spt_gemm_plan *p,
 			start[x] = run;
 			scale[x] = spt_exp2f_exact(it.ex - 6);
 			x++;
-			run += plan_entries(&it, off_lo, _mm256_add_epi32(off_lo, half), e + run);
+			run += plan_entries(&it, off_lo, _mm256_add_epi32(off_lo, half),
+					    wide, e + run);
 			bits_add(g->bits_a, it.col, it.l2);
 		}
 		for (; x < x1; x++) {
@@ -345,6 +419,16 @@ static void gemm_plan_a(const struct gemm_ct *c, struct spt_gemm_plan *p,
 		}
 	}
 	g->item_start[(size_t)p->ngroups * p->nchunks] = (uint32_t)c->nblocks;
+}
+
+/* A single column of at most 16 elements (a small convolution's im2col) has its own copy. */
+static void gemm_plan_a(const struct gemm_ct *c, struct spt_gemm_plan *p,
+			struct gemm_bufs *g)
+{
+	if (c->cols <= 16)
+		plan_a_walk(c, p, g, 0);
+	else
+		plan_a_walk(c, p, g, 1);
 }
 
 /* Rows jj .. jj+7 of a B column tile all zero (jt, jj: multiples of 8; AVX-512's padding). */
