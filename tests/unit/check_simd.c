@@ -230,15 +230,17 @@ static float *kind_mat(uint32_t rows, uint32_t cols, int kinds, double s)
 /*
  * The A operand's re-layout (entries, sorted items) and the per-bit
  * counters behind exec_macs: blocks of every kind side by side, ragged and
- * whole widths, row counts past 255 (the byte counters' flush) on both
- * operands, tensors that end on a partial block, and uniform sparsities
- * from none to everything zero.
+ * whole widths (a single column of 16 or fewer elements has its own path),
+ * row counts past 255 (the byte counters' flush) on both operands, tensors
+ * that end on a partial block, and uniform sparsities from none to
+ * everything zero.
  */
 START_TEST(test_simd_matches_scalar_on_every_block_kind)
 {
 	static const uint32_t shp[][3] = {
 		{ 300, 9, 16 }, { 700, 40, 300 }, { 520, 144, 32 }, { 260, 64, 260 },
 		{ 17, 1000, 9 }, { 9, 33, 600 }, { 1, 31, 1 }, { 63, 95, 65 },
+		{ 200, 16, 20 }, { 200, 17, 20 },
 	};
 	static const double sp[] = { 0.0, 0.5, 0.9, 1.0 };
 	size_t i, j;
