@@ -246,16 +246,6 @@ void spt_gemm_kernel_scalar(const struct spt_unpacked *a,
  */
 void spt_gemm_kernel_avx2(const struct spt_gemm_plan *p);
 void spt_gemm_kernel_avx512(const struct spt_gemm_plan *p);
-/* The 16 entries of a full A block at column offset off0 (AVX2). */
-void spt_gemm_entries_full_avx2(const int8_t *vals, uint32_t off0, uint32_t jt,
-				struct spt_gemm_entry *out);
-/*
- * The entries of the nonzero pairs pm (bit 2m: pair m) of a partial A block
- * whose 32 values are k (AVX2, BMI2); writes popcount(pm) entries, then
- * garbage: out must have room for 16.
- */
-void spt_gemm_entries_part_avx2(const int8_t *k, uint32_t pm, uint32_t off0, uint32_t jt,
-				struct spt_gemm_entry *out);
 /* Block values from packed nonzeros; reads 32 bytes at vals (BMI2). */
 void spt_gemm_expand_avx2(uint32_t l2, const int8_t *vals, int8_t *k);
 /* Rows jj..jj+7 of a B tile from dense int8 staging stg[8][nb][32] (AVX2). */
