@@ -779,13 +779,13 @@ static Suite *simd_suite(void)
 	tcase_add_test(same_bits, test_simd_matches_scalar_on_every_epilogue);
 	tcase_add_test(same_bits, test_simd_matches_scalar_on_aligned_shapes);
 	tcase_add_test(same_bits, test_simd_matches_scalar_on_every_tile_width);
-	tcase_add_test(same_bits, test_simd_matches_scalar_on_every_block_kind);
 	tcase_add_test(same_bits, test_simd_matches_scalar_with_overflow_and_subnormals);
 	tcase_add_test(same_bits, test_stochastic_rounding_matches_scalar);
 	tcase_add_test(same_bits, test_sgd_ct_matches_scalar);
 	tcase_add_test(same_bits, test_lowering_matches_scalar);
 	tcase_add_test(same_bits, test_stochastic_pruning_matches_scalar);
 	tcase_add_test(same_bits, test_stochastic_pruning_rejects_non_finite_on_every_isa);
+	tcase_add_test(same_bits, test_simd_matches_scalar_on_every_block_kind);
 	tcase_set_timeout(same_bits, 120);
 	suite_add_tcase(s, same_bits);
 	return s;
