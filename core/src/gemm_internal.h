@@ -100,7 +100,9 @@ static inline uint32_t gemm_popcount32(uint32_t x)
  * exec_macs and block pairs without visiting the M x N x nb pairs: both are
  * bilinear, so per block column they are sums over element positions of
  * (A blocks with that bit) * (B blocks with that bit).  Per block column
- * of one operand: 32 per-bit counts, blocks present, full masks.
+ * of one operand: [0..31] per-bit counts, [32] blocks present, [33] full
+ * masks; a bit's count is v[e] + v[33] (the reference counts a full or
+ * mostly full mask in v[33], the SIMD path every bit in v[e]).
  */
 struct gemm_bits {
 	uint64_t *v;
