@@ -164,16 +164,15 @@ static size_t gemm_bufs_carve(struct gemm_bufs *g, const struct spt_gemm_plan *p
 
 /* byte i: 1 if i > j, for the ranks of gemm_sort_items */
 static const uint8_t sort_after[32][32] __attribute__((aligned(32))) = {
-#define R(j) { _I(j, 0), _I(j, 1), _I(j, 2), _I(j, 3), _I(j, 4), _I(j, 5), _I(j, 6), _I(j, 7), \
-	       _I(j, 8), _I(j, 9), _I(j, 10), _I(j, 11), _I(j, 12), _I(j, 13), _I(j, 14), _I(j, 15), \
-	       _I(j, 16), _I(j, 17), _I(j, 18), _I(j, 19), _I(j, 20), _I(j, 21), _I(j, 22), _I(j, 23), \
-	       _I(j, 24), _I(j, 25), _I(j, 26), _I(j, 27), _I(j, 28), _I(j, 29), _I(j, 30), _I(j, 31) }
-#define _I(j, i) ((i) > (j))
-	R(0), R(1), R(2), R(3), R(4), R(5), R(6), R(7), R(8), R(9), R(10), R(11), R(12), R(13),
-	R(14), R(15), R(16), R(17), R(18), R(19), R(20), R(21), R(22), R(23), R(24), R(25), R(26),
-	R(27), R(28), R(29), R(30), R(31),
-#undef _I
-#undef R
+#define AFTER8(j, i) (i) > (j), (i) + 1 > (j), (i) + 2 > (j), (i) + 3 > (j), \
+		     (i) + 4 > (j), (i) + 5 > (j), (i) + 6 > (j), (i) + 7 > (j)
+#define AFTER(j) { AFTER8(j, 0), AFTER8(j, 8), AFTER8(j, 16), AFTER8(j, 24) }
+	AFTER(0), AFTER(1), AFTER(2), AFTER(3), AFTER(4), AFTER(5), AFTER(6), AFTER(7),
+	AFTER(8), AFTER(9), AFTER(10), AFTER(11), AFTER(12), AFTER(13), AFTER(14), AFTER(15),
+	AFTER(16), AFTER(17), AFTER(18), AFTER(19), AFTER(20), AFTER(21), AFTER(22), AFTER(23),
+	AFTER(24), AFTER(25), AFTER(26), AFTER(27), AFTER(28), AFTER(29), AFTER(30), AFTER(31),
+#undef AFTER
+#undef AFTER8
 };
 
 /* One layer of a sorting network: the lanes in imm take the larger of v and t. */
@@ -255,7 +254,7 @@ static void gemm_sort_items(const struct spt_gemm_plan *p, const uint32_t *start
 	for (r = 0; r < nr; r++) {
 		const uint32_t *s = start + (uint64_t)(r0 + r) * p->nb + b0;
 		uint32_t t[5] = { 0, 0, 0, 0, 0 };
-		__m128i s0, s1, c, w;
+		__m128i s0, s1, c, w, slot;
 
 		if (nbk < 4) {	/* start[x + nbk] is the last one there */
 			memcpy(t, s, (nbk + 1) * sizeof(*t));
@@ -264,9 +263,8 @@ static void gemm_sort_items(const struct spt_gemm_plan *p, const uint32_t *start
 		s0 = _mm_loadu_si128((const __m128i *)s);
 		s1 = _mm_loadu_si128((const __m128i *)(s + 1));
 		c = _mm_sub_epi32(s1, s0);
-		w = _mm_or_si128(c, _mm_slli_epi32(_mm_add_epi32(lane, _mm_set1_epi32((int)(r *
-											p->kc))),
-						      16));
+		slot = _mm_add_epi32(lane, _mm_set1_epi32((int)(r * p->kc)));
+		w = _mm_or_si128(c, _mm_slli_epi32(slot, 16));
 		_mm_storeu_si128((__m128i *)(item + 4 * r), _mm_unpacklo_epi32(s0, w));
 		_mm_storeu_si128((__m128i *)(item + 4 * r + 2), _mm_unpackhi_epi32(s0, w));
 		c = _mm_blendv_epi8(_mm_add_epi32(c, c), _mm_set1_epi32(0x7f), none);
@@ -283,7 +281,8 @@ static void gemm_sort_items(const struct spt_gemm_plan *p, const uint32_t *start
 			__m256i ki = _mm256_add_epi8(k, _mm256_load_si256((const __m256i *)
 									  sort_after[j]));
 
-			rank = _mm256_sub_epi8(rank, _mm256_cmpgt_epi8(ki, _mm256_set1_epi8((char)key[j])));
+			rank = _mm256_sub_epi8(rank,
+					       _mm256_cmpgt_epi8(ki, _mm256_set1_epi8((char)key[j])));
 		}
 	_mm256_store_si256((__m256i *)place, rank);
 	for (r = 0; r < nr; r++)
@@ -296,8 +295,8 @@ static void gemm_sort_items(const struct spt_gemm_plan *p, const uint32_t *start
  * where absent), off the pairs' offsets, m8 the nonzero pairs (bit m: pair
  * m).  Writes popcount(m8) entries, then garbage up to out + 8.
  */
-static inline __attribute__((always_inline)) void plan_entries_half(__m128i k, __m256i off, uint32_t m8,
-				     struct spt_gemm_entry *out)
+static inline __attribute__((always_inline)) void
+plan_entries_half(__m128i k, __m256i off, uint32_t m8, struct spt_gemm_entry *out)
 {
 	__m256i idx = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)
 							   spt_lut_compress8[0][m8]));
@@ -316,8 +315,9 @@ static inline __attribute__((always_inline)) void plan_entries_half(__m128i k, _
  * no values past element 15.  Returns their count; writes garbage after
  * them up to out + 16.
  */
-static inline __attribute__((always_inline)) uint32_t plan_entries(const struct gemm_cursor *it, __m256i off_lo,
-				    __m256i off_hi, int wide, struct spt_gemm_entry *out)
+static inline __attribute__((always_inline)) uint32_t
+plan_entries(const struct gemm_cursor *it, __m256i off_lo, __m256i off_hi, int wide,
+	     struct spt_gemm_entry *out)
 {
 	uint32_t l2 = it->l2, pm, m16;
 	const int8_t *vals = it->vals;
@@ -329,8 +329,10 @@ static inline __attribute__((always_inline)) uint32_t plan_entries(const struct 
 		__m256i v = _mm256_loadu_si256((const __m256i *)vals);
 		__m256i lo = _mm256_cvtepi8_epi16(_mm256_castsi256_si128(v));
 		__m256i hi = _mm256_cvtepi8_epi16(_mm256_extracti128_si256(v, 1));
-		__m256i a0 = _mm256_unpacklo_epi32(lo, off_lo), a1 = _mm256_unpackhi_epi32(lo, off_lo);
-		__m256i b0 = _mm256_unpacklo_epi32(hi, off_hi), b1 = _mm256_unpackhi_epi32(hi, off_hi);
+		__m256i a0 = _mm256_unpacklo_epi32(lo, off_lo);
+		__m256i a1 = _mm256_unpackhi_epi32(lo, off_lo);
+		__m256i b0 = _mm256_unpacklo_epi32(hi, off_hi);
+		__m256i b1 = _mm256_unpackhi_epi32(hi, off_hi);
 		__m256i *dst = (__m256i *)out;
 
 		_mm256_storeu_si256(dst + 0, _mm256_permute2x128_si256(a0, a1, 0x20));
