@@ -224,17 +224,43 @@ static void gemm_sort_column(const struct spt_gemm_plan *p, const uint32_t *star
 	_mm256_storeu_si256((__m256i *)(out + 4), _mm256_permute2x128_si256(a0, a1, 0x31));
 }
 
-_Static_assert(SPT_GEMM_RG_AVX2 <= 8 && SPT_GEMM_KC_AVX2 <= 4 &&
-	       SPT_GEMM_RG_AVX512 <= 8 && SPT_GEMM_KC_AVX512 <= 4,
-	       "gemm_sort_items ranks at most 8 rows of 4 blocks");
+/*
+ * The items of a chunk too large to rank (more than 8 rows or 4 blocks): a
+ * counting sort by entry count, stable.
+ */
+static void gemm_sort_counting(const struct spt_gemm_plan *p, const uint32_t *start,
+			       uint32_t r0, uint32_t r1, uint32_t b0, uint32_t b1,
+			       struct spt_gemm_item *out)
+{
+	uint32_t pos[SPT_GEMM_PAIRS + 2] = { 0 }, r, b, c;
+
+	for (r = r0; r < r1; r++)
+		for (b = b0; b < b1; b++) {
+			uint64_t x = (uint64_t)r * p->nb + b;
+
+			pos[start[x + 1] - start[x] + 1]++;
+		}
+	for (c = 1; c < SPT_GEMM_PAIRS + 2; c++)
+		pos[c] += pos[c - 1];
+	for (r = r0; r < r1; r++)
+		for (b = b0; b < b1; b++) {
+			uint64_t x = (uint64_t)r * p->nb + b;
+			uint32_t n = start[x + 1] - start[x];
+			struct spt_gemm_item *it = &out[pos[n]++];
+
+			it->ent = start[x];
+			it->cnt = (uint16_t)n;
+			it->slot = (uint16_t)((r - r0) * p->kc + (b - b0));
+		}
+}
 
 /*
  * Work items of one row group and block chunk, sorted by entry count, ties
  * in (row, block) order; start holds each block's first entry in a_ent
- * (block order), start[x + 1] - start[x] its count.  Item (row r, block b)
- * has lane i = 4 * r + b; its place is the number of items before it: with
- * key 2 * count (0x7f for lanes without an item), item j comes first when
- * key_i + (i > j) > key_j.
+ * (block order), start[x + 1] - start[x] its count.  Up to 8 rows of 4
+ * blocks are ranked: item (row r, block b) has lane i = 4 * r + b; its
+ * place is the number of items before it: with key 2 * count (0x7f for
+ * lanes without an item), item j comes first when key_i + (i > j) > key_j.
  */
 static void gemm_sort_items(const struct spt_gemm_plan *p, const uint32_t *start,
 			    uint32_t r0, uint32_t r1, uint32_t b0, uint32_t b1,
@@ -249,6 +275,10 @@ static void gemm_sort_items(const struct spt_gemm_plan *p, const uint32_t *start
 
 	if (nr == 8 && nbk == 1) {
 		gemm_sort_column(p, start, r0, b0, out);
+		return;
+	}
+	if (nr > 8 || nbk > 4) {
+		gemm_sort_counting(p, start, r0, r1, b0, b1, out);
 		return;
 	}
 	for (r = 0; r < nr; r++) {
