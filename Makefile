@@ -21,7 +21,9 @@ Q          := $(if $(filter 1,$(V)),,@)
 CSTD       := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE
 WARN       := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 OPT        ?= -O2 -g
-BASE_CFLAGS := $(CSTD) $(WARN) $(OPT) -ffp-contract=off -fno-strict-aliasing \
+# OPT stays out of BASE_CFLAGS (expanded here, once) so that a target's own
+# OPT below takes effect in the compile rules.
+BASE_CFLAGS := $(CSTD) $(WARN) -ffp-contract=off -fno-strict-aliasing \
                -fvisibility=hidden -Iuapi -Icore/include -Iruntime/include
 SAN_FLAGS  := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 
@@ -43,10 +45,10 @@ objs = $(patsubst %.c,$(BUILD)/$1/%.o,$2)
 
 $(BUILD)/rel/%.o: %.c
 	@mkdir -p $(@D)
-	$(Q)$(CC) $(BASE_CFLAGS) $(call isa_flags,$<) -fPIC -MMD -MP -c $< -o $@
+	$(Q)$(CC) $(OPT) $(BASE_CFLAGS) $(call isa_flags,$<) -fPIC -MMD -MP -c $< -o $@
 $(BUILD)/san/%.o: %.c
 	@mkdir -p $(@D)
-	$(Q)$(CC) $(BASE_CFLAGS) $(call isa_flags,$<) $(SAN_FLAGS) -MMD -MP -c $< -o $@
+	$(Q)$(CC) $(OPT) $(BASE_CFLAGS) $(call isa_flags,$<) $(SAN_FLAGS) -MMD -MP -c $< -o $@
 
 # Element-wise loops that GCC vectorises only at -O3 (same results: no
 # reassociation is involved).

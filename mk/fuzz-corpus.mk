@@ -4,7 +4,7 @@
 # 'make fuzz-corpus' after a format or command-stream change.
 $(BUILD)/tools/gen_corpus: tests/fuzz/gen_corpus.c $(BUILD)/lib/libsptcore.a
 	@mkdir -p $(@D)
-	$(Q)$(CC) $(BASE_CFLAGS) -o $@ $< $(BUILD)/lib/libsptcore.a $(BLAS_LIBS) $(LIBS)
+	$(Q)$(CC) $(OPT) $(BASE_CFLAGS) -o $@ $< $(BUILD)/lib/libsptcore.a $(BLAS_LIBS) $(LIBS)
 
 $(BUILD)/tools/gen-seeds: qemu-device/fuzz/gen-seeds.c $(BUILD)/lib/libsptcore.a
 	@mkdir -p $(@D)
