@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "spt/core.h"
+#include "conv_internal.h"
 #include "train_internal.h"
 
 #define CONV_VF 4
@@ -20,10 +21,6 @@
 #include "conv_rows.h"
 
 #ifndef SPT_NO_SIMD
-void spt_conv_mask_run_avx2(float *dx, const float *y, size_t n);
-void spt_conv_col2im_rows_avx2(const struct spt_conv_shape *s, const struct spt_conv_dims *d,
-			       const float *restrict col, const float *restrict y,
-			       float *restrict img);
 #define use_avx2() (spt_core_get_isa() >= SPT_ISA_AVX2)
 #else
 #define use_avx2() 0
