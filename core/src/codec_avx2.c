@@ -142,6 +142,14 @@ struct enc_ctx {
 #define BAD_BITS 0x7f800000u	/* |x| bits at or above: Inf or NaN */
 
 /*
+ * Lanes 8j..8j+7 of a block at x: all of them without @mk, else those that
+ * mk[j] selects (the others read as +0, never touched: a ragged block at
+ * the end of a row, or of the tensor, reads no element past it).
+ */
+#define LDB(x, mk, j) ((mk) ? _mm256_maskload_ps((x) + 8 * (j), (mk)[j]) :	\
+		       _mm256_loadu_ps((x) + 8 * (j)))
+
+/*
  * Prune, quantise and write one 32-element block record at @dst (l2, E8M0
  * byte, packed values; up to 37 bytes are written whatever the size).
  * Returns the L2 mask; *bad set on NaN/Inf.  Same arithmetic as the scalar
@@ -150,14 +158,14 @@ struct enc_ctx {
  * round(x * s1 * s2)) to nearest even or, with @stoch, stochastically with
  * the draws of element @index on, sums in spt_block_sum order.
  */
-AINLINE uint32_t enc_block(struct enc_ctx *cx, const float *x, int prune, int sprune,
-			   struct rng_ctx *rp, int stoch, struct rng_ctx *rc, uint64_t index,
-			   uint8_t *dst, int *bad)
+AINLINE uint32_t enc_block(struct enc_ctx *cx, const float *x, const __m256i *mk, int prune,
+			   int sprune, struct rng_ctx *rp, int stoch, struct rng_ctx *rc,
+			   uint64_t index, uint8_t *dst, int *bad)
 {
 	const __m256 sign = _mm256_set1_ps(-0.0f);
 	const __m256i zero = _mm256_setzero_si256();
-	__m256 x0 = _mm256_loadu_ps(x), x1 = _mm256_loadu_ps(x + 8);
-	__m256 x2 = _mm256_loadu_ps(x + 16), x3 = _mm256_loadu_ps(x + 24);
+	__m256 x0 = LDB(x, mk, 0), x1 = LDB(x, mk, 1);
+	__m256 x2 = LDB(x, mk, 2), x3 = LDB(x, mk, 3);
 	__m256 a0 = _mm256_andnot_ps(sign, x0), a1 = _mm256_andnot_ps(sign, x1);
 	__m256 a2 = _mm256_andnot_ps(sign, x2), a3 = _mm256_andnot_ps(sign, x3);
 	__m256 k0, k1, k2, k3, vs1;
@@ -292,13 +300,13 @@ struct grp {
 	uint32_t bad, need2, present;
 };
 
-AINLINE void scan_block(const float *x, int prune, int sprune, struct rng_ctx *rp,
-			uint64_t index, float *vst, __m256 vtau, __m256i *zacc,
-			__m256i *kzacc, __m256 *S, __m256 *K, __m256i *M)
+AINLINE void scan_block(const float *x, const __m256i *mk, int prune, int sprune,
+			struct rng_ctx *rp, uint64_t index, float *vst, __m256 vtau,
+			__m256i *zacc, __m256i *kzacc, __m256 *S, __m256 *K, __m256i *M)
 {
 	const __m256 sign = _mm256_set1_ps(-0.0f);
-	__m256 x0 = _mm256_loadu_ps(x), x1 = _mm256_loadu_ps(x + 8);
-	__m256 x2 = _mm256_loadu_ps(x + 16), x3 = _mm256_loadu_ps(x + 24);
+	__m256 x0 = LDB(x, mk, 0), x1 = LDB(x, mk, 1);
+	__m256 x2 = LDB(x, mk, 2), x3 = LDB(x, mk, 3);
 	__m256 a0 = _mm256_andnot_ps(sign, x0), a1 = _mm256_andnot_ps(sign, x1);
 	__m256 a2 = _mm256_andnot_ps(sign, x2), a3 = _mm256_andnot_ps(sign, x3);
 	__m256i z;
@@ -331,7 +339,12 @@ AINLINE void scan_block(const float *x, int prune, int sprune, struct rng_ctx *r
 			      _mm256_max_epu32(_mm256_castps_si256(a2), _mm256_castps_si256(a3)));
 }
 
-AINLINE void scan8(const float *x, int prune, int sprune, struct rng_ctx *rp, uint64_t index,
+/*
+ * Blocks x + 32j (elements index + 32j on), or, with @xp, blocks xp[j] read
+ * through masks mk[j] (elements idx[j] on).
+ */
+AINLINE void scan8(const float *x, const float *const *xp, const __m256i *const *mk,
+		   const uint64_t *idx, int prune, int sprune, struct rng_ctx *rp, uint64_t index,
 		   float *vst, __m256 vtau, __m256i *zacc, __m256i *kzacc, struct grp *gr)
 {
 	const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
@@ -342,7 +355,8 @@ AINLINE void scan8(const float *x, int prune, int sprune, struct rng_ctx *rp, ui
 	/* unrolled: the scheduler overlaps the blocks (measured: 12% faster) */
 #pragma GCC unroll 8
 	for (j = 0; j < 8; j++)
-		scan_block(x + 32 * j, prune, sprune, rp, index + 32 * j, vst + 32 * j, vtau,
+		scan_block(xp ? xp[j] : x + 32 * j, xp ? mk[j] : NULL, prune, sprune, rp,
+			   xp ? idx[j] : index + 32 * j, vst + 32 * j, vtau,
 			   zacc, kzacc, &S[j], &K[j], &M[j]);
 	s0 = L2S(L1S(S[0], S[1]), L1S(S[2], S[3]));
 	s1 = L2S(L1S(S[4], S[5]), L1S(S[6], S[7]));
@@ -382,13 +396,13 @@ AINLINE void scan8(const float *x, int prune, int sprune, struct rng_ctx *rp, ui
 }
 
 /* Second pass of one block: quantise with the scale found by scan8, write. */
-AINLINE __m256i quant_bytes(const float *x, int prune, int csr_rne, int stoch,
-			    struct rng_ctx *rc, uint64_t index, __m256 vtau, uint32_t s1,
-			    uint32_t B, int two_step)
+AINLINE __m256i quant_bytes(const float *x, const __m256i *mk, int prune, int csr_rne,
+			    int stoch, struct rng_ctx *rc, uint64_t index, __m256 vtau,
+			    uint32_t s1, uint32_t B, int two_step)
 {
 	const __m256 sign = _mm256_set1_ps(-0.0f);
-	__m256 x0 = _mm256_loadu_ps(x), x1 = _mm256_loadu_ps(x + 8);
-	__m256 x2 = _mm256_loadu_ps(x + 16), x3 = _mm256_loadu_ps(x + 24);
+	__m256 x0 = LDB(x, mk, 0), x1 = LDB(x, mk, 1);
+	__m256 x2 = LDB(x, mk, 2), x3 = LDB(x, mk, 3);
 	__m256 vs1 = _mm256_castsi256_ps(_mm256_set1_epi32((int)s1));
 	__m256i r0, r1, r2, r3, b;
 
@@ -476,19 +490,85 @@ AINLINE void enc_flush(struct enc_ctx *cx, struct ct_enc_acc *acc, int prune)
 	cx->zacc = cx->kzacc = _mm256_setzero_si256();
 }
 
+/*
+ * Encode 8 blocks (@x, @xp, @mk, @idx and @index as for scan8) in place at
+ * *qp with room for 8 dense records; their presence goes to bits i.. of
+ * *l1, their sums to *sa and *sk.  -EDOM on NaN or Inf.
+ */
+AINLINE int enc_group8(const float *x, const float *const *xp, const __m256i *const *mk,
+		       const uint64_t *idx, uint64_t index, int prune, int sprune, int csr_rne,
+		       int stoch, struct rng_ctx *rp, struct rng_ctx *rc, struct enc_ctx *cx,
+		       double *sa, double *sk, uint8_t **qp, uint64_t *l1, uint64_t i)
+{
+	struct grp gr;
+	int8_t kb[8][32] __attribute__((aligned(32)));
+	/* stochastic pruning: the pruned blocks, quantised as such */
+	float vst[8 * 32] __attribute__((aligned(32)));
+	uint32_t l2s[8];
+	uint8_t *q = *qp;
+	unsigned int j;
+
+	scan8(x, xp, mk, idx, prune, sprune, rp, index, vst, cx->vtau, &cx->zacc, &cx->kzacc,
+	      &gr);
+	/* read the group's per-block fields as plain loads */
+	__asm__ volatile("" : : "r"(&gr) : "memory");
+	if (__builtin_expect(gr.bad, 0))
+		return -EDOM;
+	for (j = 0; j < 8; j++) {
+		*sa += gr.sa[j];
+		if (prune)
+			*sk += gr.sk[j];
+	}
+#pragma GCC unroll 8
+	for (j = 0; j < 8; j++) {
+		__m256i b = quant_bytes(sprune ? vst + 32 * j : xp ? xp[j] : x + 32 * j,
+					sprune || !xp ? NULL : mk[j], prune && !sprune, csr_rne,
+					stoch, rc, xp ? idx[j] : index + 32 * j, cx->vtau,
+					gr.s1[j], gr.B[j], (gr.need2 >> j) & 1);
+
+		_mm256_store_si256((__m256i *)kb[j], b);
+		l2s[j] = ~(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(b, _mm256_setzero_si256()));
+	}
+#pragma GCC unroll 8
+	for (j = 0; j < 8; j++) {
+		uint32_t l2 = l2s[j], adv = gr.adv[j];
+
+		write_record(kb[j], l2, gr.hdr[j], q);
+		/* a subnormal maximum may quantise to all zeros */
+		if (__builtin_expect((gr.need2 >> j) & 1, 0)) {
+			if (!l2) {
+				adv = 0;
+				gr.present &= ~(1u << j);
+			}
+		}
+		/* absent: the record written is dropped */
+		q += (uint32_t)_mm_popcnt_u32(l2) + adv;
+	}
+	*l1 |= (uint64_t)gr.present << i;
+	*qp = q;
+	return 0;
+}
+
 AINLINE int encode_tiles(const float *in, const struct ct_geom *g, float tau, int prune,
 			 int sprune, uint64_t pseed, int csr_rne, int stoch, uint64_t seed,
 			 uint8_t *p, size_t cap, uint64_t *pos_io, struct ct_enc_acc *acc)
 {
 	uint8_t *tab = p + SPT_CT_HEADER_SIZE, stage[64] __attribute__((aligned(32)));
-	uint32_t ragged = g->cols % SPT_BLOCK_ELEMS, c = 0;
-	float pad[32] __attribute__((aligned(32))) = { 0 };
-	uint64_t pos = *pos_io, t, zadj = 0;
+	uint32_t ragged = g->cols % SPT_BLOCK_ELEMS, c = 0, last = g->bpr - 1;
+	__m256i rmask[4];
+	uint64_t pos = *pos_io, t, zadj;
 	const float *x = in;
 	struct enc_ctx cx;
 	struct rng_ctx rc, rp;
 	int bad = 0;
 
+	for (c = 0; c < 4; c++) {
+		rmask[c] = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)ragged - 8 * (int)c),
+					      _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+	}
+	c = 0;
+	/* the zero padding of the ragged blocks, counted as zeros */
+	zadj = ragged ? (uint64_t)g->rows * (SPT_BLOCK_ELEMS - ragged) : 0;
 	memset(&rc, 0, sizeof(rc));
 	rc.seed = seed;
 	memset(&rp, 0, sizeof(rp));
@@ -515,59 +595,15 @@ AINLINE int encode_tiles(const float *in, const struct ct_geom *g, float tau, in
 			const uint8_t *q0 = q;
 			double sa = cx.sum_abs, sk = cx.sum_kept;
 
-			for (i = 0; i + 8 <= nb; i += 8) {
-				struct grp gr;
-				int8_t kb[8][32] __attribute__((aligned(32)));
-				/* stochastic pruning: the pruned blocks, quantised as such */
-				float vst[8 * 32] __attribute__((aligned(32)));
-				uint32_t l2s[8];
-				unsigned int j;
-
-				scan8(x + 32 * i, prune, sprune, &rp, (uint64_t)(x - in) + 32 * i, vst,
-				      cx.vtau, &cx.zacc, &cx.kzacc, &gr);
-				/* read the group's per-block fields as plain loads */
-				__asm__ volatile("" : : "r"(&gr) : "memory");
-				if (__builtin_expect(gr.bad, 0))
+			for (i = 0; i + 8 <= nb; i += 8)
+				if (enc_group8(x + 32 * i, NULL, NULL, NULL, (uint64_t)(x - in) + 32 * i,
+					       prune, sprune, csr_rne, stoch, &rp, &rc, &cx, &sa, &sk,
+					       &q, &l1, i))
 					return -EDOM;
-				for (j = 0; j < 8; j++) {
-					sa += gr.sa[j];
-					if (prune)
-						sk += gr.sk[j];
-				}
-#pragma GCC unroll 8
-				for (j = 0; j < 8; j++) {
-					__m256i b = quant_bytes(sprune ? vst + 32 * j :
-								x + 32 * (i + j), prune && !sprune, csr_rne,
-								stoch, &rc,
-								(uint64_t)(x - in) + 32 * (i + j),
-								cx.vtau, gr.s1[j], gr.B[j],
-								(gr.need2 >> j) & 1);
-
-					_mm256_store_si256((__m256i *)kb[j], b);
-					l2s[j] = ~(uint32_t)_mm256_movemask_epi8(
-						_mm256_cmpeq_epi8(b, _mm256_setzero_si256()));
-				}
-#pragma GCC unroll 8
-				for (j = 0; j < 8; j++) {
-					uint32_t l2 = l2s[j], adv = gr.adv[j];
-
-					write_record(kb[j], l2, gr.hdr[j], q);
-					/* a subnormal maximum may quantise to all zeros */
-					if (__builtin_expect((gr.need2 >> j) & 1, 0)) {
-						if (!l2) {
-							adv = 0;
-							gr.present &= ~(1u << j);
-						}
-					}
-					/* absent: the record written is dropped */
-					q += (uint32_t)_mm_popcnt_u32(l2) + adv;
-				}
-				l1 |= (uint64_t)gr.present << i;
-			}
 			cx.sum_abs = sa;
 			cx.sum_kept = sk;
 			for (; i < nb; i++) {
-				uint32_t l2 = enc_block(&cx, x + 32 * i, prune, sprune, &rp, stoch, &rc,
+				uint32_t l2 = enc_block(&cx, x + 32 * i, NULL, prune, sprune, &rp, stoch, &rc,
 							(uint64_t)(x - in) + 32 * i, q, &bad);
 				uint32_t present = l2 != 0;
 
@@ -582,27 +618,87 @@ AINLINE int encode_tiles(const float *in, const struct ct_geom *g, float tau, in
 			x += 32 * nb;
 			acc->nz_blocks += nzb;
 			acc->nonzeros += nnz;
+		} else if (cap - pos >= CT_TILE_MAX + CT_SLACK) {
+			uint64_t nzb, nnz;
+			/*
+			 * ragged rows, room for a dense tile: groups of 8 blocks
+			 * (several rows when narrower than 8 blocks), each row's
+			 * last block read through the ragged mask
+			 */
+			const uint8_t *q0 = q;
+			double sa = cx.sum_abs, sk = cx.sum_kept;
+			const float *xp[8];
+			const __m256i *mk[8];
+			uint64_t idx[8];
+			unsigned int j;
+
+			for (i = 0; i + 8 <= nb; i += 8) {
+				for (j = 0; j < 8; j++) {
+					xp[j] = x;
+					idx[j] = (uint64_t)(x - in);
+					if (c == last) {
+						mk[j] = rmask;
+						x += ragged;
+						c = 0;
+					} else {
+						mk[j] = NULL;
+						x += SPT_BLOCK_ELEMS;
+						c++;
+					}
+				}
+				if (enc_group8(NULL, xp, mk, idx, 0, prune, sprune, csr_rne, stoch, &rp,
+					       &rc, &cx, &sa, &sk, &q, &l1, i))
+					return -EDOM;
+			}
+			cx.sum_abs = sa;
+			cx.sum_kept = sk;
+			for (; i < nb; i++) {
+				const float *src = x;
+				uint64_t index = (uint64_t)(x - in);
+				uint32_t l2, present;
+
+				if (c == last) {
+					l2 = enc_block(&cx, src, rmask, prune, sprune, &rp, stoch, &rc, index,
+						       q, &bad);
+					x += ragged;
+					c = 0;
+				} else {
+					l2 = enc_block(&cx, src, NULL, prune, sprune, &rp, stoch, &rc, index,
+						       q, &bad);
+					x += SPT_BLOCK_ELEMS;
+					c++;
+				}
+				if (__builtin_expect(bad, 0))
+					return -EDOM;
+				present = l2 != 0;
+				l1 |= (uint64_t)present << i;
+				q += (uint32_t)_mm_popcnt_u32(l2) + ((0u - present) & 5u);
+			}
+			nzb = (uint64_t)_mm_popcnt_u64(l1);
+			nnz = (uint64_t)(q - q0) - 5 * nzb;
+			acc->nz_blocks += nzb;
+			acc->nonzeros += nnz;
 		} else {
 			for (i = 0; i < nb; i++) {
 				const float *src = x;
+				const __m256i *m = NULL;
 				uint64_t index = (uint64_t)(x - in);
 				uint32_t n = SPT_BLOCK_ELEMS, l2, cnt;
 				int room;
 
 				if (ragged) {
-					if (c == g->bpr - 1) {
+					if (c == last) {
 						n = ragged;
-						memcpy(pad, x, n * sizeof(float));
-						src = pad;
-						zadj += SPT_BLOCK_ELEMS - n;
-					}
-					if (++c == g->bpr)
+						m = rmask;
 						c = 0;
+					} else {
+						c++;
+					}
 				}
 				x += n;
 				/* with room for any record, write in place, not staged */
 				room = cap - (uint64_t)(q - p) >= 5 + SPT_BLOCK_ELEMS + CT_SLACK;
-				l2 = enc_block(&cx, src, prune, sprune, &rp, stoch, &rc, index,
+				l2 = enc_block(&cx, src, m, prune, sprune, &rp, stoch, &rc, index,
 					       room ? q : stage,
 					       &bad);
 				if (bad)

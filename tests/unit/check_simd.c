@@ -722,6 +722,76 @@ START_TEST(test_stochastic_pruning_rejects_non_finite_on_every_isa)
 }
 END_TEST
 
+/*
+ * The lowered convolution's ragged widths (every width 1..33, 9, 16, 144,
+ * 288) with rows enough for several tiles and 8-block groups spanning rows:
+ * every mode (no pruning, deterministic and stochastic pruning, either
+ * rounding) gives the scalar bytes and statistics; a capacity short of the
+ * encoding is -ENOSPC and a NaN or Inf anywhere -EDOM on every ISA.
+ */
+START_TEST(test_ragged_widths_match_scalar)
+{
+	static const uint32_t wide[] = { 9, 16, 144, 288 };
+	static const int er[][2] = { { -20, 20 }, { -149, -120 }, { -149, 127 } };
+	uint32_t it;
+
+	for (it = 0; it < 37 * 5; it++) {
+		uint32_t w = it / 5, mode = it % 5;
+		uint32_t n = w < 33 ? w + 1 : wide[w - 33];
+		uint32_t m = it % 3 ? 1 + below(300) : 200 + below(4000 / n + 1);
+		const int *e = er[it % 3];
+		float *x = rand_mat(m, n, (it % 4) * 0.3, e[0], e[1]);
+		size_t cap = spt_ct_bound(m, n), lr = 0, lg = 0, short_cap;
+		unsigned char *ref = malloc(cap), *got = malloc(cap);
+		struct spt_tensor_stats sr, sg;
+		struct spt_encode_opts o;
+		enum spt_isa isa;
+		int r;
+
+		ck_assert(ref && got);
+		spt_encode_opts_init(&o);
+		o.round = mode % 2 ? SPT_ROUND_STOCHASTIC : SPT_ROUND_EVEN;
+		o.round_seed = 5000u + it;
+		if (mode >= 2) {
+			o.prune.mode = mode == 4 ? SPT_PRUNE_DETERMINISTIC : SPT_PRUNE_STOCHASTIC;
+			o.prune.seed = 6000u + it;
+			o.prune.tau = ldexpf(0.5f, (e[0] + e[1]) / 2);
+		}
+		encode_isa(SPT_ISA_SCALAR, x, m, n, &o, ref, &lr, &sr);
+		short_cap = it % 2 ? lr - 1 : below((uint32_t)lr);
+		for (isa = SPT_ISA_AVX2; isa <= SPT_ISA_AVX512; isa++) {
+			if (!spt_core_isa_supported(isa))
+				continue;
+			encode_isa(isa, x, m, n, &o, got, &lg, &sg);
+			ck_assert_uint_eq(lg, lr);
+			ck_assert_msg(!memcmp(got, ref, lr), "%s: %ux%u mode %u: encode differs",
+				      spt_core_isa_name(isa), m, n, mode);
+			ck_assert_mem_eq(&sg, &sr, sizeof(sr));
+		}
+		for (isa = SPT_ISA_SCALAR; isa <= SPT_ISA_AVX512; isa++) {
+			if (!spt_core_isa_supported(isa))
+				continue;
+			ck_assert_int_eq(spt_core_set_isa(isa), 0);
+			ck_assert_int_eq(spt_ct_encode(x, m, n, &o, got, short_cap, &lg, NULL),
+					 -ENOSPC);
+		}
+		x[below(m * n)] = it % 2 ? NAN : -INFINITY;
+		for (isa = SPT_ISA_SCALAR; isa <= SPT_ISA_AVX512; isa++) {
+			if (!spt_core_isa_supported(isa))
+				continue;
+			ck_assert_int_eq(spt_core_set_isa(isa), 0);
+			r = spt_ct_encode(x, m, n, &o, got, cap, &lg, NULL);
+			ck_assert_msg(r == -EDOM, "%s: %ux%u mode %u: non-finite gave %d",
+				      spt_core_isa_name(isa), m, n, mode, r);
+		}
+		free(ref);
+		free(got);
+		free(x);
+	}
+	ck_assert_int_eq(spt_core_set_isa(SPT_ISA_AUTO), 0);
+}
+END_TEST
+
 START_TEST(test_unsupported_isa_is_enotsup)
 {
 	enum spt_isa isa;
@@ -786,6 +856,7 @@ static Suite *simd_suite(void)
 	tcase_add_test(same_bits, test_stochastic_pruning_matches_scalar);
 	tcase_add_test(same_bits, test_stochastic_pruning_rejects_non_finite_on_every_isa);
 	tcase_add_test(same_bits, test_simd_matches_scalar_on_every_block_kind);
+	tcase_add_test(same_bits, test_ragged_widths_match_scalar);
 	tcase_set_timeout(same_bits, 120);
 	suite_add_tcase(s, same_bits);
 	return s;
