@@ -68,8 +68,12 @@ struct rng_ctx {
 	__m256i kl, kh;
 };
 
-/* u[j] lanes = spt_rng_unit(seed, index + 8j + lane), as rng_block gives them */
-AINLINE void rng_u(struct rng_ctx *r, uint64_t index, __m256 u[4])
+/*
+ * u[j] lanes = spt_rng_unit(seed, index + 8j + lane), as rng_block gives
+ * them, for j < nv; u[j] = 0 for the rest (the lanes past a ragged block's
+ * end, which hold +0 and round and prune to +0 whatever their draw).
+ */
+AINLINE void rng_u(struct rng_ctx *r, uint64_t index, __m256 u[4], unsigned int nv)
 {
 	uint32_t lo0 = (uint32_t)index, hi = (uint32_t)(index >> 32);
 	__m256i lo;
@@ -94,8 +98,13 @@ AINLINE void rng_u(struct rng_ctx *r, uint64_t index, __m256 u[4])
 	lo = _mm256_add_epi32(_mm256_set1_epi32((int)lo0), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 #pragma GCC unroll 4
 	for (j = 0; j < 4; j++) {
-		__m256i x = h32_v(_mm256_xor_si256(h32_v(_mm256_xor_si256(lo, r->kl)), r->kh));
+		__m256i x;
 
+		if (j >= nv) {
+			u[j] = _mm256_setzero_ps();
+			continue;
+		}
+		x = h32_v(_mm256_xor_si256(h32_v(_mm256_xor_si256(lo, r->kl)), r->kh));
 		u[j] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_srli_epi32(x, 8)),
 				     _mm256_set1_ps(0x1p-24f));
 		lo = _mm256_add_epi32(lo, _mm256_set1_epi32(8));
@@ -134,6 +143,7 @@ AINLINE __m256 sprune_v(__m256 x, __m256 a, __m256 vtau, __m256 u, __m256 *k)
 
 struct enc_ctx {
 	__m256 vtau;
+	unsigned int rnv;	/* vectors of a ragged block with elements */
 	/* per byte lane, minus the count of |x| == 0 and of kept == 0 (<= 64) */
 	__m256i zacc, kzacc;
 	double sum_abs, sum_kept;
@@ -179,7 +189,7 @@ AINLINE uint32_t enc_block(struct enc_ctx *cx, const float *x, const __m256i *mk
 	if (sprune) {
 		__m256 u[4];
 
-		rng_u(rp, index, u);
+		rng_u(rp, index, u, mk ? cx->rnv : 4);
 		x0 = sprune_v(x0, a0, cx->vtau, u[0], &k0);
 		x1 = sprune_v(x1, a1, cx->vtau, u[1], &k1);
 		x2 = sprune_v(x2, a2, cx->vtau, u[2], &k2);
@@ -237,7 +247,7 @@ AINLINE uint32_t enc_block(struct enc_ctx *cx, const float *x, const __m256i *mk
 	if (stoch) {
 		__m256 u[4];
 
-		rng_u(rc, index, u);
+		rng_u(rc, index, u, mk ? cx->rnv : 4);
 		r0 = round_stoch_v(x0, u[0]);
 		r1 = round_stoch_v(x1, u[1]);
 		r2 = round_stoch_v(x2, u[2]);
@@ -300,8 +310,8 @@ struct grp {
 	uint32_t bad, need2, present;
 };
 
-AINLINE void scan_block(const float *x, const __m256i *mk, int prune, int sprune,
-			struct rng_ctx *rp, uint64_t index, float *vst, __m256 vtau,
+AINLINE void scan_block(const float *x, const __m256i *mk, unsigned int rnv, int prune,
+			int sprune, struct rng_ctx *rp, uint64_t index, float *vst, __m256 vtau,
 			__m256i *zacc, __m256i *kzacc, __m256 *S, __m256 *K, __m256i *M)
 {
 	const __m256 sign = _mm256_set1_ps(-0.0f);
@@ -318,7 +328,7 @@ AINLINE void scan_block(const float *x, const __m256i *mk, int prune, int sprune
 		/* the pruned block goes to @vst for the second pass */
 		__m256 u[4];
 
-		rng_u(rp, index, u);
+		rng_u(rp, index, u, mk ? rnv : 4);
 		_mm256_storeu_ps(vst, sprune_v(x0, a0, vtau, u[0], &a0));
 		_mm256_storeu_ps(vst + 8, sprune_v(x1, a1, vtau, u[1], &a1));
 		_mm256_storeu_ps(vst + 16, sprune_v(x2, a2, vtau, u[2], &a2));
@@ -344,8 +354,8 @@ AINLINE void scan_block(const float *x, const __m256i *mk, int prune, int sprune
  * through masks mk[j] (elements idx[j] on).
  */
 AINLINE void scan8(const float *x, const float *const *xp, const __m256i *const *mk,
-		   const uint64_t *idx, int prune, int sprune, struct rng_ctx *rp, uint64_t index,
-		   float *vst, __m256 vtau, __m256i *zacc, __m256i *kzacc, struct grp *gr)
+		   const uint64_t *idx, unsigned int rnv, int prune, int sprune, struct rng_ctx *rp,
+		   uint64_t index, float *vst, __m256 vtau, __m256i *zacc, __m256i *kzacc, struct grp *gr)
 {
 	const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
 	__m256 S[8], K[8], s0, s1, k0 = _mm256_setzero_ps(), k1 = _mm256_setzero_ps();
@@ -355,7 +365,7 @@ AINLINE void scan8(const float *x, const float *const *xp, const __m256i *const 
 	/* unrolled: the scheduler overlaps the blocks (measured: 12% faster) */
 #pragma GCC unroll 8
 	for (j = 0; j < 8; j++)
-		scan_block(xp ? xp[j] : x + 32 * j, xp ? mk[j] : NULL, prune, sprune, rp,
+		scan_block(xp ? xp[j] : x + 32 * j, xp ? mk[j] : NULL, rnv, prune, sprune, rp,
 			   xp ? idx[j] : index + 32 * j, vst + 32 * j, vtau,
 			   zacc, kzacc, &S[j], &K[j], &M[j]);
 	s0 = L2S(L1S(S[0], S[1]), L1S(S[2], S[3]));
@@ -396,8 +406,8 @@ AINLINE void scan8(const float *x, const float *const *xp, const __m256i *const 
 }
 
 /* Second pass of one block: quantise with the scale found by scan8, write. */
-AINLINE __m256i quant_bytes(const float *x, const __m256i *mk, int prune, int csr_rne,
-			    int stoch, struct rng_ctx *rc, uint64_t index, __m256 vtau,
+AINLINE __m256i quant_bytes(const float *x, const __m256i *mk, unsigned int nv, int prune,
+			    int csr_rne, int stoch, struct rng_ctx *rc, uint64_t index, __m256 vtau,
 			    uint32_t s1, uint32_t B, int two_step)
 {
 	const __m256 sign = _mm256_set1_ps(-0.0f);
@@ -427,7 +437,7 @@ AINLINE __m256i quant_bytes(const float *x, const __m256i *mk, int prune, int cs
 	if (stoch) {
 		__m256 u[4];
 
-		rng_u(rc, index, u);
+		rng_u(rc, index, u, nv);
 		r0 = round_stoch_v(x0, u[0]);
 		r1 = round_stoch_v(x1, u[1]);
 		r2 = round_stoch_v(x2, u[2]);
@@ -508,7 +518,7 @@ AINLINE int enc_group8(const float *x, const float *const *xp, const __m256i *co
 	uint8_t *q = *qp;
 	unsigned int j;
 
-	scan8(x, xp, mk, idx, prune, sprune, rp, index, vst, cx->vtau, &cx->zacc, &cx->kzacc,
+	scan8(x, xp, mk, idx, cx->rnv, prune, sprune, rp, index, vst, cx->vtau, &cx->zacc, &cx->kzacc,
 	      &gr);
 	/* read the group's per-block fields as plain loads */
 	__asm__ volatile("" : : "r"(&gr) : "memory");
@@ -522,7 +532,8 @@ AINLINE int enc_group8(const float *x, const float *const *xp, const __m256i *co
 #pragma GCC unroll 8
 	for (j = 0; j < 8; j++) {
 		__m256i b = quant_bytes(sprune ? vst + 32 * j : xp ? xp[j] : x + 32 * j,
-					sprune || !xp ? NULL : mk[j], prune && !sprune, csr_rne,
+					sprune || !xp ? NULL : mk[j], xp && mk[j] ? cx->rnv : 4,
+					prune && !sprune, csr_rne,
 					stoch, rc, xp ? idx[j] : index + 32 * j, cx->vtau,
 					gr.s1[j], gr.B[j], (gr.need2 >> j) & 1);
 
@@ -574,6 +585,7 @@ AINLINE int encode_tiles(const float *in, const struct ct_geom *g, float tau, in
 	memset(&rp, 0, sizeof(rp));
 	rp.seed = pseed;
 	cx.vtau = _mm256_set1_ps(tau);
+	cx.rnv = (ragged + 7) / 8;
 	cx.zacc = cx.kzacc = _mm256_setzero_si256();
 	cx.sum_abs = acc->sum_abs;
 	cx.sum_kept = acc->sum_abs_kept;
