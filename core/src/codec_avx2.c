@@ -160,6 +160,18 @@ struct enc_ctx {
 		       _mm256_loadu_ps((x) + 8 * (j)))
 
 /*
+ * LDB for the group paths, where @masked and @nv are constants: without
+ * @masked a plain load; vectors j >= nv are +0 without a load (a block
+ * narrower than 8 * nv elements).
+ */
+AINLINE __m256 ldv(const float *x, const __m256i *mk, int masked, unsigned int nv, unsigned int j)
+{
+	if (j >= nv)
+		return _mm256_setzero_ps();
+	return masked ? LDB(x, mk, j) : _mm256_loadu_ps(x + 8 * j);
+}
+
+/*
  * Prune, quantise and write one 32-element block record at @dst (l2, E8M0
  * byte, packed values; up to 37 bytes are written whatever the size).
  * Returns the L2 mask; *bad set on NaN/Inf.  Same arithmetic as the scalar
@@ -310,13 +322,13 @@ struct grp {
 	uint32_t bad, need2, present;
 };
 
-AINLINE void scan_block(const float *x, const __m256i *mk, unsigned int rnv, int prune,
+AINLINE void scan_block(const float *x, const __m256i *mk, int masked, unsigned int nv, int prune,
 			int sprune, struct rng_ctx *rp, uint64_t index, float *vst, __m256 vtau,
 			__m256i *zacc, __m256i *kzacc, __m256 *S, __m256 *K, __m256i *M)
 {
 	const __m256 sign = _mm256_set1_ps(-0.0f);
-	__m256 x0 = LDB(x, mk, 0), x1 = LDB(x, mk, 1);
-	__m256 x2 = LDB(x, mk, 2), x3 = LDB(x, mk, 3);
+	__m256 x0 = ldv(x, mk, masked, nv, 0), x1 = ldv(x, mk, masked, nv, 1);
+	__m256 x2 = ldv(x, mk, masked, nv, 2), x3 = ldv(x, mk, masked, nv, 3);
 	__m256 a0 = _mm256_andnot_ps(sign, x0), a1 = _mm256_andnot_ps(sign, x1);
 	__m256 a2 = _mm256_andnot_ps(sign, x2), a3 = _mm256_andnot_ps(sign, x3);
 	__m256i z;
@@ -328,11 +340,12 @@ AINLINE void scan_block(const float *x, const __m256i *mk, unsigned int rnv, int
 		/* the pruned block goes to @vst for the second pass */
 		__m256 u[4];
 
-		rng_u(rp, index, u, mk ? rnv : 4);
+		rng_u(rp, index, u, nv);
+		/* lanes past nv hold +0, which prunes to +0 */
 		_mm256_storeu_ps(vst, sprune_v(x0, a0, vtau, u[0], &a0));
-		_mm256_storeu_ps(vst + 8, sprune_v(x1, a1, vtau, u[1], &a1));
-		_mm256_storeu_ps(vst + 16, sprune_v(x2, a2, vtau, u[2], &a2));
-		_mm256_storeu_ps(vst + 24, sprune_v(x3, a3, vtau, u[3], &a3));
+		_mm256_storeu_ps(vst + 8, nv > 1 ? sprune_v(x1, a1, vtau, u[1], &a1) : x1);
+		_mm256_storeu_ps(vst + 16, nv > 2 ? sprune_v(x2, a2, vtau, u[2], &a2) : x2);
+		_mm256_storeu_ps(vst + 24, nv > 3 ? sprune_v(x3, a3, vtau, u[3], &a3) : x3);
 		z = zero_bytes(a0, a1, a2, a3);
 		*kzacc = _mm256_add_epi8(*kzacc, z);
 		*K = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(a0, a1), a2), a3);
@@ -354,7 +367,7 @@ AINLINE void scan_block(const float *x, const __m256i *mk, unsigned int rnv, int
  * through masks mk[j] (elements idx[j] on).
  */
 AINLINE void scan8(const float *x, const float *const *xp, const __m256i *const *mk,
-		   const uint64_t *idx, unsigned int rnv, int prune, int sprune, struct rng_ctx *rp,
+		   const uint64_t *idx, unsigned int nv, int prune, int sprune, struct rng_ctx *rp,
 		   uint64_t index, float *vst, __m256 vtau, __m256i *zacc, __m256i *kzacc, struct grp *gr)
 {
 	const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
@@ -365,7 +378,7 @@ AINLINE void scan8(const float *x, const float *const *xp, const __m256i *const 
 	/* unrolled: the scheduler overlaps the blocks (measured: 12% faster) */
 #pragma GCC unroll 8
 	for (j = 0; j < 8; j++)
-		scan_block(xp ? xp[j] : x + 32 * j, xp ? mk[j] : NULL, rnv, prune, sprune, rp,
+		scan_block(xp ? xp[j] : x + 32 * j, xp ? mk[j] : NULL, xp != NULL, nv, prune, sprune, rp,
 			   xp ? idx[j] : index + 32 * j, vst + 32 * j, vtau,
 			   zacc, kzacc, &S[j], &K[j], &M[j]);
 	s0 = L2S(L1S(S[0], S[1]), L1S(S[2], S[3]));
@@ -406,13 +419,13 @@ AINLINE void scan8(const float *x, const float *const *xp, const __m256i *const 
 }
 
 /* Second pass of one block: quantise with the scale found by scan8, write. */
-AINLINE __m256i quant_bytes(const float *x, const __m256i *mk, unsigned int nv, int prune,
-			    int csr_rne, int stoch, struct rng_ctx *rc, uint64_t index, __m256 vtau,
-			    uint32_t s1, uint32_t B, int two_step)
+AINLINE __m256i quant_bytes(const float *x, const __m256i *mk, int masked, unsigned int nv,
+			    int prune, int csr_rne, int stoch, struct rng_ctx *rc, uint64_t index,
+			    __m256 vtau, uint32_t s1, uint32_t B, int two_step)
 {
 	const __m256 sign = _mm256_set1_ps(-0.0f);
-	__m256 x0 = LDB(x, mk, 0), x1 = LDB(x, mk, 1);
-	__m256 x2 = LDB(x, mk, 2), x3 = LDB(x, mk, 3);
+	__m256 x0 = ldv(x, mk, masked, nv, 0), x1 = ldv(x, mk, masked, nv, 1);
+	__m256 x2 = ldv(x, mk, masked, nv, 2), x3 = ldv(x, mk, masked, nv, 3);
 	__m256 vs1 = _mm256_castsi256_ps(_mm256_set1_epi32((int)s1));
 	__m256i r0, r1, r2, r3, b;
 
@@ -506,7 +519,7 @@ AINLINE void enc_flush(struct enc_ctx *cx, struct ct_enc_acc *acc, int prune)
  * *l1, their sums to *sa and *sk.  -EDOM on NaN or Inf.
  */
 AINLINE int enc_group8(const float *x, const float *const *xp, const __m256i *const *mk,
-		       const uint64_t *idx, uint64_t index, int prune, int sprune, int csr_rne,
+		       const uint64_t *idx, uint64_t index, unsigned int nv, int prune, int sprune, int csr_rne,
 		       int stoch, struct rng_ctx *rp, struct rng_ctx *rc, struct enc_ctx *cx,
 		       double *sa, double *sk, uint8_t **qp, uint64_t *l1, uint64_t i)
 {
@@ -518,7 +531,7 @@ AINLINE int enc_group8(const float *x, const float *const *xp, const __m256i *co
 	uint8_t *q = *qp;
 	unsigned int j;
 
-	scan8(x, xp, mk, idx, cx->rnv, prune, sprune, rp, index, vst, cx->vtau, &cx->zacc, &cx->kzacc,
+	scan8(x, xp, mk, idx, nv, prune, sprune, rp, index, vst, cx->vtau, &cx->zacc, &cx->kzacc,
 	      &gr);
 	/* read the group's per-block fields as plain loads */
 	__asm__ volatile("" : : "r"(&gr) : "memory");
@@ -532,7 +545,7 @@ AINLINE int enc_group8(const float *x, const float *const *xp, const __m256i *co
 #pragma GCC unroll 8
 	for (j = 0; j < 8; j++) {
 		__m256i b = quant_bytes(sprune ? vst + 32 * j : xp ? xp[j] : x + 32 * j,
-					sprune || !xp ? NULL : mk[j], xp && mk[j] ? cx->rnv : 4,
+					sprune || !xp ? NULL : mk[j], !sprune && xp, nv,
 					prune && !sprune, csr_rne,
 					stoch, rc, xp ? idx[j] : index + 32 * j, cx->vtau,
 					gr.s1[j], gr.B[j], (gr.need2 >> j) & 1);
@@ -560,12 +573,19 @@ AINLINE int enc_group8(const float *x, const float *const *xp, const __m256i *co
 	return 0;
 }
 
+/*
+ * @rag (a constant, so that each kind of tensor runs code without the
+ * others' paths): 0 if cols is a multiple of 32, 2 + nv if cols < 8 * nv
+ * (nv < 4: rows of one ragged block, whose vectors nv.. are +0 and left
+ * out), else 1.
+ */
 AINLINE int encode_tiles(const float *in, const struct ct_geom *g, float tau, int prune,
 			 int sprune, uint64_t pseed, int csr_rne, int stoch, uint64_t seed,
-			 uint8_t *p, size_t cap, uint64_t *pos_io, struct ct_enc_acc *acc)
+			 uint8_t *p, size_t cap, uint64_t *pos_io, struct ct_enc_acc *acc, int rag)
 {
 	uint8_t *tab = p + SPT_CT_HEADER_SIZE, stage[64] __attribute__((aligned(32)));
-	uint32_t ragged = g->cols % SPT_BLOCK_ELEMS, c = 0, last = g->bpr - 1;
+	uint32_t ragged = rag ? g->cols % SPT_BLOCK_ELEMS : 0, c = 0, last = g->bpr - 1;
+	unsigned int gnv = rag >= 2 ? (unsigned int)rag - 2 : 4;
 	__m256i rmask[4];
 	uint64_t pos = *pos_io, t, zadj;
 	const float *x = in;
@@ -608,7 +628,7 @@ AINLINE int encode_tiles(const float *in, const struct ct_geom *g, float tau, in
 			double sa = cx.sum_abs, sk = cx.sum_kept;
 
 			for (i = 0; i + 8 <= nb; i += 8)
-				if (enc_group8(x + 32 * i, NULL, NULL, NULL, (uint64_t)(x - in) + 32 * i,
+				if (enc_group8(x + 32 * i, NULL, NULL, NULL, (uint64_t)(x - in) + 32 * i, 4,
 					       prune, sprune, csr_rne, stoch, &rp, &rc, &cx, &sa, &sk,
 					       &q, &l1, i))
 					return -EDOM;
@@ -630,7 +650,7 @@ AINLINE int encode_tiles(const float *in, const struct ct_geom *g, float tau, in
 			x += 32 * nb;
 			acc->nz_blocks += nzb;
 			acc->nonzeros += nnz;
-		} else if (cap - pos >= CT_TILE_MAX + CT_SLACK) {
+		} else if (rag && cap - pos >= CT_TILE_MAX + CT_SLACK) {
 			uint64_t nzb, nnz;
 			/*
 			 * ragged rows, room for a dense tile: groups of 8 blocks
@@ -658,7 +678,7 @@ AINLINE int encode_tiles(const float *in, const struct ct_geom *g, float tau, in
 						c++;
 					}
 				}
-				if (enc_group8(NULL, xp, mk, idx, 0, prune, sprune, csr_rne, stoch, &rp,
+				if (enc_group8(NULL, xp, mk, idx, 0, gnv, prune, sprune, csr_rne, stoch, &rp,
 					       &rc, &cx, &sa, &sk, &q, &l1, i))
 					return -EDOM;
 			}
@@ -740,9 +760,9 @@ AINLINE int encode_tiles(const float *in, const struct ct_geom *g, float tau, in
 	return 0;
 }
 
-int spt_ct_encode_avx2(const float *in, const struct ct_geom *g, float tau, int sprune,
-		       uint64_t pseed, enum spt_round round, uint64_t seed, uint8_t *p,
-		       size_t cap, uint64_t *pos, struct ct_enc_acc *acc)
+AINLINE int encode_mode(const float *in, const struct ct_geom *g, float tau, int sprune,
+			uint64_t pseed, enum spt_round round, uint64_t seed, uint8_t *p,
+			size_t cap, uint64_t *pos, struct ct_enc_acc *acc, int rag)
 {
 	/* tau = 0 prunes nothing (|x| < 0 never holds) */
 	/* RC bits 00: the conversion rounds to nearest-even by itself */
@@ -753,19 +773,71 @@ int spt_ct_encode_avx2(const float *in, const struct ct_geom *g, float tau, int 
 	/* stochastic rounding truncates and compares: no MXCSR dependence */
 	if (round == SPT_ROUND_STOCHASTIC) {
 		if (sprune)
-			return encode_tiles(in, g, tau, 1, 1, pseed, 1, 1, seed, p, cap, pos, acc);
+			return encode_tiles(in, g, tau, 1, 1, pseed, 1, 1, seed, p, cap, pos, acc, rag);
 		return tau > 0.0f ?
-			encode_tiles(in, g, tau, 1, 0, 0, 1, 1, seed, p, cap, pos, acc) :
-			encode_tiles(in, g, 0.0f, 0, 0, 0, 1, 1, seed, p, cap, pos, acc);
+			encode_tiles(in, g, tau, 1, 0, 0, 1, 1, seed, p, cap, pos, acc, rag) :
+			encode_tiles(in, g, 0.0f, 0, 0, 0, 1, 1, seed, p, cap, pos, acc, rag);
 	}
 	if (sprune)
-		return csr_rne ? encode_tiles(in, g, tau, 1, 1, pseed, 1, 0, 0, p, cap, pos, acc) :
-				 encode_tiles(in, g, tau, 1, 1, pseed, 0, 0, 0, p, cap, pos, acc);
+		return csr_rne ? encode_tiles(in, g, tau, 1, 1, pseed, 1, 0, 0, p, cap, pos, acc, rag) :
+				 encode_tiles(in, g, tau, 1, 1, pseed, 0, 0, 0, p, cap, pos, acc, rag);
 	if (tau > 0.0f)
-		return csr_rne ? encode_tiles(in, g, tau, 1, 0, 0, 1, 0, 0, p, cap, pos, acc) :
-				 encode_tiles(in, g, tau, 1, 0, 0, 0, 0, 0, p, cap, pos, acc);
-	return csr_rne ? encode_tiles(in, g, 0.0f, 0, 0, 0, 1, 0, 0, p, cap, pos, acc) :
-			 encode_tiles(in, g, 0.0f, 0, 0, 0, 0, 0, 0, p, cap, pos, acc);
+		return csr_rne ? encode_tiles(in, g, tau, 1, 0, 0, 1, 0, 0, p, cap, pos, acc, rag) :
+				 encode_tiles(in, g, tau, 1, 0, 0, 0, 0, 0, p, cap, pos, acc, rag);
+	return csr_rne ? encode_tiles(in, g, 0.0f, 0, 0, 0, 1, 0, 0, p, cap, pos, acc, rag) :
+			 encode_tiles(in, g, 0.0f, 0, 0, 0, 0, 0, 0, p, cap, pos, acc, rag);
+}
+
+static int encode_whole(const float *in, const struct ct_geom *g, float tau, int sprune,
+			uint64_t pseed, enum spt_round round, uint64_t seed, uint8_t *p,
+			size_t cap, uint64_t *pos, struct ct_enc_acc *acc)
+{
+	return encode_mode(in, g, tau, sprune, pseed, round, seed, p, cap, pos, acc, 0);
+}
+
+static int encode_ragged(const float *in, const struct ct_geom *g, float tau, int sprune,
+			 uint64_t pseed, enum spt_round round, uint64_t seed, uint8_t *p,
+			 size_t cap, uint64_t *pos, struct ct_enc_acc *acc)
+{
+	return encode_mode(in, g, tau, sprune, pseed, round, seed, p, cap, pos, acc, 1);
+}
+
+static int encode_narrow1(const float *in, const struct ct_geom *g, float tau, int sprune,
+			  uint64_t pseed, enum spt_round round, uint64_t seed, uint8_t *p,
+			  size_t cap, uint64_t *pos, struct ct_enc_acc *acc)
+{
+	return encode_mode(in, g, tau, sprune, pseed, round, seed, p, cap, pos, acc, 3);
+}
+
+static int encode_narrow2(const float *in, const struct ct_geom *g, float tau, int sprune,
+			  uint64_t pseed, enum spt_round round, uint64_t seed, uint8_t *p,
+			  size_t cap, uint64_t *pos, struct ct_enc_acc *acc)
+{
+	return encode_mode(in, g, tau, sprune, pseed, round, seed, p, cap, pos, acc, 4);
+}
+
+static int encode_narrow3(const float *in, const struct ct_geom *g, float tau, int sprune,
+			  uint64_t pseed, enum spt_round round, uint64_t seed, uint8_t *p,
+			  size_t cap, uint64_t *pos, struct ct_enc_acc *acc)
+{
+	return encode_mode(in, g, tau, sprune, pseed, round, seed, p, cap, pos, acc, 5);
+}
+
+int spt_ct_encode_avx2(const float *in, const struct ct_geom *g, float tau, int sprune,
+		       uint64_t pseed, enum spt_round round, uint64_t seed, uint8_t *p,
+		       size_t cap, uint64_t *pos, struct ct_enc_acc *acc)
+{
+	static int (*const narrow[3])(const float *, const struct ct_geom *, float, int, uint64_t,
+				      enum spt_round, uint64_t, uint8_t *, size_t, uint64_t *,
+				      struct ct_enc_acc *) = { encode_narrow1, encode_narrow2,
+							       encode_narrow3 };
+
+	if (g->cols % SPT_BLOCK_ELEMS == 0)
+		return encode_whole(in, g, tau, sprune, pseed, round, seed, p, cap, pos, acc);
+	if (g->cols <= 24)
+		return narrow[(g->cols - 1) / 8](in, g, tau, sprune, pseed, round, seed, p, cap,
+						 pos, acc);
+	return encode_ragged(in, g, tau, sprune, pseed, round, seed, p, cap, pos, acc);
 }
 
 /* ---- validation ---------------------------------------------------------- */

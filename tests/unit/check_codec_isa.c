@@ -401,6 +401,103 @@ START_TEST(test_simd_every_capacity)
 }
 END_TEST
 
+/* Options of mode @mode (0..5) for data of kind @kind: every rounding and pruning pairing. */
+static void mode_opts(struct spt_encode_opts *o, unsigned int mode, size_t kind, uint64_t seed)
+{
+	spt_encode_opts_init(o);
+	o->round = mode % 2 ? SPT_ROUND_STOCHASTIC : SPT_ROUND_EVEN;
+	o->round_seed = seed;
+	if (mode >= 2) {
+		o->prune.mode = mode >= 4 ? SPT_PRUNE_DETERMINISTIC : SPT_PRUNE_STOCHASTIC;
+		o->prune.seed = seed * 7 + 1;
+		o->prune.tau = kind == 2 ? 3e-40f : kind == 3 ? 5e37f : 0.7f;
+	}
+}
+
+/* The transpose of the encoding of @x on @isa, under @o; bytes and statistics. */
+static void transpose_isa(enum spt_isa isa, const unsigned char *a, size_t la, uint32_t r,
+			  uint32_t c, const struct spt_encode_opts *o, struct result *res)
+{
+	size_t cap = spt_ct_bound(c, r);
+
+	ck_assert_int_eq(spt_core_set_isa(isa), 0);
+	res->buf = malloc(cap);
+	res->dec = NULL;
+	ck_assert(res->buf);
+	ck_assert_int_eq(spt_ct_transpose(a, la, o, res->buf, cap, &res->len, &res->st), 0);
+}
+
+/*
+ * Rows narrower than a block (every block ragged) and ragged last blocks:
+ * widths 1..70, 144 and 288, short and tall, in every rounding and pruning
+ * mode: every ISA gives the scalar bytes, decoded floats (into a buffer of
+ * exactly rows x cols floats: the decoder writes nothing past it) and
+ * statistics, and so does the re-blocked transpose, raw and re-pruned.
+ */
+START_TEST(test_simd_narrow_and_ragged_widths)
+{
+	static const uint32_t wide[] = { 144, 288 };
+	static const double sparsities[] = { 0.0, 0.5, 0.9, 1.0 };
+	uint32_t it;
+
+	for (it = 0; it < 72 * 6; it++) {
+		uint32_t w = it / 6, mode = it % 6;
+		uint32_t c = w < 70 ? w + 1 : wide[w - 70];
+		/* tall: thousands of rows for the narrow widths; or a few, or one */
+		uint32_t r = it % 4 == 0 ? 1 + 20000 / c : it % 4 == 1 ? 1 : 1 + (it * 37) % 150;
+		size_t kind = (it / 2) % 5, n = (size_t)r * c;
+		float *x = malloc(n * sizeof(float));
+		struct spt_encode_opts o, raw;
+		enum spt_isa isa = SPT_ISA_SCALAR;
+		struct result a, b;
+
+		ck_assert(x);
+		fill(x, n, sparsities[it % 4], (int)kind);
+		mode_opts(&o, mode, kind, 1000u + it);
+		spt_encode_opts_init(&raw);
+		compare_encodings(x, r, c, &o, "narrow/ragged");
+		run(SPT_ISA_SCALAR, x, r, c, &o, &a);
+		while (next_isa(&isa)) {
+			struct result ta, tb;
+			int k;
+
+			for (k = 0; k < 2; k++) {
+				const struct spt_encode_opts *to = k ? &o : &raw;
+
+				transpose_isa(isa, a.buf, a.len, r, c, to, &tb);
+				transpose_isa(SPT_ISA_SCALAR, a.buf, a.len, r, c, to, &ta);
+				ck_assert_msg(ta.len == tb.len && !memcmp(ta.buf, tb.buf, ta.len),
+					      "%s: %ux%u mode %u: transpose bytes differ",
+					      spt_core_isa_name(isa), r, c, mode);
+				ck_assert_msg(!memcmp(&ta.st, &tb.st, sizeof(ta.st)),
+					      "%s: %ux%u mode %u: transpose statistics differ",
+					      spt_core_isa_name(isa), r, c, mode);
+				free(ta.buf);
+				free(tb.buf);
+			}
+			/* the SIMD decode of the scalar encoding, on its own */
+			ck_assert_int_eq(spt_core_set_isa(isa), 0);
+			b.dec = malloc(n * sizeof(float));
+			ck_assert(b.dec);
+			ck_assert_int_eq(spt_ct_decode(a.buf, a.len, b.dec, n), 0);
+			ck_assert_msg(!memcmp(a.dec, b.dec, n * sizeof(float)),
+				      "%s: %ux%u: decoded floats differ", spt_core_isa_name(isa), r, c);
+			free(b.dec);
+		}
+		/* the other MXCSR rounding modes, on the narrow widths */
+		if (c < 32 && it % 3 == 0) {
+			ck_assert_int_eq(fesetround(FE_UPWARD), 0);
+			compare_encodings(x, r, c, &o, "narrow, rounding upward");
+			ck_assert_int_eq(fesetround(FE_TONEAREST), 0);
+		}
+		spt_core_set_isa(SPT_ISA_AUTO);
+		free(a.buf);
+		free(a.dec);
+		free(x);
+	}
+}
+END_TEST
+
 /* The SIMD encoder follows the rounding mode in force, as the scalar one. */
 START_TEST(test_simd_other_rounding_modes)
 {
@@ -549,6 +646,7 @@ int main(void)
 	tcase_add_test(tc, test_simd_every_capacity);
 	tcase_add_test(tc, test_simd_other_rounding_modes);
 	tcase_add_test(tc, test_simd_validate_matches_scalar);
+	tcase_add_test(tc, test_simd_narrow_and_ragged_widths);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
