@@ -1091,6 +1091,7 @@ void spt_ct_decode_avx2(const uint8_t *p, const struct ct_hdr *h, float *out)
 	uint32_t ragged = g->cols % SPT_BLOCK_ELEMS, c = 0;
 	uint64_t t;
 	float *dst = out;
+	const float *oend = out + (size_t)g->rows * g->cols;
 
 	for (t = 0; t < g->tiles; t++) {
 		const uint8_t *q = pl + ldu32(tab + 4 * t);
@@ -1105,10 +1106,29 @@ void spt_ct_decode_avx2(const uint8_t *p, const struct ct_hdr *h, float *out)
 
 				if (++c == g->bpr)
 					c = 0;
-				if (l1 & 1)
+				/*
+				 * 32 lanes written whatever n: a ragged block's lanes past
+				 * n decode to zeros (clear L2 bits) that the blocks after
+				 * it overwrite; only the last ones stop at the end of @out
+				 */
+				if (oend - dst >= SPT_BLOCK_ELEMS) {
+					if (!(l1 & 1)) {
+						zero32(dst);
+					} else if (bend - q >= 5 + 40) {
+						uint32_t l2 = ldu32(q);
+
+						expand32(q + 5, l2,
+							 _mm256_broadcast_ss(&spt_lut_e8m0_scale[q[4]]),
+							 dst);
+						q += 5 + (uint32_t)_mm_popcnt_u32(l2);
+					} else {
+						q = dec_block_safe(q, bend, dst, n);
+					}
+				} else if (l1 & 1) {
 					q = dec_block_safe(q, bend, dst, n);
-				else
+				} else {
 					memset(dst, 0, n * sizeof(float));
+				}
 				dst += n;
 			}
 			continue;
