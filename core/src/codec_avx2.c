@@ -650,7 +650,8 @@ AINLINE int encode_tiles(const float *in, const struct ct_geom *g, float tau, in
 			x += 32 * nb;
 			acc->nz_blocks += nzb;
 			acc->nonzeros += nnz;
-		} else if (rag && cap - pos >= CT_TILE_MAX + CT_SLACK) {
+		} else if (rag && !(rag == 1 && stoch) && cap - pos >= CT_TILE_MAX + CT_SLACK) {
+			/* (wide ragged rows with stochastic rounding: block by block is faster) */
 			uint64_t nzb, nnz;
 			/*
 			 * ragged rows, room for a dense tile: groups of 8 blocks
