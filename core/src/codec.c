@@ -13,15 +13,7 @@
 #include "codec_block.h"
 #include "codec_lut.h"
 #include "codec_simd.h"
-
-#ifdef SPT_NO_SIMD
-#define use_avx2() 0
-#else
-static int use_avx2(void)
-{
-	return spt_core_get_isa() >= SPT_ISA_AVX2;
-}
-#endif
+#include "isa_internal.h"
 
 static int geom_init(uint32_t rows, uint32_t cols, struct ct_geom *g)
 {
@@ -272,7 +264,7 @@ int spt_ct_encode(const float *in, uint32_t rows, uint32_t cols,
 	s.o = o;
 	pos = g.payload_off;
 #ifndef SPT_NO_SIMD
-	if (use_avx2()) {
+	if (spt_use_avx2()) {
 		struct ct_enc_acc acc = { 0, 0, 0, 0, 0.0, 0.0 };
 
 		err = spt_ct_encode_avx2(in, &g,
@@ -420,7 +412,7 @@ static int ct_open(const void *buf, size_t len, struct ct_hdr *h)
 	if (err)
 		return err;
 #ifndef SPT_NO_SIMD
-	if (use_avx2())
+	if (spt_use_avx2())
 		return spt_ct_check_avx2(buf, h);
 #endif
 	return tiles_check(buf, h);
@@ -524,7 +516,7 @@ static void decode_scalar(const uint8_t *p, const struct ct_hdr *h, float *out)
 static void decode_trusted(const uint8_t *p, const struct ct_hdr *h, float *out)
 {
 #ifndef SPT_NO_SIMD
-	if (use_avx2()) {
+	if (spt_use_avx2()) {
 		spt_ct_decode_avx2(p, h, out);
 		return;
 	}
@@ -711,7 +703,7 @@ int spt_ct_transpose(const void *in, size_t in_len,
 	if (!t)
 		return -ENOMEM;
 #ifndef SPT_NO_SIMD
-	if (use_avx2())
+	if (spt_use_avx2())
 		spt_ct_decode_t_avx2(in, &h, t, t + elems);
 	else
 #endif

@@ -14,16 +14,14 @@
 
 #include "spt/core.h"
 #include "conv_internal.h"
+#include "isa_internal.h"
 #include "train_internal.h"
 
 #define CONV_VF 4
 #define CONV_NAME(x) spt_conv_##x
 #include "conv_rows.h"
 
-#ifndef SPT_NO_SIMD
-#define use_avx2() (spt_core_get_isa() >= SPT_ISA_AVX2)
-#else
-#define use_avx2() 0
+#ifdef SPT_NO_SIMD
 #define spt_conv_mask_run_avx2 spt_conv_mask_run
 #define spt_conv_col2im_rows_avx2 spt_conv_col2im_rows
 #endif
@@ -244,7 +242,7 @@ int spt_col2im_relu(const struct spt_conv_shape *s, const float *col, size_t col
 	if (overlap(img, img_elems * sizeof(float), col, col_elems * sizeof(float)) ||
 	    (y && overlap(img, img_elems * sizeof(float), y, img_elems * sizeof(float))))
 		return -EINVAL;
-	if (use_avx2())
+	if (spt_use_avx2())
 		spt_conv_col2im_rows_avx2(s, &d, col, y, img);
 	else
 		spt_conv_col2im_rows(s, &d, col, y, img);
@@ -280,7 +278,7 @@ int spt_relu_mask(float *dx, const float *y, size_t n)
 	/* the same array, or two that do not overlap */
 	if (dx != y && overlap(dx, n * sizeof(float), y, n * sizeof(float)))
 		return -EINVAL;
-	if (use_avx2())
+	if (spt_use_avx2())
 		spt_conv_mask_run_avx2(dx, y, n);
 	else
 		spt_conv_mask_run(dx, y, n);

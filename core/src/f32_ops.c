@@ -10,15 +10,7 @@
 
 #include "spt/core.h"
 #include "f32_internal.h"
-
-#ifdef SPT_NO_SIMD
-#define use_avx2() 0
-#else
-static int use_avx2(void)
-{
-	return spt_core_get_isa() >= SPT_ISA_AVX2;
-}
-#endif
+#include "isa_internal.h"
 
 static inline void acc_add(struct f32_acc *a, float v, size_t e)
 {
@@ -48,7 +40,7 @@ int spt_f32_bias_act(float *y, size_t rows, uint32_t cols, const float *bias, in
 	if (rows > SIZE_MAX / sizeof(float) / cols)
 		return -E2BIG;
 	memset(&acc, 0, sizeof(acc));
-	if (use_avx2()) {
+	if (spt_use_avx2()) {
 		spt_f32_bias_act_avx2(y, rows, cols, bias, relu, st ? &acc : NULL);
 	} else {
 		for (r = 0; r < rows; r++)
@@ -77,7 +69,7 @@ int spt_f32_stats(const float *x, size_t n, struct spt_tensor_stats *st)
 	if (!st || (!x && n))
 		return -EINVAL;
 	memset(&acc, 0, sizeof(acc));
-	if (use_avx2())
+	if (spt_use_avx2())
 		spt_f32_stats_avx2(x, n, &acc);
 	else
 		for (e = 0; e < n; e++)
@@ -95,7 +87,7 @@ int spt_f32_colsum(const float *x, size_t rows, uint32_t cols, float *out)
 		return -EINVAL;
 	if (rows > SIZE_MAX / sizeof(float) / cols)
 		return -E2BIG;
-	if (use_avx2()) {
+	if (spt_use_avx2()) {
 		spt_f32_colsum_avx2(x, rows, cols, out);
 		return 0;
 	}

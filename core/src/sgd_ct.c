@@ -16,15 +16,7 @@
 #include "codec_lut.h"
 #include "codec_simd.h"
 #include "train_internal.h"
-
-#ifdef SPT_NO_SIMD
-#define use_avx2() 0
-#else
-static int use_avx2(void)
-{
-	return spt_core_get_isa() >= SPT_ISA_AVX2;
-}
-#endif
+#include "isa_internal.h"
 
 /* sgd_update() of train_ops.c on one block's span. */
 static inline void upd(float *restrict w, float *restrict v, const float *restrict g,
@@ -96,7 +88,7 @@ int spt_sgd_momentum_ct(float *w, float *v, const void *g_ct, size_t g_len, size
 	if (n != (uint64_t)h.g.rows * h.g.cols)
 		return -EINVAL;
 #ifndef SPT_NO_SIMD
-	if (use_avx2())
+	if (spt_use_avx2())
 		return spt_sgd_ct_avx2(w, v, g_ct, &h, &sp);
 #endif
 	if (!spt_wv_finite(w, v, n))
