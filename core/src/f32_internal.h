@@ -9,6 +9,7 @@
 #ifndef SPT_F32_INTERNAL_H
 #define SPT_F32_INTERNAL_H
 
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -20,12 +21,20 @@ struct f32_acc {
 	double s[SPT_F32_LANES];
 };
 
+/* Element @e of a flat array, value @v, into the partial statistics. */
+static inline void f32_acc_add(struct f32_acc *a, float v, size_t e)
+{
+	a->zeros += v == 0.0f;
+	a->s[e % SPT_F32_LANES] += fabsf(v);
+}
+
 /* The relu of the baseline: +0.0f unless v > 0 (NaN and -0.0f become +0.0f). */
 static inline float f32_relu(float v)
 {
 	return v > 0.0f ? v : 0.0f;
 }
 
+/* The AVX2 paths take rows of whole vectors only: @cols a multiple of 8. */
 void spt_f32_bias_act_avx2(float *y, size_t rows, uint32_t cols, const float *bias, int relu,
 			   struct f32_acc *acc);
 void spt_f32_stats_avx2(const float *x, size_t n, struct f32_acc *acc);

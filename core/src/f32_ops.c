@@ -12,12 +12,6 @@
 #include "f32_internal.h"
 #include "isa_internal.h"
 
-static inline void acc_add(struct f32_acc *a, float v, size_t e)
-{
-	a->zeros += v == 0.0f;
-	a->s[e % SPT_F32_LANES] += fabsf(v);
-}
-
 static void acc_finish(const struct f32_acc *a, size_t n, struct spt_tensor_stats *st)
 {
 	memset(st, 0, sizeof(*st));
@@ -40,7 +34,7 @@ int spt_f32_bias_act(float *y, size_t rows, uint32_t cols, const float *bias, in
 	if (rows > SIZE_MAX / sizeof(float) / cols)
 		return -E2BIG;
 	memset(&acc, 0, sizeof(acc));
-	if (spt_use_avx2()) {
+	if (spt_use_avx2() && cols % 8 == 0) {
 		spt_f32_bias_act_avx2(y, rows, cols, bias, relu, st ? &acc : NULL);
 	} else {
 		for (r = 0; r < rows; r++)
@@ -53,7 +47,7 @@ int spt_f32_bias_act(float *y, size_t rows, uint32_t cols, const float *bias, in
 					v = f32_relu(v);
 				y[e] = v;
 				if (st)
-					acc_add(&acc, v, e);
+					f32_acc_add(&acc, v, e);
 			}
 	}
 	if (st)
@@ -73,7 +67,7 @@ int spt_f32_stats(const float *x, size_t n, struct spt_tensor_stats *st)
 		spt_f32_stats_avx2(x, n, &acc);
 	else
 		for (e = 0; e < n; e++)
-			acc_add(&acc, x[e], e);
+			f32_acc_add(&acc, x[e], e);
 	acc_finish(&acc, n, st);
 	return 0;
 }
@@ -87,7 +81,7 @@ int spt_f32_colsum(const float *x, size_t rows, uint32_t cols, float *out)
 		return -EINVAL;
 	if (rows > SIZE_MAX / sizeof(float) / cols)
 		return -E2BIG;
-	if (spt_use_avx2()) {
+	if (spt_use_avx2() && cols % 8 == 0) {
 		spt_f32_colsum_avx2(x, rows, cols, out);
 		return 0;
 	}

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
- * AVX2 paths of f32_ops.c: eight floats at a time where a row is a whole
- * number of vectors, the scalar order otherwise.  The |x| sums stay in
+ * AVX2 paths of f32_ops.c, for rows that are a whole number of vectors
+ * (f32_ops.c takes the others).  The |x| sums stay in
  * eight double lanes, element e in lane e % 8, as f32_internal.h defines.
  */
 #include <immintrin.h>
@@ -39,35 +39,14 @@ static inline void accv_store(const struct acc_v *a, struct f32_acc *s)
 	s->zeros = a->zeros;
 }
 
-static inline void acc_add1(struct f32_acc *a, float v, size_t e)
-{
-	a->zeros += v == 0.0f;
-	a->s[e % SPT_F32_LANES] += fabsf(v);
-}
-
 void spt_f32_bias_act_avx2(float *y, size_t rows, uint32_t cols, const float *bias, int relu,
 			   struct f32_acc *acc)
 {
 	__m256 zero = _mm256_setzero_ps();
 	struct acc_v a;
-	size_t r, e = 0;
+	size_t r;
 	uint32_t c;
 
-	if (cols % 8) {
-		for (r = 0; r < rows; r++)
-			for (c = 0; c < cols; c++, e++) {
-				float v = y[e];
-
-				if (bias)
-					v += bias[c];
-				if (relu)
-					v = f32_relu(v);
-				y[e] = v;
-				if (acc)
-					acc_add1(acc, v, e);
-			}
-		return;
-	}
 	memset(&a, 0, sizeof(a));
 	if (acc)
 		accv_load(&a, acc);
@@ -97,7 +76,7 @@ void spt_f32_stats_avx2(const float *x, size_t n, struct f32_acc *acc)
 		accv_add(&a, _mm256_loadu_ps(x + e));
 	accv_store(&a, acc);
 	for (; e < n; e++)
-		acc_add1(acc, x[e], e);
+		f32_acc_add(acc, x[e], e);
 }
 
 void spt_f32_colsum_avx2(const float *x, size_t rows, uint32_t cols, float *out)
@@ -105,14 +84,6 @@ void spt_f32_colsum_avx2(const float *x, size_t rows, uint32_t cols, float *out)
 	uint32_t c0, k, nv;
 	size_t r;
 
-	if (cols % 8) {
-		for (c0 = 0; c0 < cols; c0++)
-			out[c0] = 0.0f;
-		for (r = 0; r < rows; r++)
-			for (c0 = 0; c0 < cols; c0++)
-				out[c0] += x[r * cols + c0];
-		return;
-	}
 	/* four vectors of columns per pass over the rows, each column summed in row order */
 	for (c0 = 0; c0 < cols; c0 += 8 * nv) {
 		__m256 s[4];
