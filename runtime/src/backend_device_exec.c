@@ -1120,7 +1120,8 @@ int rt_dx_im2col(struct spt_ctx *ctx, const struct spt_conv_shape *cs,
 
 /*
  * With @y_mask, the device's COL2IM and RELU_MASK commands; the mask is
- * checked first, so a bad one queues nothing.
+ * checked first (dx_conv checks the image and col before it queues), so a
+ * bad buffer queues nothing.
  */
 static int dx_col2im(struct rt_dx *x, const struct spt_conv_shape *cs,
 		     const struct spt_buf *col, struct spt_buf *img, const struct spt_buf *y_mask)
@@ -1136,8 +1137,7 @@ static int dx_col2im(struct rt_dx *x, const struct spt_conv_shape *cs,
 	ret = spt_conv_shape_check(cs, &d);
 	if (ret)
 		return ret;
-	ret = dx_in(x, y_mask, d.img_elems * sizeof(float), &va) ?:
-	      dx_in(x, img, d.img_elems * sizeof(float), &va);
+	ret = dx_in(x, y_mask, d.img_elems * sizeof(float), &va);
 	if (ret)
 		return ret;
 	return dx_conv(x, SPT_OP_COL2IM, cs, img, col) ?:
