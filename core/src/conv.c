@@ -15,7 +15,6 @@
 #include "spt/core.h"
 #include "conv_internal.h"
 #include "isa_internal.h"
-#include "train_internal.h"
 
 #define CONV_VF 4
 #define CONV_NAME(x) spt_conv_##x
@@ -253,20 +252,6 @@ int spt_col2im(const struct spt_conv_shape *s, const float *col, size_t col_elem
 	       float *img, size_t img_elems)
 {
 	return spt_col2im_relu(s, col, col_elems, NULL, img, img_elems);
-}
-
-int spt_check_finite(const float *x, size_t n)
-{
-	uint32_t bad = 0;
-	size_t i;
-
-	if (n == 0)
-		return 0;
-	if (!x)
-		return -EINVAL;
-	for (i = 0; i < n; i++)
-		bad |= spt_not_finite(x[i]);
-	return bad ? -EDOM : 0;
 }
 
 int spt_relu_mask(float *dx, const float *y, size_t n)

@@ -39,5 +39,7 @@ void spt_f32_bias_act_avx2(float *y, size_t rows, uint32_t cols, const float *bi
 			   struct f32_acc *acc);
 void spt_f32_stats_avx2(const float *x, size_t n, struct f32_acc *acc);
 void spt_f32_colsum_avx2(const float *x, size_t rows, uint32_t cols, float *out);
+/* Nonzero if one of the @n floats (a multiple of 8) is NaN or infinite. */
+uint32_t spt_f32_nonfinite_avx2(const float *x, size_t n);
 
 #endif

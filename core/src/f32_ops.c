@@ -11,6 +11,7 @@
 #include "spt/core.h"
 #include "f32_internal.h"
 #include "isa_internal.h"
+#include "train_internal.h"
 
 static void acc_finish(const struct f32_acc *a, size_t n, struct spt_tensor_stats *st)
 {
@@ -91,4 +92,22 @@ int spt_f32_colsum(const float *x, size_t rows, uint32_t cols, float *out)
 		for (c = 0; c < cols; c++)
 			out[c] += x[r * cols + c];
 	return 0;
+}
+
+int spt_check_finite(const float *x, size_t n)
+{
+	uint32_t bad = 0;
+	size_t i = 0;
+
+	if (n == 0)
+		return 0;
+	if (!x)
+		return -EINVAL;
+	if (spt_use_avx2()) {
+		i = n - n % SPT_F32_LANES;
+		bad = spt_f32_nonfinite_avx2(x, i);
+	}
+	for (; i < n; i++)
+		bad |= spt_not_finite(x[i]);
+	return bad ? -EDOM : 0;
 }

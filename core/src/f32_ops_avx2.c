@@ -99,3 +99,24 @@ void spt_f32_colsum_avx2(const float *x, size_t rows, uint32_t cols, float *out)
 			_mm256_storeu_ps(out + c0 + 8 * k, s[k]);
 	}
 }
+
+/* An exponent field of all ones is NaN or infinity; 32 floats per round. */
+uint32_t spt_f32_nonfinite_avx2(const float *x, size_t n)
+{
+	const __m256i ex = _mm256_set1_epi32(0x7f800000);
+	__m256i b0 = _mm256_setzero_si256(), b1 = b0;
+	size_t i = 0;
+
+#define NONFINITE(p) _mm256_cmpeq_epi32(_mm256_and_si256( \
+	_mm256_loadu_si256((const __m256i *)(p)), ex), ex)
+	for (; i + 32 <= n; i += 32) {
+		b0 = _mm256_or_si256(b0, _mm256_or_si256(NONFINITE(x + i), NONFINITE(x + i + 8)));
+		b1 = _mm256_or_si256(b1, _mm256_or_si256(NONFINITE(x + i + 16),
+							 NONFINITE(x + i + 24)));
+	}
+	for (; i < n; i += 8)
+		b0 = _mm256_or_si256(b0, NONFINITE(x + i));
+#undef NONFINITE
+	b0 = _mm256_or_si256(b0, b1);
+	return !_mm256_testz_si256(b0, b0);
+}

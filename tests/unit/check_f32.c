@@ -249,6 +249,44 @@ START_TEST(test_bad_arguments)
 }
 END_TEST
 
+/* Every ISA finds a NaN or infinity at any position, and nothing else. */
+START_TEST(test_check_finite_each_isa)
+{
+	static const size_t sizes[] = { 1, 7, 8, 9, 31, 32, 33, 64, 100, 1027 };
+	const float bad[] = { NAN, -NAN, INFINITY, -INFINITY };
+	enum spt_isa saved = spt_core_get_isa();
+	size_t s, k, i, j;
+
+	for (s = 0; s < sizeof(sizes) / sizeof(sizes[0]); s++) {
+		size_t n = sizes[s];
+		float *x = rand_vec(n, 0);
+
+		x[0] = 3.4028235e38f;		/* FLT_MAX */
+		x[n - 1] = -1e-45f;		/* subnormal */
+		for (k = 0; k < 3; k++) {
+			if (!spt_core_isa_supported(isas[k]))
+				continue;
+			ck_assert_int_eq(spt_core_set_isa(isas[k]), 0);
+			ck_assert_int_eq(spt_check_finite(x, n), 0);
+			for (i = 0; i < n; i += 1 + i / 3)
+				for (j = 0; j < 4; j++) {
+					float keep = x[i];
+
+					x[i] = bad[j];
+					ck_assert_msg(spt_check_finite(x, n) == -EDOM,
+						      "isa %s n %zu at %zu",
+						      spt_core_isa_name(isas[k]), n, i);
+					ck_assert_int_eq(spt_check_finite(x, i + 1), -EDOM);
+					ck_assert_int_eq(spt_check_finite(x, i), 0);
+					x[i] = keep;
+				}
+		}
+		free(x);
+	}
+	spt_core_set_isa(saved);
+}
+END_TEST
+
 static Suite *f32_suite(void)
 {
 	Suite *s = suite_create("f32");
@@ -258,6 +296,7 @@ static Suite *f32_suite(void)
 	tcase_add_test(tc, test_stats_match_definition);
 	tcase_add_test(tc, test_stats_known_values);
 	tcase_add_test(tc, test_colsum_matches_plain_loop);
+	tcase_add_test(tc, test_check_finite_each_isa);
 	tcase_add_test(tc, test_bad_arguments);
 	suite_add_tcase(s, tc);
 	return s;
