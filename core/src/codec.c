@@ -13,6 +13,7 @@
 #include "codec_block.h"
 #include "codec_lut.h"
 #include "codec_simd.h"
+#include "ct_transpose.h"
 #include "isa_internal.h"
 
 static int geom_init(uint32_t rows, uint32_t cols, struct ct_geom *g)
@@ -677,6 +678,35 @@ static void decode_t_scalar(const uint8_t *p, const struct ct_hdr *h, float *out
 }
 
 /*
+ * Raw options, no statistics (the re-blocking in the training step): the
+ * records from the stored values without an FP32 copy (ct_transpose.c).
+ */
+static int transpose_raw(const uint8_t *in, const struct ct_hdr *h, uint8_t *out, size_t cap,
+			 size_t *out_len)
+{
+	struct ct_geom og;
+	uint64_t pos, nzb, nnz;
+	int err = geom_init(h->g.cols, h->g.rows, &og);
+
+	if (err)
+		return err;
+	if (og.tiles > UINT32_MAX)
+		return -E2BIG;
+	if (cap < og.payload_off)
+		return -ENOSPC;
+	pos = og.payload_off;
+	err = spt_ct_transpose_raw(in, h, &og, out, cap, &pos, &nzb, &nnz);
+	if (err)
+		return err;
+	if (pos - og.payload_off > UINT32_MAX)
+		return -E2BIG;
+	spt_st32(out + SPT_CT_HEADER_SIZE + 4 * og.tiles, (uint32_t)(pos - og.payload_off));
+	header_write(out, &og, nzb, nnz, (uint32_t)(pos - og.payload_off), pos);
+	*out_len = (size_t)pos;
+	return 0;
+}
+
+/*
  * Decode, transpose, encode; the decode writes the transpose directly
  * (through a small staging area), so a call makes one allocation and reads
  * the decoded floats once.
@@ -695,6 +725,8 @@ int spt_ct_transpose(const void *in, size_t in_len,
 	err = ct_open(in, in_len, &h);
 	if (err)
 		return err;
+	if (!stats && (!o || (o->round == SPT_ROUND_EVEN && o->prune.mode == SPT_PRUNE_OFF)))
+		return transpose_raw(in, &h, out, cap, out_len);
 	elems = (size_t)h.g.rows * h.g.cols;
 	stg_elems = (size_t)CT_T_ROWS * h.g.bpr * SPT_BLOCK_ELEMS;
 	if (elems > SIZE_MAX / 2 / sizeof(float) - stg_elems)

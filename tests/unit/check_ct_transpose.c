@@ -1,0 +1,309 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * spt_ct_transpose() with raw options and no statistics (the re-blocking
+ * of the training step, ct_transpose.c) gives exactly the bytes of decode,
+ * transpose, encode on every ISA path, for tensors built record by record:
+ * any exponent from -127 to 127 next to any other, non-canonical records
+ * (max |k| < 64), +-127 everywhere, empty and dense blocks and tiles, tiles
+ * straddling rows, ragged rows and columns.
+ */
+#include <check.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "spt/core.h"
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+
+static uint32_t rnd(uint32_t n)
+{
+	rng_state ^= rng_state << 13;
+	rng_state ^= rng_state >> 7;
+	rng_state ^= rng_state << 17;
+	return (uint32_t)((rng_state >> 11) % n);
+}
+
+static void st32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)v;
+	p[1] = (uint8_t)(v >> 8);
+	p[2] = (uint8_t)(v >> 16);
+	p[3] = (uint8_t)(v >> 24);
+}
+
+static void st64(uint8_t *p, uint64_t v)
+{
+	st32(p, (uint32_t)v);
+	st32(p + 4, (uint32_t)(v >> 32));
+}
+
+/* How a generated tensor's blocks look. */
+struct gen {
+	double block_p;		/* probability a block is stored */
+	double elem_p;		/* probability a stored block's element is */
+	int emin, emax;		/* exponent range */
+	int kmode;		/* 0 any k, 1 |k| < 64, 2 +-127, 3 +-1 */
+	int rowdead;		/* whole rows of blocks absent (clustered zeros) */
+};
+
+static int8_t gen_k(int kmode)
+{
+	int k;
+
+	switch (kmode) {
+	case 1:
+		k = (int)rnd(63) + 1;
+		break;
+	case 2:
+		k = 127;
+		break;
+	case 3:
+		k = 1;
+		break;
+	default:
+		k = (int)rnd(127) + 1;
+		break;
+	}
+	return (int8_t)(rnd(2) ? -k : k);
+}
+
+/* A valid compressed rows x cols tensor, record by record; *len its size. */
+static uint8_t *build(uint32_t rows, uint32_t cols, const struct gen *gp, size_t *len)
+{
+	uint32_t bpr = (cols + 31) / 32, ragged = cols % 32;
+	uint64_t nb = (uint64_t)rows * bpr, tiles = (nb + 63) / 64, t, nzb = 0, nnz = 0;
+	size_t cap = spt_ct_bound(rows, cols), pos, off = 64 + 4 * (tiles + 1);
+	uint8_t *p = calloc(1, cap);
+
+	ck_assert(p);
+	pos = off;
+	for (t = 0; t < tiles; t++) {
+		uint64_t b, l1 = 0, l1pos = pos;
+
+		st32(p + 64 + 4 * t, (uint32_t)(pos - off));
+		pos += 8;
+		for (b = t * 64; b < nb && b < t * 64 + 64; b++) {
+			uint32_t r = (uint32_t)(b / bpr), c = (uint32_t)(b % bpr), l2 = 0, j;
+			uint32_t n = ragged && c == bpr - 1 ? ragged : 32;
+
+			if (gp->rowdead && (r % 7 == 3 || r % 5 == 1))
+				continue;
+			if ((double)rnd(1u << 20) >= gp->block_p * (1u << 20))
+				continue;
+			for (j = 0; j < n; j++)
+				if ((double)rnd(1u << 20) < gp->elem_p * (1u << 20))
+					l2 |= 1u << j;
+			if (!l2)
+				continue;
+			st32(p + pos, l2);
+			p[pos + 4] = (uint8_t)(gp->emin + (int)rnd((uint32_t)(gp->emax - gp->emin + 1)) +
+					       127);
+			pos += 5;
+			for (j = 0; j < 32; j++)
+				if (l2 >> j & 1)
+					p[pos++] = (uint8_t)gen_k(gp->kmode);
+			l1 |= 1ull << (b - t * 64);
+			nzb++;
+			nnz += (uint64_t)__builtin_popcount(l2);
+		}
+		st64(p + l1pos, l1);
+	}
+	st32(p + 64 + 4 * tiles, (uint32_t)(pos - off));
+	st32(p + 0, 0x54435053u);
+	p[4] = 1;
+	st32(p + 8, rows);
+	st32(p + 12, cols);
+	st32(p + 16, bpr);
+	st32(p + 20, (uint32_t)tiles);
+	st64(p + 24, nzb);
+	st64(p + 32, nnz);
+	st32(p + 40, (uint32_t)(pos - off));
+	st64(p + 48, pos);
+	ck_assert_int_eq(spt_ct_validate(p, pos, NULL), 0);
+	*len = pos;
+	return p;
+}
+
+/* decode, transpose by hand, encode with default options: the reference */
+static uint8_t *reference(const uint8_t *a, size_t la, uint32_t rows, uint32_t cols,
+			  size_t *lw)
+{
+	size_t n = (size_t)rows * cols, cap = spt_ct_bound(cols, rows), r, c;
+	float *d = malloc(n * sizeof(float)), *t = malloc(n * sizeof(float));
+	uint8_t *w = malloc(cap);
+
+	ck_assert(d && t && w);
+	ck_assert_int_eq(spt_ct_decode(a, la, d, n), 0);
+	for (r = 0; r < rows; r++)
+		for (c = 0; c < cols; c++)
+			t[c * rows + r] = d[r * cols + c];
+	ck_assert_int_eq(spt_ct_encode(t, cols, rows, NULL, w, cap, lw, NULL), 0);
+	free(d);
+	free(t);
+	return w;
+}
+
+static const enum spt_isa isas[] = { SPT_ISA_SCALAR, SPT_ISA_AVX2 };
+
+/* The raw transpose of @a on every ISA against the reference, and its capacity errors. */
+static void check_one(const uint8_t *a, size_t la, uint32_t rows, uint32_t cols)
+{
+	size_t cap = spt_ct_bound(cols, rows), lw, lt, i;
+	uint8_t *got = malloc(cap + 1), *want;
+	struct spt_encode_opts raw;
+
+	ck_assert(got);
+	spt_encode_opts_init(&raw);
+	raw.round_seed = 77;	/* unused by nearest-even rounding */
+	for (i = 0; i < sizeof(isas) / sizeof(isas[0]); i++) {
+		int ret;
+
+		if (spt_core_set_isa(isas[i]) != 0)
+			continue;
+		want = reference(a, la, rows, cols, &lw);
+		memset(got, 0xa5, cap + 1);
+		ret = spt_ct_transpose(a, la, i ? &raw : NULL, got, cap, &lt, NULL);
+		ck_assert_msg(ret == 0, "%ux%u isa %d: expected 0, got %d", rows, cols,
+			      (int)isas[i], ret);
+		ck_assert_msg(lt == lw && memcmp(got, want, lw) == 0,
+			      "%ux%u isa %d: %zu bytes differ from decode, transpose, encode (%zu)",
+			      rows, cols, (int)isas[i], lt, lw);
+		ck_assert_uint_eq(got[lt], 0xa5);	/* nothing written past the end */
+		/* exactly enough room, one byte short, not even the header and table */
+		ck_assert_int_eq(spt_ct_transpose(a, la, NULL, got, lw, &lt, NULL), 0);
+		ck_assert_uint_eq(lt, lw);
+		ck_assert_int_eq(spt_ct_transpose(a, la, NULL, got, lw - 1, &lt, NULL), -ENOSPC);
+		ck_assert_int_eq(spt_ct_transpose(a, la, NULL, got, 64, &lt, NULL), -ENOSPC);
+		free(want);
+	}
+	spt_core_set_isa(SPT_ISA_AUTO);
+	free(got);
+}
+
+static void check_gen(uint32_t rows, uint32_t cols, const struct gen *gp)
+{
+	size_t la;
+	uint8_t *a = build(rows, cols, gp, &la);
+
+	check_one(a, la, rows, cols);
+	free(a);
+}
+
+START_TEST(test_raw_transpose_random_shapes)
+{
+	static const struct gen gens[] = {
+		{ 0.3, 0.4, -3, 3, 0, 0 },	/* sparse, similar exponents */
+		{ 1.0, 1.0, -2, 2, 0, 0 },	/* dense */
+		{ 0.8, 0.3, -127, 127, 0, 0 },	/* any exponent next to any */
+		{ 0.7, 0.6, -127, -120, 0, 0 },	/* subnormal decoded values */
+		{ 0.7, 0.6, 120, 127, 2, 0 },	/* huge, +-127 */
+		{ 0.9, 0.5, -5, 5, 1, 0 },	/* non-canonical: max |k| < 64 */
+		{ 0.5, 0.2, -1, 1, 3, 1 },	/* +-1 and dead rows */
+		{ 0.6, 0.9, 0, 0, 2, 0 },	/* one exponent, +-127: no rounding */
+	};
+	int it;
+
+	for (it = 0; it < 120; it++) {
+		const struct gen *gp = &gens[it % (sizeof(gens) / sizeof(gens[0]))];
+		uint32_t rows, cols;
+
+		switch (it % 4) {
+		case 0:
+			rows = 1 + rnd(40);
+			cols = 1 + rnd(40);
+			break;
+		case 1:
+			rows = 1 + rnd(200);
+			cols = 1 + rnd(100);
+			break;
+		case 2:
+			rows = 32 * (1 + rnd(5)) + rnd(2);
+			cols = 32 * (1 + rnd(4)) - rnd(2);
+			break;
+		default:
+			rows = 1 + rnd(700);
+			cols = 1 + rnd(12);
+			break;
+		}
+		check_gen(rows, cols, gp);
+	}
+}
+END_TEST
+
+START_TEST(test_raw_transpose_edge_shapes)
+{
+	static const uint32_t shapes[][2] = {
+		{ 1, 1 }, { 1, 2 }, { 2, 1 }, { 1, 31 }, { 1, 32 }, { 1, 33 }, { 1, 2049 },
+		{ 2049, 1 }, { 31, 1 }, { 33, 33 }, { 64, 64 }, { 65, 63 }, { 96, 9 },
+		{ 3, 700 }, { 700, 3 }, { 129, 144 }, { 300, 16 },
+	};
+	const struct gen empty = { 0.0, 0.0, 0, 0, 0, 0 };
+	const struct gen dense = { 1.0, 1.0, -127, 127, 0, 0 };
+	const struct gen mixed = { 0.5, 0.5, -127, 127, 0, 1 };
+	size_t s;
+
+	for (s = 0; s < sizeof(shapes) / sizeof(shapes[0]); s++) {
+		check_gen(shapes[s][0], shapes[s][1], &empty);
+		check_gen(shapes[s][0], shapes[s][1], &dense);
+		check_gen(shapes[s][0], shapes[s][1], &mixed);
+	}
+}
+END_TEST
+
+/* +-127 under one exponent stays +-127 (the largest k); k / 2 ties round to even. */
+START_TEST(test_raw_transpose_rounding_edges)
+{
+	const struct gen g127 = { 1.0, 1.0, 7, 7, 2, 0 };
+	const struct gen ties = { 1.0, 0.7, -1, 0, 0, 0 };	/* k / 2 ties to even */
+	int i;
+
+	for (i = 0; i < 6; i++) {
+		check_gen(32 + (uint32_t)i, 32 - (uint32_t)i, &g127);
+		check_gen(40 + (uint32_t)i, 70 + (uint32_t)i, &ties);
+	}
+}
+END_TEST
+
+/* Encoder-made input: ordinary data through the same comparison. */
+START_TEST(test_raw_transpose_encoded_input)
+{
+	static const uint32_t shapes[][2] = { { 300, 144 }, { 1000, 9 }, { 128, 600 }, { 77, 288 } };
+	size_t s;
+
+	for (s = 0; s < sizeof(shapes) / sizeof(shapes[0]); s++) {
+		uint32_t rows = shapes[s][0], cols = shapes[s][1];
+		size_t n = (size_t)rows * cols, cap = spt_ct_bound(rows, cols), la, i;
+		float *x = malloc(n * sizeof(float));
+		uint8_t *a = malloc(cap);
+
+		ck_assert(x && a);
+		for (i = 0; i < n; i++)
+			x[i] = rnd(10) < 8 ? 0.0f : (float)((int)rnd(20001) - 10000) * 1e-4f;
+		ck_assert_int_eq(spt_ct_encode(x, rows, cols, NULL, a, cap, &la, NULL), 0);
+		check_one(a, la, rows, cols);
+		free(x);
+		free(a);
+	}
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("ct_transpose");
+	TCase *tc = tcase_create("raw");
+	SRunner *sr;
+	int failed;
+
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, test_raw_transpose_random_shapes);
+	tcase_add_test(tc, test_raw_transpose_edge_shapes);
+	tcase_add_test(tc, test_raw_transpose_rounding_edges);
+	tcase_add_test(tc, test_raw_transpose_encoded_input);
+	suite_add_tcase(s, tc);
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? 1 : 0;
+}
