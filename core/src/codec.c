@@ -690,6 +690,8 @@ static int transpose_raw(const uint8_t *in, const struct ct_hdr *h, uint8_t *out
 
 	if (err)
 		return err;
+	if (!out || !out_len)
+		return -EINVAL;
 	if (og.tiles > UINT32_MAX)
 		return -E2BIG;
 	if (cap < og.payload_off)
@@ -704,6 +706,15 @@ static int transpose_raw(const uint8_t *in, const struct ct_hdr *h, uint8_t *out
 	header_write(out, &og, nzb, nnz, (uint32_t)(pos - og.payload_off), pos);
 	*out_len = (size_t)pos;
 	return 0;
+}
+
+int spt_ct_transpose_strips(const void *in, size_t in_len, void *out, size_t cap,
+			    size_t *out_len)
+{
+	struct ct_hdr h;
+	int err = ct_open(in, in_len, &h);
+
+	return err ? err : transpose_raw(in, &h, out, cap, out_len);
 }
 
 /*
@@ -725,7 +736,8 @@ int spt_ct_transpose(const void *in, size_t in_len,
 	err = ct_open(in, in_len, &h);
 	if (err)
 		return err;
-	if (!stats && (!o || (o->round == SPT_ROUND_EVEN && o->prune.mode == SPT_PRUNE_OFF)))
+	if (!stats && (!o || (o->round == SPT_ROUND_EVEN && o->prune.mode == SPT_PRUNE_OFF)) &&
+	    h.g.rows >= CTT_MIN_ROWS)
 		return transpose_raw(in, &h, out, cap, out_len);
 	elems = (size_t)h.g.rows * h.g.cols;
 	stg_elems = (size_t)CT_T_ROWS * h.g.bpr * SPT_BLOCK_ELEMS;

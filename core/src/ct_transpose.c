@@ -68,6 +68,7 @@ static void scatter_scalar(struct ctt *x, uint32_t c, uint32_t i, const uint8_t 
 	uint32_t m;
 
 	(void)bend;
+	x->touch[c] |= l2;
 	for (m = l2; m; m &= m - 1)
 		col[__builtin_ctz(m) * SPT_BLOCK_ELEMS] = (float)*v++ * sc;
 }
@@ -147,14 +148,18 @@ int spt_ct_transpose_raw(const uint8_t *p, const struct ct_hdr *h, const struct 
 	struct ctt x;
 	size_t tbytes, sbytes, total, o_touch, o_slen, o_bits, o_tb, o_st;
 	uint8_t *mem;
-	int err;
+	int err, avx2;
 
 	/* all sizes are far below SIZE_MAX: dims <= 2^24, so streams < 2^63 bytes */
 	x.orows = g->cols;
 	x.obpr = og->bpr;
 	x.bpr = g->bpr;
 	x.sstride = ((size_t)og->bpr * (5 + SPT_BLOCK_ELEMS) + CTT_SLACK + 63) & ~(size_t)63;
-	tbytes = (size_t)g->bpr * SPT_BLOCK_ELEMS * SPT_BLOCK_ELEMS * sizeof(float);
+	/* scalar: 32 x 32 floats per block column; AVX2: 32 x 32 int8 and 32 E8M0 bytes */
+	avx2 = spt_use_avx2();
+	tbytes = (size_t)g->bpr * SPT_BLOCK_ELEMS * (avx2 ? SPT_BLOCK_ELEMS + 1 :
+					       SPT_BLOCK_ELEMS * sizeof(float));
+	tbytes = (tbytes + 63) & ~(size_t)63;
 	sbytes = (size_t)x.orows * x.sstride;
 	o_touch = tbytes;
 	o_slen = o_touch + (((size_t)g->bpr * 4 + 63) & ~(size_t)63);
@@ -177,7 +182,7 @@ int spt_ct_transpose_raw(const uint8_t *p, const struct ct_hdr *h, const struct 
 	x.st = mem + o_st;
 	x.nzb = x.nnz = 0;
 #ifndef SPT_NO_SIMD
-	if (spt_use_avx2())
+	if (avx2)
 		spt_ctt_walk_avx2(&x, p, h);
 	else
 #endif

@@ -16,7 +16,8 @@
  * the AVX2 path keeps the strip's int8 values and E8M0 bytes there instead
  * and transposes them 32 x 32 at a time), and @touch[c] collects the L2
  * masks of the strip's blocks in source block column c, so the rows holding
- * a value are known.  Each such row is one output block (row j, block s):
+ * a value are known (the AVX2 path flags the block columns with a value and
+ * ORs a column's transposed rows instead).  Each such row is one output block (row j, block s):
  * quantised, its record appended to output row j's stream, its L1 bit set
  * in @bits, and the scratch cleared again.  The tiles are assembled from the
  * streams at the end.
@@ -25,7 +26,7 @@ struct ctt {
 	uint32_t orows, obpr;	/* output rows (source cols), blocks per output row */
 	uint32_t bpr;		/* source blocks per row */
 	float *t;		/* bpr * 32 rows of 32 floats (4 KiB a block column), 0 */
-	uint32_t *touch;	/* bpr masks, 0 between strips */
+	uint32_t *touch;	/* bpr masks (AVX2: flags), 0 between strips */
 	uint8_t *st;		/* orows streams of @sstride bytes */
 	size_t sstride;
 	uint32_t *slen;		/* bytes in each stream */
@@ -47,13 +48,24 @@ AINLINE uint32_t ctt_pop32(uint32_t v)
 	v = (v & 0x33333333u) + ((v >> 2) & 0x33333333u);
 	v = (v + (v >> 4)) & 0x0f0f0f0fu;
 	return (v * 0x01010101u) >> 24;
+/*
+ * spt_ct_transpose() with raw options and no statistics always by strips
+ * (spt_ct_transpose() takes this path for tensors of CTT_MIN_ROWS rows or
+ * more: on fewer rows the encoder's narrow-row paths make decode,
+ * transpose, encode as fast or faster); for the tests.
+ */
+#define CTT_MIN_ROWS 1024u
+int spt_ct_transpose_strips(const void *in, size_t in_len, void *out, size_t cap,
+			    size_t *out_len);
+
 #endif
 }
 
 /*
  * Every stored block of the validated tensor @p in storage order: block c of
  * source row r handed to @scatter (@i = r % 32, the lane of the strip), a
- * strip quantised by @flush when the walk leaves it.  Strips without a
+ * strip quantised by @flush when the walk leaves it.  @scatter also keeps
+ * @x->touch.  Strips without a
  * stored value cost nothing.  Each ISA's file instantiates it with its own
  * @scatter and @flush (constants: the calls are inlined).
  */
@@ -91,7 +103,6 @@ AINLINE void ctt_walk(struct ctt *x, const uint8_t *p, const struct ct_hdr *h,
 			}
 			dirty = 1;
 			c = (uint32_t)(b - rstart);
-			x->touch[c] |= l2;
 			scatter(x, c, r % SPT_BLOCK_ELEMS, q, l2, bend);
 			q += 5 + ctt_pop32(l2);
 		}
@@ -112,5 +123,15 @@ void spt_ctt_walk_avx2(struct ctt *x, const uint8_t *p, const struct ct_hdr *h);
  */
 int spt_ct_transpose_raw(const uint8_t *p, const struct ct_hdr *h, const struct ct_geom *og,
 			 uint8_t *out, size_t cap, uint64_t *pos, uint64_t *nzb, uint64_t *nnz);
+
+/*
+ * spt_ct_transpose() with raw options and no statistics always by strips
+ * (spt_ct_transpose() takes this path for tensors of CTT_MIN_ROWS rows or
+ * more: on fewer rows the encoder's narrow-row paths make decode,
+ * transpose, encode as fast or faster); for the tests.
+ */
+#define CTT_MIN_ROWS 1024u
+int spt_ct_transpose_strips(const void *in, size_t in_len, void *out, size_t cap,
+			    size_t *out_len);
 
 #endif

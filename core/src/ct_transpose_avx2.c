@@ -32,6 +32,7 @@ static void scatter_avx2(struct ctt *x, uint32_t c, uint32_t i, const uint8_t *q
 	uint8_t *dst = tiles(x) + (size_t)c * TILE_BYTES + i * SPT_BLOCK_ELEMS;
 	const uint8_t *v = q + 5;
 
+	x->touch[c] = 1;	/* a store, not an OR: no chain through memory */
 	e8(x)[c * SPT_BLOCK_ELEMS + i] = q[4];
 	if (__builtin_expect(bend - q >= 5 + 32, 1)) {
 		uint32_t c0 = (uint32_t)_mm_popcnt_u32(l2 & 0xffu);
@@ -55,22 +56,24 @@ static void scatter_avx2(struct ctt *x, uint32_t c, uint32_t i, const uint8_t *q
 }
 
 /*
- * The 32 x 32 bytes at @src (rows of 32) into @dst transposed, @src cleared.
+ * The 32 x 32 bytes at @src (rows of 32) into @dst transposed, @src cleared;
+ * returns the mask of the columns with a nonzero byte.
  * Four rounds of unpacks transpose each 16 x 16 quarter within the 128-bit
  * lanes (register k then holds column bitrev4(k) of its quarter); the lane
  * permutes put the halves together.
  */
-static void transpose32(uint8_t *src, uint8_t *dst)
+static uint32_t transpose32(uint8_t *src, uint8_t *dst)
 {
 	static const uint8_t rev4[16] = { 0, 8, 4, 12, 2, 10, 6, 14, 1, 9, 5, 13, 3, 11, 7, 15 };
 	const __m256i z = _mm256_setzero_si256();
-	__m256i a[32], b[32];
+	__m256i a[32], b[32], any = z;
 	unsigned int h, i;
 
 #pragma GCC unroll 32
 	for (i = 0; i < 32; i++) {
 		a[i] = _mm256_load_si256((const __m256i *)(src + 32 * i));
 		_mm256_store_si256((__m256i *)(src + 32 * i), z);
+		any = _mm256_or_si256(any, a[i]);
 	}
 #pragma GCC unroll 2
 	for (h = 0; h < 32; h += 16) {
@@ -102,6 +105,7 @@ static void transpose32(uint8_t *src, uint8_t *dst)
 		_mm256_store_si256((__m256i *)(dst + 32 * (rev4[i] + 16)),
 				   _mm256_permute2x128_si256(a[i], a[i + 16], 0x31));
 	}
+	return ~(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(any, z));
 }
 
 /*
@@ -185,7 +189,8 @@ AINLINE uint32_t put_record(const uint8_t *k, uint32_t B, uint8_t *dst)
 }
 
 /*
- * Each block column with a value: transposed, the rows' scales looked up
+ * Each block column with a value: transposed (the rows with a value are
+ * the columns with a nonzero byte), the rows' scales looked up
  * (lanes of absent blocks keep a stale finite scale: their k are 0), every
  * touched row quantised, then (a second loop: the quantisations do not
  * wait on the record writes) the records written.
@@ -199,14 +204,14 @@ static void flush_avx2(struct ctt *x, uint32_t s)
 	uint32_t c, g;
 
 	for (c = 0; c < x->bpr; c++) {
-		uint32_t m = x->touch[c], mm;
 		const uint8_t *e = e8(x) + c * SPT_BLOCK_ELEMS;
+		uint32_t m, mm;
 		__m256 sc[4];
 
-		if (!m)
+		if (!x->touch[c])
 			continue;
 		x->touch[c] = 0;
-		transpose32(tiles(x) + (size_t)c * TILE_BYTES, tr);
+		m = transpose32(tiles(x) + (size_t)c * TILE_BYTES, tr);
 		for (g = 0; g < 4; g++)
 			sc[g] = _mm256_i32gather_ps(spt_lut_e8m0_scale, _mm256_cvtepu8_epi32(
 				_mm_loadl_epi64((const __m128i *)(e + 8 * g))), 4);

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * spt_ct_transpose() with raw options and no statistics (the re-blocking
- * of the training step, ct_transpose.c) gives exactly the bytes of decode,
- * transpose, encode on every ISA path, for tensors built record by record:
+ * of the training step, by strips in ct_transpose.c: always through
+ * spt_ct_transpose_strips(), from CTT_MIN_ROWS rows on through
+ * spt_ct_transpose() too) gives exactly the bytes of decode, transpose,
+ * encode on every ISA path, for tensors built record by record:
  * any exponent from -127 to 127 next to any other, non-canonical records
  * (max |k| < 64), +-127 everywhere, empty and dense blocks and tiles, tiles
  * straddling rows, ragged rows and columns.
@@ -13,6 +15,7 @@
 #include <string.h>
 
 #include "spt/core.h"
+#include "../../core/src/ct_transpose.h"
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
 
@@ -163,7 +166,7 @@ static void check_one(const uint8_t *a, size_t la, uint32_t rows, uint32_t cols)
 			continue;
 		want = reference(a, la, rows, cols, &lw);
 		memset(got, 0xa5, cap + 1);
-		ret = spt_ct_transpose(a, la, i ? &raw : NULL, got, cap, &lt, NULL);
+		ret = spt_ct_transpose_strips(a, la, got, cap, &lt);
 		ck_assert_msg(ret == 0, "%ux%u isa %d: expected 0, got %d", rows, cols,
 			      (int)isas[i], ret);
 		ck_assert_msg(lt == lw && memcmp(got, want, lw) == 0,
@@ -171,10 +174,15 @@ static void check_one(const uint8_t *a, size_t la, uint32_t rows, uint32_t cols)
 			      rows, cols, (int)isas[i], lt, lw);
 		ck_assert_uint_eq(got[lt], 0xa5);	/* nothing written past the end */
 		/* exactly enough room, one byte short, not even the header and table */
-		ck_assert_int_eq(spt_ct_transpose(a, la, NULL, got, lw, &lt, NULL), 0);
+		ck_assert_int_eq(spt_ct_transpose_strips(a, la, got, lw, &lt), 0);
 		ck_assert_uint_eq(lt, lw);
+		ck_assert_int_eq(spt_ct_transpose_strips(a, la, got, lw - 1, &lt), -ENOSPC);
+		ck_assert_int_eq(spt_ct_transpose_strips(a, la, got, 64, &lt), -ENOSPC);
+		/* the public entry (strips from CTT_MIN_ROWS rows on) gives the same */
+		ck_assert_int_eq(spt_ct_transpose(a, la, i ? &raw : NULL, got, cap, &lt, NULL), 0);
+		ck_assert_msg(lt == lw && memcmp(got, want, lw) == 0,
+			      "%ux%u isa %d: spt_ct_transpose differs", rows, cols, (int)isas[i]);
 		ck_assert_int_eq(spt_ct_transpose(a, la, NULL, got, lw - 1, &lt, NULL), -ENOSPC);
-		ck_assert_int_eq(spt_ct_transpose(a, la, NULL, got, 64, &lt, NULL), -ENOSPC);
 		free(want);
 	}
 	spt_core_set_isa(SPT_ISA_AUTO);
@@ -236,7 +244,8 @@ START_TEST(test_raw_transpose_edge_shapes)
 	static const uint32_t shapes[][2] = {
 		{ 1, 1 }, { 1, 2 }, { 2, 1 }, { 1, 31 }, { 1, 32 }, { 1, 33 }, { 1, 2049 },
 		{ 2049, 1 }, { 31, 1 }, { 33, 33 }, { 64, 64 }, { 65, 63 }, { 96, 9 },
-		{ 3, 700 }, { 700, 3 }, { 129, 144 }, { 300, 16 },
+		{ 3, 700 }, { 700, 3 }, { 129, 144 }, { 300, 16 }, { 1024, 9 }, { 1100, 40 },
+		{ 2049, 33 },
 	};
 	const struct gen empty = { 0.0, 0.0, 0, 0, 0, 0 };
 	const struct gen dense = { 1.0, 1.0, -127, 127, 0, 0 };
@@ -268,7 +277,8 @@ END_TEST
 /* Encoder-made input: ordinary data through the same comparison. */
 START_TEST(test_raw_transpose_encoded_input)
 {
-	static const uint32_t shapes[][2] = { { 300, 144 }, { 1000, 9 }, { 128, 600 }, { 77, 288 } };
+	static const uint32_t shapes[][2] = { { 300, 144 }, { 1000, 9 }, { 128, 600 }, { 77, 288 },
+					      { 3136, 32 }, { 1500, 144 } };
 	size_t s;
 
 	for (s = 0; s < sizeof(shapes) / sizeof(shapes[0]); s++) {
