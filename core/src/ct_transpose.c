@@ -63,7 +63,7 @@ static void scatter_scalar(struct ctt *x, uint32_t c, uint32_t i, const uint8_t 
 			   const uint8_t *bend)
 {
 	float sc = spt_lut_e8m0_scale[q[4]];
-	float *col = x->t + (size_t)c * SPT_BLOCK_ELEMS * SPT_BLOCK_ELEMS + i;
+	float *col = (float *)x->t + (size_t)c * SPT_BLOCK_ELEMS * SPT_BLOCK_ELEMS + i;
 	const int8_t *v = (const int8_t *)(q + 5);
 	uint32_t m;
 
@@ -83,7 +83,7 @@ static void flush_scalar(struct ctt *x, uint32_t s)
 		x->touch[c] = 0;
 		for (; m; m &= m - 1) {
 			uint32_t j = c * SPT_BLOCK_ELEMS + (uint32_t)__builtin_ctz(m), l2, n;
-			float *v = x->t + (size_t)j * SPT_BLOCK_ELEMS;
+			float *v = (float *)x->t + (size_t)j * SPT_BLOCK_ELEMS;
 			uint64_t b = (uint64_t)j * x->obpr + s;
 
 			l2 = quant_block(v, x->st + j * x->sstride + x->slen[j]);
@@ -174,7 +174,7 @@ int spt_ct_transpose_raw(const uint8_t *p, const struct ct_hdr *h, const struct 
 	if (!mem)
 		return -ENOMEM;
 	memset(mem, 0, o_st);	/* all but the streams */
-	x.t = (float *)mem;
+	x.t = mem;
 	x.touch = (uint32_t *)(mem + o_touch);
 	x.slen = (uint32_t *)(mem + o_slen);
 	x.bits = (uint64_t *)(mem + o_bits);

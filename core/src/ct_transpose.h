@@ -25,7 +25,7 @@
 struct ctt {
 	uint32_t orows, obpr;	/* output rows (source cols), blocks per output row */
 	uint32_t bpr;		/* source blocks per row */
-	float *t;		/* bpr * 32 rows of 32 floats (4 KiB a block column), 0 */
+	void *t;		/* scalar: bpr * 32 rows of 32 floats, 0; AVX2: see there */
 	uint32_t *touch;	/* bpr masks (AVX2: flags), 0 between strips */
 	uint8_t *st;		/* orows streams of @sstride bytes */
 	size_t sstride;

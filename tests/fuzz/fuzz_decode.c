@@ -8,7 +8,8 @@
  *  - re-encoding the decoded floats with default options has the same size
  *    (same masks), decodes to the same floats, and is byte-identical when
  *    the input's blocks are canonical (max |k| >= 64 unless E = -127);
- *  - transpose succeeds on valid input and matches a transposed decode;
+ *  - transpose (and its strip path) succeeds on valid input and matches a
+ *    transposed decode;
  *  - SGD on the compressed tensor rejects what validate rejects and
  *    otherwise equals decode followed by spt_sgd_momentum, bit for bit.
  */
@@ -20,6 +21,7 @@
 
 #include "spt/core.h"
 #include "../../core/src/ct_internal.h"
+#include "../../core/src/ct_transpose.h"
 
 #define MAX_ELEMS (1u << 22)
 #define MAX_TRANSPOSE_ELEMS (1u << 18)
@@ -114,6 +116,9 @@ static void check_transpose(const uint8_t *data, size_t size, const struct spt_c
 	REQUIRE(spt_ct_encode(t, info->cols, info->rows, NULL, q, cap, &qlen, NULL) == 0);
 	REQUIRE(len == qlen && memcmp(p, q, len) == 0);
 	REQUIRE(spt_ct_validate(p, len, NULL) == 0);
+	/* the strip path, which spt_ct_transpose takes on tall tensors */
+	REQUIRE(spt_ct_transpose_strips(data, size, p, cap, &len) == 0);
+	REQUIRE(len == qlen && memcmp(p, q, len) == 0);
 	free(p);
 	free(q);
 	free(t);
