@@ -167,9 +167,9 @@ static int gemm_mask_apply(const struct spt_gemm_epilogue *ep, uint32_t m, uint3
 	return 0;
 }
 
-/* scale, bias, activation: in that order, per element. */
+/* scale, bias, activation: in that order, per element (unless the kernel has: fused). */
 static int gemm_epilogue(const struct spt_gemm_epilogue *ep, uint32_t m, uint32_t n,
-			 float *y, uint64_t *bytes_read, int simd)
+			 float *y, uint64_t *bytes_read, int simd, int fused)
 {
 	int do_scale, relu;
 	size_t i, j;
@@ -178,7 +178,7 @@ static int gemm_epilogue(const struct spt_gemm_epilogue *ep, uint32_t m, uint32_
 		return 0;
 	do_scale = ep->scale != 0.0f && ep->scale != 1.0f;
 	relu = ep->act == SPT_ACT_RELU;
-	if (do_scale || ep->bias || relu) {
+	if (!fused && (do_scale || ep->bias || relu)) {
 #ifndef SPT_NO_SIMD
 		if (simd)
 			spt_gemm_epilogue_avx2(y, m, n, do_scale, ep->scale, ep->bias, relu);
@@ -242,14 +242,15 @@ int spt_gemm(enum spt_pass pass, const void *a, size_t a_len,
 	size_t total, i;
 	float *y = NULL;
 	void *arena = NULL;
-	int err;
+	int err, ep_done = 0;
 
 	err = gemm_args_check(pass, a, b, ep, out);
 	if (err)
 		return err;
 #ifndef SPT_NO_SIMD
 	err = isa != SPT_ISA_SCALAR ?
-	      spt_gemm_run_simd(isa, a, a_len, b, b_len, &sh, &ba, &bb, &y, out->y, &arena) : 1;
+	      spt_gemm_run_simd(isa, a, a_len, b, b_len, ep, &sh, &ba, &bb, &y, out->y, &arena,
+				&ep_done) : 1;
 	if (err == 1)
 #else
 	(void)isa;
@@ -264,7 +265,7 @@ int spt_gemm(enum spt_pass pass, const void *a, size_t a_len,
 	c.dense_fp16_bytes = 2 * ((uint64_t)sh.m * sh.k + (uint64_t)sh.n * sh.k + total);
 	c.elements_out = total;
 	gemm_bits_finish(&ba, &bb, sh.nb, &c);
-	err = gemm_epilogue(ep, sh.m, sh.n, y, &c.bytes_read, isa != SPT_ISA_SCALAR);
+	err = gemm_epilogue(ep, sh.m, sh.n, y, &c.bytes_read, isa != SPT_ISA_SCALAR, ep_done);
 	if (err)
 		goto out_free;
 

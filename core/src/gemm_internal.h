@@ -66,7 +66,13 @@ struct spt_gemm_item {
  *
  * The kernels first compute the int32 sums of every item of a group and
  * chunk into a scratch area (absent items: zero), then add the block terms
- * row by row in increasing block order.
+ * row by row in increasing block order.  With a single block column
+ * (nb == 1) the AVX2 kernel writes each item's one term straight to C.
+ *
+ * ep_fused: the AVX2 kernel applies the epilogue's element-wise part as it
+ * stores a row's final sums, per element in the order of
+ * spt_gemm_epilogue_avx2(): y *= scale (if do_scale), y += bias[column] (if
+ * bias: N floats, the tile's first column is col0), ReLU if relu.
  */
 struct spt_gemm_plan {
 	uint32_t m, n, nb;
@@ -81,6 +87,10 @@ struct spt_gemm_plan {
 	const float *b_scale;
 	float *c;		/* the current column tile of C: m x nc, row stride ldc */
 	size_t ldc;
+	uint32_t col0;		/* the current tile's first column of C */
+	int ep_fused, do_scale, relu;
+	float scale;
+	const float *bias;
 };
 
 /* Population count; one instruction where the file is built with popcnt. */
@@ -206,12 +216,13 @@ static inline void gemm_cursor_init(struct gemm_cursor *it, const struct gemm_ct
  * Returns 0, a negative error, or 1 when the operands are too large for its
  * u32 indices (use the reference path).  Fills *sh, the counters' bits (ba,
  * bb allocated here, freed by the caller), *c = y_user or a result inside
- * *arena, which the caller frees.
+ * *arena, which the caller frees.  *ep_done: 1 if ep's scale, bias and ReLU
+ * (not the ReLU-gradient mask) have been applied to *c.
  */
 int spt_gemm_run_simd(enum spt_isa isa, const void *a, size_t a_len,
-		      const void *b, size_t b_len, struct gemm_shape *sh,
-		      struct gemm_bits *ba, struct gemm_bits *bb, float **c,
-		      float *y_user, void **arena);
+		      const void *b, size_t b_len, const struct spt_gemm_epilogue *ep,
+		      struct gemm_shape *sh, struct gemm_bits *ba, struct gemm_bits *bb,
+		      float **c, float *y_user, void **arena, int *ep_done);
 
 /* 2^e exactly as a float, for e in [-149, 127]. */
 static inline float spt_exp2f_exact(int e)

@@ -565,9 +565,9 @@ static void gemm_plan_init(enum spt_isa isa, const struct gemm_ct *a,
  * caller frees.
  */
 int spt_gemm_run_simd(enum spt_isa isa, const void *a, size_t a_len,
-		      const void *b, size_t b_len, struct gemm_shape *sh,
-		      struct gemm_bits *ba, struct gemm_bits *bb, float **c,
-		      float *y_user, void **arena)
+		      const void *b, size_t b_len, const struct spt_gemm_epilogue *ep,
+		      struct gemm_shape *sh, struct gemm_bits *ba, struct gemm_bits *bb,
+		      float **c, float *y_user, void **arena, int *ep_done)
 {
 	struct gemm_bufs g;
 	struct gemm_ct ca, cb;
@@ -592,6 +592,14 @@ int spt_gemm_run_simd(enum spt_isa isa, const void *a, size_t a_len,
 	sh->nb = ca.bpr;
 	memset(&g, 0, sizeof(g));
 	gemm_plan_init(isa, &ca, &cb, &p);
+	if (isa == SPT_ISA_AVX2 && ep) {	/* the AVX2 kernel applies it as it stores */
+		p.ep_fused = 1;
+		p.do_scale = ep->scale != 0.0f && ep->scale != 1.0f;
+		p.scale = ep->scale;
+		p.bias = ep->bias;
+		p.relu = ep->act == SPT_ACT_RELU;
+	}
+	*ep_done = p.ep_fused;
 	/* AVX-512 writes whole tiles: a partial last tile goes to cpad first */
 	pad_c = isa == SPT_ISA_AVX512 && p.n % p.jt != 0;
 	g.arena = aligned_alloc(64, gemm_bufs_carve(&g, &p, ca.nblocks, ca.nonzeros,
@@ -618,6 +626,7 @@ int spt_gemm_run_simd(enum spt_isa isa, const void *a, size_t a_len,
 		p.tw = isa == SPT_ISA_AVX512 ? p.jt : (p.nc + 7) & ~7u;
 		part = pad_c && p.nc < p.jt;
 		p.c = part ? g.cpad : *c + (size_t)t * p.jt;
+		p.col0 = t * p.jt;
 		p.ldc = part ? p.jt : p.n;
 		gemm_pack_tile(&cur, &cb, &p, t, &g);
 		if (isa == SPT_ISA_AVX512)

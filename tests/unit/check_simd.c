@@ -70,6 +70,10 @@ struct result {
 	int err;
 };
 
+/* The pass named to spt_gemm and the compressed output's rounding (tests may change them). */
+static enum spt_pass gemm_pass = SPT_PASS_FWD;
+static enum spt_round gemm_round = SPT_ROUND_EVEN;
+
 static void run_isa(enum spt_isa isa, const void *a, size_t al, const void *b, size_t bl,
 		    uint32_t m, uint32_t n, const struct spt_gemm_epilogue *ep,
 		    const struct spt_prune *pr, int want_ct, struct result *r)
@@ -83,12 +87,14 @@ static void run_isa(enum spt_isa isa, const void *a, size_t al, const void *b, s
 	spt_encode_opts_init(&out.enc);
 	if (pr)
 		out.enc.prune = *pr;
+	out.enc.round = gemm_round;
+	out.enc.round_seed = 11;
 	r->y = malloc((size_t)m * n * sizeof(float));
 	r->ct = malloc(cap);
 	out.y = r->y;
 	out.ct = want_ct ? r->ct : NULL;
 	out.ct_cap = cap;
-	r->err = spt_gemm(SPT_PASS_FWD, a, al, b, bl, ep, &out, &r->cnt);
+	r->err = spt_gemm(gemm_pass, a, al, b, bl, ep, &out, &r->cnt);
 	r->ct_len = out.ct_len;
 	r->stats = out.stats;
 }
@@ -344,6 +350,49 @@ START_TEST(test_simd_matches_scalar_with_overflow_and_subnormals)
 	compare_case(9, 96, 40, 0.3, 0.3, -126, -60, 0, 0);
 	compare_case(9, 200, 40, 0.3, 0.3, -126, 126, 0, 0);
 	compare_case(9, 96, 40, 0.3, 0.3, -126, -60, 0, 1);
+}
+END_TEST
+
+/*
+ * The AVX2 kernel's fused epilogue (scale, bias, ReLU as the final sums are
+ * stored) and its single-block-column path (K <= 32 in a tile of at most 16
+ * columns: each row's one term straight to C): the narrow C of the CNN's
+ * first layer and of its backward passes (N = 9, 10, 16, 32 and every
+ * width to 17), K ragged or whole, rows that end inside a row group,
+ * absent blocks up to all-zero operands, products that round to -0 before
+ * a ReLU, every epilogue, every pass and both roundings of the output; and
+ * the fused epilogue after several block chunks (long K).
+ */
+START_TEST(test_simd_fused_epilogue_and_single_block_column)
+{
+	static const uint32_t ns[] = { 9, 10, 16, 32, 1, 2, 7, 8, 15, 17, 24, 40 };
+	static const uint32_t ks[] = { 9, 10, 31, 32, 1, 16, 17 };
+	static const double sp[] = { 0.0, 0.5, 0.9, 1.0 };
+	uint32_t i, j;
+
+	for (i = 0; i < sizeof(ns) / sizeof(ns[0]); i++)
+		for (j = 0; j < sizeof(ks) / sizeof(ks[0]); j++) {
+			uint32_t m = 1 + below(90), kind = (i + j) % 6;
+
+			gemm_pass = (enum spt_pass)(SPT_PASS_FWD + (i + j) % 3);
+			gemm_round = j % 2 ? SPT_ROUND_STOCHASTIC : SPT_ROUND_EVEN;
+			compare_case(m, ks[j], ns[i], sp[(i + j) % 4], sp[(i * 3 + j) % 3], -4, 4,
+				     (int)kind, (int)(i + j) % 2 || kind == 0);
+		}
+	for (i = 0; i < sizeof(ns) / sizeof(ns[0]); i++) {
+		/* all-zero A and B, -0 products through scale and ReLU */
+		compare_case(21, 9, ns[i], 1.0, 0.3, -4, 4, 2, 1);
+		compare_case(21, 9, ns[i], 0.3, 1.0, -4, 4, 4, 1);
+		compare_case(37, 12, ns[i], 0.2, 0.2, -77, -75, 5, 0);
+		compare_case(37, 12, ns[i], 0.2, 0.2, -126, -60, 2, 1);
+		compare_case(37, 12, ns[i], 0.2, 0.2, -126, -60, 0, 1);
+		compare_case(37, 12, ns[i], 0.2, 0.2, -126, -60, 3, 0);
+		/* the same epilogues after several block chunks */
+		compare_case(19, 1000 + below(600), ns[i], 0.5, 0.5, -4, 4, (int)i % 6, 1);
+		compare_case(19, 100, ns[i], 0.2, 0.2, -77, -75, 5, 0);
+	}
+	gemm_pass = SPT_PASS_FWD;
+	gemm_round = SPT_ROUND_EVEN;
 }
 END_TEST
 
@@ -849,6 +898,7 @@ static Suite *simd_suite(void)
 	tcase_add_test(same_bits, test_simd_matches_scalar_on_every_epilogue);
 	tcase_add_test(same_bits, test_simd_matches_scalar_on_aligned_shapes);
 	tcase_add_test(same_bits, test_simd_matches_scalar_on_every_tile_width);
+	tcase_add_test(same_bits, test_simd_fused_epilogue_and_single_block_column);
 	tcase_add_test(same_bits, test_simd_matches_scalar_with_overflow_and_subnormals);
 	tcase_add_test(same_bits, test_stochastic_rounding_matches_scalar);
 	tcase_add_test(same_bits, test_sgd_ct_matches_scalar);
