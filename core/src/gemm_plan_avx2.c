@@ -255,6 +255,58 @@ static void gemm_sort_counting(const struct spt_gemm_plan *p, const uint32_t *st
 }
 
 /*
+ * The items of up to 8 rows of up to 8 blocks (a chunk of a tile of 32
+ * columns): item (row r, block b) has lane i = 8 * r + b in two vectors of
+ * byte keys, ranked as in gemm_sort_items; the lanes past b1 and r1 hold no
+ * item and are never ranked against.
+ */
+static void gemm_sort_rank64(const struct spt_gemm_plan *p, const uint32_t *start,
+			     uint32_t r0, uint32_t r1, uint32_t b0, uint32_t b1,
+			     struct spt_gemm_item *out)
+{
+	uint8_t key[64] __attribute__((aligned(32))), place[64] __attribute__((aligned(32)));
+	struct spt_gemm_item item[64];
+	uint32_t nr = r1 - r0, nbk = b1 - b0, r, b;
+	const __m256i l0 = _mm256_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15,
+					    16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28,
+					    29, 30, 31);
+	const __m256i l1 = _mm256_add_epi8(l0, _mm256_set1_epi8(32));
+	__m256i k0, k1, rank0 = _mm256_setzero_si256(), rank1 = _mm256_setzero_si256();
+
+	memset(key, 0x7f, sizeof(key));
+	for (r = 0; r < nr; r++) {
+		const uint32_t *s = start + (uint64_t)(r0 + r) * p->nb + b0;
+
+		for (b = 0; b < nbk; b++) {
+			uint32_t n = s[b + 1] - s[b];
+
+			key[8 * r + b] = (uint8_t)(2 * n);
+			item[8 * r + b].ent = s[b];
+			item[8 * r + b].cnt = (uint16_t)n;
+			item[8 * r + b].slot = (uint16_t)(r * p->kc + b);
+		}
+	}
+	k0 = _mm256_load_si256((const __m256i *)key);
+	k1 = _mm256_load_si256((const __m256i *)(key + 32));
+	for (r = 0; r < nr; r++)
+		for (b = 0; b < nbk; b++) {
+			uint32_t j = 8 * r + b;
+			__m256i vj = _mm256_set1_epi8((char)j), kj = _mm256_set1_epi8((char)key[j]);
+			/* key_i + (i > j): cmpgt gives -1 */
+			__m256i a0 = _mm256_sub_epi8(k0, _mm256_cmpgt_epi8(l0, vj));
+			__m256i a1 = _mm256_sub_epi8(k1, _mm256_cmpgt_epi8(l1, vj));
+
+			rank0 = _mm256_sub_epi8(rank0, _mm256_cmpgt_epi8(a0, kj));
+			rank1 = _mm256_sub_epi8(rank1, _mm256_cmpgt_epi8(a1, kj));
+		}
+	_mm256_store_si256((__m256i *)place, rank0);
+	_mm256_store_si256((__m256i *)(place + 32), rank1);
+	for (r = 0; r < nr; r++)
+		for (b = 0; b < nbk; b++)
+			out[place[8 * r + b]] = item[8 * r + b];
+}
+
+/*
  * Work items of one row group and block chunk, sorted by entry count, ties
  * in (row, block) order; start holds each block's first entry in a_ent
  * (block order), start[x + 1] - start[x] its count.  Up to 8 rows of 4
@@ -275,6 +327,10 @@ static void gemm_sort_items(const struct spt_gemm_plan *p, const uint32_t *start
 
 	if (nr == 8 && nbk == 1) {
 		gemm_sort_column(p, start, r0, b0, out);
+		return;
+	}
+	if (nr <= 8 && nbk > 4 && nbk <= 8) {
+		gemm_sort_rank64(p, start, r0, r1, b0, b1, out);
 		return;
 	}
 	if (nr > 8 || nbk > 4) {

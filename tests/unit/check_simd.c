@@ -361,7 +361,8 @@ END_TEST
  * width to 17), K ragged or whole, rows that end inside a row group,
  * absent blocks up to all-zero operands, products that round to -0 before
  * a ReLU, every epilogue, every pass and both roundings of the output; and
- * the fused epilogue after several block chunks (long K).
+ * the fused epilogue after several block chunks (long K; a tile of 32
+ * columns takes chunks of 8 blocks, whose items are ranked in two vectors).
  */
 START_TEST(test_simd_fused_epilogue_and_single_block_column)
 {
