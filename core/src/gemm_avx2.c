@@ -161,11 +161,10 @@ spt_items(const struct spt_gemm_plan *p, const struct spt_gemm_item *it,
 static inline __attribute__((always_inline)) void
 spt_rows(const struct spt_gemm_plan *p, uint32_t r0, uint32_t r1, uint32_t b0, uint32_t b1,
 	 const int32_t *scratch, __m256i last, const int whole, const unsigned int nv,
-	 struct spt_ep ep)
+	 struct spt_ep ep, const int fin)
 {
 	const float *st = p->b_scale;
 	uint32_t i, b;
-	int fin = ep.on && b1 == p->nb;	/* the final sums: apply the epilogue */
 
 	for (i = r0; i < r1; i++) {
 		const float *ascale = p->a_scale + (size_t)i * p->nb;
@@ -244,10 +243,17 @@ spt_tile(const struct spt_gemm_plan *p, const unsigned int nv)
 
 			spt_items(p, p->items + is[0], p->items + is[1], scratch, nv, 0, 0, rowof,
 				  last, 0, ep);
-			if (whole)	/* an instance each */
-				spt_rows(p, r0, r1, b0, b1, scratch, last, 1, nv, ep);
-			else
-				spt_rows(p, r0, r1, b0, b1, scratch, last, 0, nv, ep);
+			/* an instance each; fin: the final sums, apply the epilogue */
+			if (ep.on && b1 == nb) {
+				if (whole)
+					spt_rows(p, r0, r1, b0, b1, scratch, last, 1, nv, ep, 1);
+				else
+					spt_rows(p, r0, r1, b0, b1, scratch, last, 0, nv, ep, 1);
+			} else if (whole) {
+				spt_rows(p, r0, r1, b0, b1, scratch, last, 1, nv, ep, 0);
+			} else {
+				spt_rows(p, r0, r1, b0, b1, scratch, last, 0, nv, ep, 0);
+			}
 		}
 	}
 }
