@@ -323,26 +323,6 @@ void spt_gemm_pack_b_avx2(const int8_t *stg, uint32_t nb, uint32_t jt, uint32_t 
 	}
 }
 
-/*
- * The 32 values of a block from its packed nonzeros (bit j of l2 set:
- * element j is the next value), zeros elsewhere, 8 elements per pdep.
- * Reads 32 bytes at vals: the caller checks they are inside the buffer.
- */
-void spt_gemm_expand_avx2(uint32_t l2, const int8_t *vals, int8_t *k)
-{
-	unsigned int g;
-
-	for (g = 0; g < 4; g++) {
-		uint32_t m8 = (l2 >> (8 * g)) & 0xffu;
-		uint64_t bytes, mask;
-
-		memcpy(&bytes, vals, 8);
-		mask = _pdep_u64(m8, 0x0101010101010101ull) * 0xffu;
-		bytes = _pdep_u64(bytes, mask);
-		memcpy(k + 8 * g, &bytes, 8);
-		vals += _mm_popcnt_u32(m8);
-	}
-}
 
 void spt_gemm_epilogue_avx2(float *y, uint32_t m, uint32_t n, int do_scale, float scale,
 			    const float *bias, int relu)

@@ -259,8 +259,6 @@ void spt_gemm_kernel_scalar(const struct spt_unpacked *a,
  */
 void spt_gemm_kernel_avx2(const struct spt_gemm_plan *p);
 void spt_gemm_kernel_avx512(const struct spt_gemm_plan *p);
-/* Block values from packed nonzeros; reads 32 bytes at vals (BMI2). */
-void spt_gemm_expand_avx2(uint32_t l2, const int8_t *vals, int8_t *k);
 /* Rows jj..jj+7 of a B tile from dense int8 staging stg[8][nb][32] (AVX2). */
 void spt_gemm_pack_b_avx2(const int8_t *stg, uint32_t nb, uint32_t jt, uint32_t jj,
 			  int32_t *tile);

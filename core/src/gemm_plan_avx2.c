@@ -87,7 +87,11 @@ static int bits_export(struct gemm_bits *out, uint32_t *cnt, uint32_t nb)
 	return 0;
 }
 
-/* The 32 values of a block, zeros where the L2 bit is clear. */
+/*
+ * The 32 values of a block, zeros where the L2 bit is clear: values to
+ * their elements by a byte shuffle per 16, ranks from a table (as in
+ * plan_entries).  Reads 32 bytes at vals unless they pass the stream's end.
+ */
 static inline void gemm_expand(const struct gemm_cursor *it, int8_t *k)
 {
 	uint32_t l2 = it->l2;
@@ -98,7 +102,19 @@ static inline void gemm_expand(const struct gemm_cursor *it, int8_t *k)
 		return;
 	}
 	if (it->c->end - (const uint8_t *)vals >= 32) {
-		spt_gemm_expand_avx2(l2, vals, k);
+		uint64_t q0 = spt_ld64(spt_lut_expand8[l2 & 0xffu]);
+		uint64_t q1 = spt_ld64(spt_lut_expand8[(l2 >> 8) & 0xffu]) +
+			      gemm_popcount32(l2 & 0xffu) * 0x0101010101010101ull;
+		uint64_t q2 = spt_ld64(spt_lut_expand8[(l2 >> 16) & 0xffu]);
+		uint64_t q3 = spt_ld64(spt_lut_expand8[l2 >> 24]) +
+			      gemm_popcount32((l2 >> 16) & 0xffu) * 0x0101010101010101ull;
+		__m128i lo = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)vals),
+					      _mm_set_epi64x((long long)q1, (long long)q0));
+		__m128i hi = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)
+							      (vals + gemm_popcount32(l2 & 0xffffu))),
+					      _mm_set_epi64x((long long)q3, (long long)q2));
+
+		_mm256_storeu_si256((__m256i *)k, _mm256_set_m128i(hi, lo));
 		return;
 	}
 	memset(k, 0, 32);
