@@ -67,6 +67,16 @@ else
 		then ok "per-layer targets reach their layers (wcopy $wc0 / $wc1, wgrad l1 $wg1)"
 		else not_ok "per-layer targets reach their layers" "wcopy l0 $wc0, l1 $wc1, wgrad l1 $wg1"; fi
 	fi
+
+	# the benchmark interleaves the two configurations in rounds
+	expect "--bench --json: FP32 and BFP8 timed in interleaved rounds" 0 "" \
+		"$S" train --bench --bench-steps 7 --batch 16 --target-sparsity 0.9 --json
+	if grep -qE '"steps": 7, "rounds": 7,' out.txt &&
+	   awk '{ if (!match($0, /"round_cpu_speedup_median": [0-9.]+, "round_cpu_speedup_min": [0-9.]+, "round_cpu_speedup_max": [0-9.]+/)) exit 1
+		split(substr($0, RSTART, RLENGTH), f, /[:,] */)
+		exit !(f[4] > 0 && f[4] <= f[2] && f[2] <= f[6]) }' out.txt
+	then ok "--bench --json: one ratio per round, min <= median <= max"
+	else not_ok "--bench --json: one ratio per round, min <= median <= max" "$(cat out.txt)"; fi
 fi
 
 cli_finish

@@ -1187,68 +1187,150 @@ out:
 
 /* ---- benchmark: step time of this configuration vs the FP32 baseline ---------- */
 
-/*
- * Time @steps training steps of @a's model.  The controller is put in its
- * steady state first (no warm-up, a short ramp), so a sparse configuration
- * is timed at its target sparsity.  Fills seconds per step and the mean
- * interim sparsity of the timed steps.
- */
-static int bench_steps(const struct train_args *a, const struct spt_dataset *ds,
-			  unsigned long steps, double *sec_per_step, double *sparsity,
-			  double *cpu_per_step)
+/* Interleaved rounds: both configurations see the same machine load. */
+#define BENCH_ROUNDS 10
+#define BENCH_WARM 300
+
+/* One configuration being timed: its model, batch buffers and timings. */
+struct bench_run {
+	struct train_args b;
+	struct spt_ctx *ctx;
+	struct spt_model *m;
+	uint32_t *idx, n;
+	float *x;
+	uint8_t *lab;
+	uint64_t i;		/* steps done */
+	double zs, es;		/* interim zeros and elements of the timed steps */
+	double wall, cpu;	/* seconds of the timed steps */
+};
+
+static void bench_close(struct bench_run *r)
 {
-	struct train_args b = *a;
-	struct spt_ctx *ctx = NULL;
-	struct spt_model *m = NULL;
-	uint32_t n, rows, cols, *idx = NULL;
-	uint64_t rng = a->seed, warm = 300, i;
-	float *x = NULL;
-	uint8_t *lab = NULL;
-	double t0 = 0, c0 = 0, zs = 0, es = 0;
-	int ret = 1;
+	free(r->idx);
+	free(r->x);
+	free(r->lab);
+	spt_model_free(r->m);
+	spt_ctx_close(r->ctx);
+	memset(r, 0, sizeof(*r));
+}
 
-	b.warmup_steps = 0;
-	b.ramp_steps = 150;
-	spt_dataset_shape(ds, &n, &rows, &cols, NULL);
-	if (open_ctx(&b, &ctx) || build_model(ctx, &b, warm + steps, &m))
-		goto out;
-	idx = malloc(n * sizeof(*idx));
-	x = malloc(b.batch * rows * cols * sizeof(float));
-	lab = malloc(b.batch);
-	if (!idx || !x || !lab)
-		goto out;
-	shuffle(idx, n, &rng);
-	for (i = 0; i < warm + steps; i++) {
-		uint32_t off = (uint32_t)((i * b.batch) % (n - b.batch + 1));
+/* Run @k steps; @timed adds their time and sparsity to @r's totals. */
+static int bench_run_steps(struct bench_run *r, const struct spt_dataset *ds, uint64_t k,
+			   bool timed, double *cpu)
+{
+	double t0 = spt_now_seconds(), c0 = cpu_seconds();
+	uint64_t end = r->i + k;
+
+	for (; r->i < end; r->i++) {
+		uint32_t off = (uint32_t)((r->i * r->b.batch) % (r->n - r->b.batch + 1));
 		struct spt_step_stats st;
+		int ret = spt_dataset_gather(ds, r->idx + off, (uint32_t)r->b.batch, r->x, r->lab) ?:
+			  spt_model_train_step(r->m, r->x, r->lab, (uint32_t)r->b.batch, &st);
 
-		if (i == warm) {
-			t0 = spt_now_seconds();
-			c0 = cpu_seconds();
-		}
-		ret = spt_dataset_gather(ds, idx + off, (uint32_t)b.batch, x, lab) ?:
-		      spt_model_train_step(m, x, lab, (uint32_t)b.batch, &st);
 		if (ret) {
 			spt_err("bench step failed: %s", spt_strerror(ret));
-			ret = 1;
-			goto out;
+			return 1;
 		}
-		if (i >= warm) {
-			zs += st.interim_zeros;
-			es += st.interim_elements;
+		if (timed) {
+			r->zs += st.interim_zeros;
+			r->es += st.interim_elements;
 		}
 	}
-	*sec_per_step = (spt_now_seconds() - t0) / steps;
-	if (cpu_per_step)
-		*cpu_per_step = (cpu_seconds() - c0) / steps;
-	*sparsity = es > 0 ? zs / es : 0;
+	*cpu = cpu_seconds() - c0;
+	if (timed) {
+		r->wall += spt_now_seconds() - t0;
+		r->cpu += *cpu;
+	}
+	return 0;
+}
+
+/*
+ * Build @a's model for @steps timed steps and warm it up.  The controller
+ * is put in its steady state (no warm-up, a short ramp, then BENCH_WARM
+ * untimed steps), so a sparse configuration is timed at its target.
+ */
+static int bench_open(const struct train_args *a, const struct spt_dataset *ds,
+		      unsigned long steps, struct bench_run *r)
+{
+	uint64_t rng = a->seed;
+	uint32_t rows, cols;
+	double c;
+
+	memset(r, 0, sizeof(*r));
+	r->b = *a;
+	r->b.warmup_steps = 0;
+	r->b.ramp_steps = 150;
+	spt_dataset_shape(ds, &r->n, &rows, &cols, NULL);
+	if (open_ctx(&r->b, &r->ctx) || build_model(r->ctx, &r->b, BENCH_WARM + steps, &r->m))
+		return 1;
+	r->idx = malloc(r->n * sizeof(*r->idx));
+	r->x = malloc(r->b.batch * rows * cols * sizeof(float));
+	r->lab = malloc(r->b.batch);
+	if (!r->idx || !r->x || !r->lab)
+		return 1;
+	shuffle(r->idx, r->n, &rng);
+	return bench_run_steps(r, ds, BENCH_WARM, false, &c);
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+struct bench_result {
+	double base_wall, base_cpu, cfg_wall, cfg_cpu;	/* seconds per step */
+	double base_sparsity, cfg_sparsity;
+	double ratio_med, ratio_min, ratio_max;		/* base / cfg CPU time per round */
+	unsigned int rounds;
+};
+
+/*
+ * Time @steps steps of @base (the FP32 baseline) and of @cfg in up to
+ * BENCH_ROUNDS interleaved rounds, alternating which goes first, so that a
+ * change of machine load hits both alike.  The per-round ratios of CPU
+ * time give a median and a range.
+ */
+static int bench_pair(const struct train_args *base, const struct train_args *cfg,
+		      const struct spt_dataset *ds, unsigned long steps, struct bench_result *res)
+{
+	unsigned int rounds = steps < BENCH_ROUNDS ? (unsigned int)steps : BENCH_ROUNDS, k;
+	struct bench_run rb, rc;
+	double ratio[BENCH_ROUNDS];
+	int ret = 1;
+
+	memset(&rc, 0, sizeof(rc));
+	if (bench_open(base, ds, steps, &rb) || bench_open(cfg, ds, steps, &rc))
+		goto out;
+	for (k = 0; k < rounds; k++) {
+		/* the steps split over the rounds; the first ones take the remainder */
+		uint64_t n = steps / rounds + (k < steps % rounds);
+		double cb, cc;
+
+		if (k % 2 ? bench_run_steps(&rc, ds, n, true, &cc) ||
+			    bench_run_steps(&rb, ds, n, true, &cb) :
+			    bench_run_steps(&rb, ds, n, true, &cb) ||
+			    bench_run_steps(&rc, ds, n, true, &cc))
+			goto out;
+		ratio[k] = cc > 0 ? cb / cc : 0;
+	}
+	qsort(ratio, rounds, sizeof(ratio[0]), cmp_double);
+	res->rounds = rounds;
+	res->ratio_min = ratio[0];
+	res->ratio_max = ratio[rounds - 1];
+	res->ratio_med = rounds % 2 ? ratio[rounds / 2] :
+		(ratio[rounds / 2 - 1] + ratio[rounds / 2]) / 2;
+	res->base_wall = rb.wall / steps;
+	res->base_cpu = rb.cpu / steps;
+	res->cfg_wall = rc.wall / steps;
+	res->cfg_cpu = rc.cpu / steps;
+	res->base_sparsity = rb.es > 0 ? rb.zs / rb.es : 0;
+	res->cfg_sparsity = rc.es > 0 ? rc.zs / rc.es : 0;
 	ret = 0;
 out:
-	free(idx);
-	free(x);
-	free(lab);
-	spt_model_free(m);
-	spt_ctx_close(ctx);
+	bench_close(&rb);
+	bench_close(&rc);
 	return ret;
 }
 
@@ -1256,7 +1338,8 @@ static int do_bench(const struct train_args *a)
 {
 	struct spt_dataset *tr = NULL, *te = NULL;
 	struct train_args base = *a;
-	double t_base, t_cfg, s_base, s_cfg, c_base, c_cfg;
+	const char *cfg = a->precision == SPT_PRECISION_BFP8 ? "bfp8" : "fp32";
+	struct bench_result r;
 	int ret = 1;
 
 	if (load_data(a, &tr, &te))
@@ -1264,27 +1347,31 @@ static int do_bench(const struct train_args *a)
 	base.precision = SPT_PRECISION_FP32;
 	base.target = base.wcopy = base.wgrad = 0;
 	base.n_act_targets = base.n_wcopy_targets = base.n_wgrad_targets = 0;
-	if (bench_steps(&base, tr, a->bench_steps, &t_base, &s_base, &c_base) ||
-	    bench_steps(a, tr, a->bench_steps, &t_cfg, &s_cfg, &c_cfg))
+	if (bench_pair(&base, a, tr, a->bench_steps, &r))
 		goto out;
 	if (a->json) {
-		printf("{\"model\": \"%s\", \"batch\": %lu, \"steps\": %lu, "
+		printf("{\"model\": \"%s\", \"batch\": %lu, \"steps\": %lu, \"rounds\": %u, "
 		       "\"fp32_ms_per_step\": %.3f, \"%s_ms_per_step\": %.3f, "
 		       "\"fp32_cpu_ms_per_step\": %.3f, \"%s_cpu_ms_per_step\": %.3f, "
 		       "\"interim_sparsity\": %.4f, \"speedup_vs_fp32\": %.3f, "
-		       "\"cpu_speedup_vs_fp32\": %.3f}\n",
-		       a->model, a->batch, a->bench_steps, t_base * 1e3,
-		       a->precision == SPT_PRECISION_BFP8 ? "bfp8" : "fp32", t_cfg * 1e3,
-		       c_base * 1e3, a->precision == SPT_PRECISION_BFP8 ? "bfp8" : "fp32",
-		       c_cfg * 1e3, s_cfg, t_base / t_cfg, c_base / c_cfg);
+		       "\"cpu_speedup_vs_fp32\": %.3f, \"round_cpu_speedup_median\": %.3f, "
+		       "\"round_cpu_speedup_min\": %.3f, \"round_cpu_speedup_max\": %.3f}\n",
+		       a->model, a->batch, a->bench_steps, r.rounds, r.base_wall * 1e3, cfg,
+		       r.cfg_wall * 1e3, r.base_cpu * 1e3, cfg, r.cfg_cpu * 1e3, r.cfg_sparsity,
+		       r.base_wall / r.cfg_wall, r.base_cpu / r.cfg_cpu, r.ratio_med, r.ratio_min,
+		       r.ratio_max);
 	} else {
-		printf("model %s, batch %lu, %lu timed steps (cpu backend; wall and process CPU time)\n",
-		       a->model, a->batch, a->bench_steps);
+		printf("model %s, batch %lu, %lu timed steps in %u interleaved rounds "
+		       "(cpu backend; wall and process CPU time)\n",
+		       a->model, a->batch, a->bench_steps, r.rounds);
 		printf("  fp32 dense (OpenBLAS)      %8.3f ms/step (cpu %8.3f)  interim sparsity %.3f\n",
-		       t_base * 1e3, c_base * 1e3, s_base);
+		       r.base_wall * 1e3, r.base_cpu * 1e3, r.base_sparsity);
 		printf("  %-26s %8.3f ms/step (cpu %8.3f)  interim sparsity %.3f  (%.2fx wall, %.2fx cpu vs fp32)\n",
 		       a->precision == SPT_PRECISION_BFP8 ? "bfp8 (this config)" : "fp32 (this config)",
-		       t_cfg * 1e3, c_cfg * 1e3, s_cfg, t_base / t_cfg, c_base / c_cfg);
+		       r.cfg_wall * 1e3, r.cfg_cpu * 1e3, r.cfg_sparsity, r.base_wall / r.cfg_wall,
+		       r.base_cpu / r.cfg_cpu);
+		printf("  fp32 / %s cpu time per round: median %.2fx, range %.2f-%.2fx\n", cfg,
+		       r.ratio_med, r.ratio_min, r.ratio_max);
 	}
 	ret = 0;
 out:
@@ -1299,7 +1386,7 @@ int spt_train_bench(const char *model, unsigned int batch, float target, unsigne
 	struct train_args a, b;
 	struct spt_dataset *tr = NULL, *te = NULL;
 	char *argv[] = { "train", NULL };
-	double s;
+	struct bench_result r;
 	int ret = 1;
 
 	if (!model || !batch || !steps || !fp32_ms || !bfp8_ms || parse_args(1, argv, &a))
@@ -1312,11 +1399,12 @@ int spt_train_bench(const char *model, unsigned int batch, float target, unsigne
 	b = a;
 	b.precision = SPT_PRECISION_FP32;
 	a.target = target;
-	if (bench_steps(&b, tr, steps, fp32_ms, &s, NULL) ||
-	    bench_steps(&a, tr, steps, bfp8_ms, bfp8_sparsity ? bfp8_sparsity : &s, NULL))
+	if (bench_pair(&b, &a, tr, steps, &r))
 		goto out;
-	*fp32_ms *= 1e3;
-	*bfp8_ms *= 1e3;
+	*fp32_ms = r.base_wall * 1e3;
+	*bfp8_ms = r.cfg_wall * 1e3;
+	if (bfp8_sparsity)
+		*bfp8_sparsity = r.cfg_sparsity;
 	ret = 0;
 out:
 	spt_dataset_free(tr);
