@@ -130,6 +130,24 @@ static inline void bfp8_even_block(const float v[32], float s1, float s2, int8_t
 }
 
 /*
+ * The scale 2^(6-E) of a block whose largest |x| has the biased float
+ * exponent @B (E + 127; 0 for a subnormal maximum, E = -127), as s1 * s2:
+ * x * s1 * s2 is x * 2^(6-E) exactly as block_scale() of bfp8.c gives it.
+ */
+static inline void block_scales(uint32_t B, float *s1, float *s2)
+{
+	int sh = 6 - ((int)B - 127);
+
+	if (sh > 127) {
+		*s1 = 0x1p64f;
+		*s2 = u2f((uint32_t)(sh - 64 + 127) << 23);
+	} else {
+		*s1 = u2f((uint32_t)(sh + 127) << 23);
+		*s2 = 1.0f;
+	}
+}
+
+/*
  * Prune (below @tau, 0: none) and quantise one block without branches on
  * the data, for the scalar tile loop without stochastic pruning.  |x| bit
  * patterns order like the values, so the kept maximum also flags NaN/Inf
@@ -145,7 +163,6 @@ static inline uint32_t encode_block_vec(struct enc_state *s, const float *x, uns
 	float v[32], a_all[32], a_kept[32], s1, s2;
 	uint32_t xu[32], umax = 0, l2 = 0, B, nz = 0, pruned = 0, under = 0;
 	unsigned int i;
-	int sh;
 
 	/* a ragged block reads as +0 past n; a full-width loop vectorises */
 	memcpy(xu, x, 4 * n);
@@ -175,15 +192,7 @@ static inline uint32_t encode_block_vec(struct enc_state *s, const float *x, uns
 		return 0;
 	B = umax >> 23;		/* E + 127; 0 for a subnormal maximum (E = -127) */
 	*exp = (int)B - 127;
-	/* x * 2^(6-E) exactly as block_scale() of bfp8.c gives it */
-	sh = 6 - *exp;
-	if (sh > 127) {
-		s1 = 0x1p64f;
-		s2 = u2f((uint32_t)(sh - 64 + 127) << 23);
-	} else {
-		s1 = u2f((uint32_t)(sh + 127) << 23);
-		s2 = 1.0f;
-	}
+	block_scales(B, &s1, &s2);
 	if (s->o->round != SPT_ROUND_STOCHASTIC)
 		bfp8_even_block(v, s1, s2, k);
 	else

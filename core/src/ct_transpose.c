@@ -26,7 +26,6 @@ static uint32_t quant_block(const float *v, uint8_t *dst)
 	float s1, s2;
 	int8_t k[32];
 	unsigned int i;
-	int sh;
 
 	for (i = 0; i < SPT_BLOCK_ELEMS; i++) {
 		uint32_t a = f2u(v[i]) & 0x7fffffffu;
@@ -36,14 +35,7 @@ static uint32_t quant_block(const float *v, uint8_t *dst)
 	if (!umax)
 		return 0;
 	B = umax >> 23;
-	sh = 6 - ((int)B - 127);
-	if (sh > 127) {
-		s1 = 0x1p64f;
-		s2 = u2f((uint32_t)(sh - 64 + 127) << 23);
-	} else {
-		s1 = u2f((uint32_t)(sh + 127) << 23);
-		s2 = 1.0f;
-	}
+	block_scales(B, &s1, &s2);
 	bfp8_even_block(v, s1, s2, k);
 	for (i = 0; i < SPT_BLOCK_ELEMS; i++) {
 		if (k[i]) {
