@@ -562,6 +562,12 @@ int spt_ct_colsum(const void *buf, size_t len, float *sum, size_t cols)
 		return err;
 	if (cols != h.g.cols)
 		return -EINVAL;
+#ifndef SPT_NO_SIMD
+	if (spt_use_avx2() && h.g.bpr <= CT_COLSUM_BPR) {
+		spt_ct_colsum_avx2(p, &h, sum);
+		return 0;
+	}
+#endif
 	for (j = 0; j < cols; j++)
 		sum[j] = 0.0f;
 	FOR_EACH_BLOCK(p, &h, {

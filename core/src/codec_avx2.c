@@ -518,10 +518,11 @@ AINLINE void enc_flush(struct enc_ctx *cx, struct ct_enc_acc *acc, int prune)
  * *qp with room for 8 dense records; their presence goes to bits i.. of
  * *l1, their sums to *sa and *sk.  -EDOM on NaN or Inf.
  */
-AINLINE int enc_group8(const float *x, const float *const *xp, const __m256i *const *mk,
-		       const uint64_t *idx, uint64_t index, unsigned int nv, int prune, int sprune, int csr_rne,
-		       int stoch, struct rng_ctx *rp, struct rng_ctx *rc, struct enc_ctx *cx,
-		       double *sa, double *sk, uint8_t **qp, uint64_t *l1, uint64_t i)
+AINLINE int enc_group8_k(const float *x, const float *const *xp, const __m256i *const *mk,
+			 const uint64_t *idx, uint64_t index, unsigned int nv, int prune, int sprune,
+			 int csr_rne, int stoch, struct rng_ctx *rp, struct rng_ctx *rc,
+			 struct enc_ctx *cx, double *sa, double *sk, uint8_t **qp, uint64_t *l1,
+			 uint64_t i)
 {
 	struct grp gr;
 	int8_t kb[8][32] __attribute__((aligned(32)));
@@ -534,7 +535,7 @@ AINLINE int enc_group8(const float *x, const float *const *xp, const __m256i *co
 	scan8(x, xp, mk, idx, nv, prune, sprune, rp, index, vst, cx->vtau, &cx->zacc, &cx->kzacc,
 	      &gr);
 	/* read the group's per-block fields as plain loads */
-	__asm__ volatile("" : : "r"(&gr) : "memory");
+	__asm__ volatile("" : "+m"(gr));
 	if (__builtin_expect(gr.bad, 0))
 		return -EDOM;
 	for (j = 0; j < 8; j++) {
@@ -574,6 +575,279 @@ AINLINE int enc_group8(const float *x, const float *const *xp, const __m256i *co
 }
 
 /*
+ * Nonzero if a lane of the 32-element block at x (read as LDB reads it) has
+ * 0 < |x| < tau: only such lanes use their stochastic pruning draw.
+ */
+AINLINE int needs_draws(const float *x, const __m256i *mk, int masked, unsigned int nv,
+			__m256 vtau)
+{
+	const __m256 sign = _mm256_set1_ps(-0.0f), zero = _mm256_setzero_ps();
+	__m256 acc = zero;
+	unsigned int j;
+
+	for (j = 0; j < 4 && j < nv; j++) {
+		__m256 a = _mm256_andnot_ps(sign, masked ? LDB(x, mk, j) : _mm256_loadu_ps(x + 8 * j));
+
+		acc = _mm256_or_ps(acc, _mm256_and_ps(_mm256_cmp_ps(a, zero, _CMP_GT_OQ),
+						      _mm256_cmp_ps(a, vtau, _CMP_LT_OQ)));
+	}
+	return !_mm256_testz_ps(acc, acc);
+}
+
+/*
+ * enc_group8_k(); under stochastic pruning, a group without a lane
+ * 0 < |x| < tau takes the deterministic path, which gives the same result
+ * there (x kept at or above tau, +0 for a zero) without the draws.
+ */
+AINLINE int enc_group8(const float *x, const float *const *xp, const __m256i *const *mk,
+		       const uint64_t *idx, uint64_t index, unsigned int nv, int prune, int sprune, int csr_rne,
+		       int stoch, struct rng_ctx *rp, struct rng_ctx *rc, struct enc_ctx *cx,
+		       double *sa, double *sk, uint8_t **qp, uint64_t *l1, uint64_t i)
+{
+	if (sprune) {
+		int need = 0;
+		unsigned int j;
+
+		for (j = 0; j < 8; j++)
+			need |= needs_draws(xp ? xp[j] : x + 32 * j, xp ? mk[j] : NULL, xp != NULL, nv,
+					    cx->vtau);
+		if (need)
+			return enc_group8_k(x, xp, mk, idx, index, nv, 1, 1, csr_rne, stoch, rp, rc,
+					    cx, sa, sk, qp, l1, i);
+		return enc_group8_k(x, xp, mk, idx, index, nv, 1, 0, csr_rne, stoch, rp, rc, cx,
+				    sa, sk, qp, l1, i);
+	}
+	return enc_group8_k(x, xp, mk, idx, index, nv, prune, 0, csr_rne, stoch, rp, rc, cx, sa, sk,
+			    qp, l1, i);
+}
+
+/*
+ * One row of a tensor narrower than a block (cols < 32: one ragged block per
+ * row), elements @index on, in vectors 0..nv-1 (@nv = ceil(cols / 8), a
+ * constant; lanes past cols are +0 through @lm, vectors nv.. are +0 and
+ * left out: adding +0 to the non-negative sums of spt_block_sum() is exact).
+ * With @plain the vectors are read whole and masked (the caller checked that
+ * they stay inside the tensor), else through maskloads.  Writes the record
+ * at @q (up to 5 + 8 * nv + 8 bytes) and returns its mask (0: no record).
+ * The sums go to *sa and *sk in row order, zero counts (negated, per lane)
+ * to cx.  Same arithmetic as enc_block(), which quant_bytes() and scan8()
+ * repeat; *bad set on NaN or Inf.
+ */
+AINLINE uint32_t enc_row1(struct enc_ctx *cx, const float *x, const __m256i *lm, int plain,
+			  unsigned int nv, int prune, int sprune, struct rng_ctx *rp, int csr_rne,
+			  int stoch, struct rng_ctx *rc, uint64_t index, uint8_t *q, double *sa,
+			  double *sk, __m256i *zv, __m256i *kzv, int *bad)
+{
+	const __m256 sign = _mm256_set1_ps(-0.0f), zero = _mm256_setzero_ps();
+	__m256 v[4], a[4], k[4], sv, kv, vs1;
+	__m256i m, r[4], b;
+	__m128i lo, hi;
+	uint32_t umax, B, s1, l2, c0, c1, c2;
+	unsigned int j;
+
+#pragma GCC unroll 4
+	for (j = 0; j < 4; j++) {
+		if (j >= nv) {
+			v[j] = a[j] = zero;
+			continue;
+		}
+		v[j] = plain ? _mm256_and_ps(_mm256_loadu_ps(x + 8 * j), _mm256_castsi256_ps(lm[j])) :
+			       _mm256_maskload_ps(x + 8 * j, lm[j]);
+		a[j] = _mm256_andnot_ps(sign, v[j]);
+		zv[j] = _mm256_sub_epi32(zv[j], _mm256_castps_si256(
+			_mm256_cmp_ps(a[j], zero, _CMP_EQ_OQ)));
+	}
+	sv = a[0];
+#pragma GCC unroll 4
+	for (j = 1; j < nv; j++)
+		sv = _mm256_add_ps(sv, a[j]);
+	if (prune) {
+		__m256 below[4], need = zero;
+
+#pragma GCC unroll 4
+		for (j = 0; j < nv; j++) {
+			below[j] = _mm256_cmp_ps(a[j], cx->vtau, _CMP_LT_OQ);
+			if (sprune)
+				need = _mm256_or_ps(need, _mm256_and_ps(below[j],
+						    _mm256_cmp_ps(a[j], zero, _CMP_GT_OQ)));
+		}
+		if (sprune && __builtin_expect(!_mm256_testz_ps(need, need), 0)) {
+			/* a lane 0 < |x| < tau: its draw decides */
+			__m256 u[4];
+
+			rng_u(rp, index, u, nv);
+#pragma GCC unroll 4
+			for (j = 0; j < nv; j++)
+				v[j] = sprune_v(v[j], a[j], cx->vtau, u[j], &k[j]);
+		} else {
+#pragma GCC unroll 4
+			for (j = 0; j < nv; j++) {
+				k[j] = _mm256_andnot_ps(below[j], a[j]);
+				v[j] = _mm256_andnot_ps(below[j], v[j]);
+			}
+		}
+#pragma GCC unroll 4
+		for (j = 0; j < nv; j++)
+			kzv[j] = _mm256_sub_epi32(kzv[j], _mm256_castps_si256(
+				_mm256_cmp_ps(k[j], zero, _CMP_EQ_OQ)));
+		kv = k[0];
+#pragma GCC unroll 4
+		for (j = 1; j < nv; j++)
+			kv = _mm256_add_ps(kv, k[j]);
+#pragma GCC unroll 4
+		for (j = nv; j < 4; j++)
+			k[j] = zero;
+	} else {
+#pragma GCC unroll 4
+		for (j = 0; j < 4; j++)
+			k[j] = a[j];
+		kv = sv;
+	}
+	*sa += block_sum(sv, zero, zero, zero);
+	if (prune)
+		*sk += block_sum(kv, zero, zero, zero);
+	m = _mm256_castps_si256(k[0]);
+#pragma GCC unroll 4
+	for (j = 1; j < nv; j++)
+		m = _mm256_max_epu32(m, _mm256_castps_si256(k[j]));
+	umax = hmax_u32(m);
+	if (__builtin_expect(umax >= BAD_BITS, 0)) {
+		*bad = 1;
+		return 0;
+	}
+	B = umax >> 23;
+	s1 = B >= 6 ? (260u - B) << 23 : (127u + 64u) << 23;	/* 2^(6-E) or 2^64 */
+	vs1 = _mm256_castsi256_ps(_mm256_set1_epi32((int)s1));
+#pragma GCC unroll 4
+	for (j = 0; j < nv; j++)
+		v[j] = _mm256_mul_ps(v[j], vs1);
+	if (__builtin_expect(B < 6, 0)) {
+		__m256 vs2 = _mm256_castsi256_ps(_mm256_set1_epi32((int)((196u - B) << 23)));
+
+#pragma GCC unroll 4
+		for (j = 0; j < nv; j++)
+			v[j] = _mm256_mul_ps(v[j], vs2);
+	}
+	if (stoch) {
+		__m256 u[4];
+
+		rng_u(rc, index, u, nv);
+#pragma GCC unroll 4
+		for (j = 0; j < nv; j++)
+			r[j] = round_stoch_v(v[j], u[j]);
+	} else {
+#pragma GCC unroll 4
+		for (j = 0; j < nv; j++)
+			r[j] = _mm256_cvtps_epi32(csr_rne ? v[j] :
+				_mm256_round_ps(v[j], _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+	}
+#pragma GCC unroll 4
+	for (j = nv; j < 4; j++)
+		r[j] = _mm256_setzero_si256();
+	/* |r| <= 128: the int16 pack is exact, the int8 pack saturates 128 to 127 */
+	b = _mm256_packs_epi16(_mm256_packs_epi32(r[0], r[1]), _mm256_packs_epi32(r[2], r[3]));
+	b = _mm256_permutevar8x32_epi32(b, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+	b = _mm256_max_epi8(b, _mm256_set1_epi8(-SPT_KMAX));
+	l2 = ~(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(b, _mm256_setzero_si256()));
+	stu64(q, (uint64_t)l2 | (uint64_t)B << 32);
+	lo = _mm256_castsi256_si128(b);
+	q += 5;
+	_mm_storel_epi64((__m128i *)q,
+			 _mm_shuffle_epi8(lo, _mm_loadl_epi64((const __m128i *)spt_lut_compress8[0][l2 & 0xff])));
+	if (nv < 2)
+		return l2;
+	c0 = (uint32_t)_mm_popcnt_u32(l2 & 0xffu);
+	_mm_storel_epi64((__m128i *)(q + c0),
+			 _mm_shuffle_epi8(lo, _mm_loadl_epi64((const __m128i *)
+							      spt_lut_compress8[1][(l2 >> 8) & 0xff])));
+	if (nv < 3)
+		return l2;
+	hi = _mm256_extracti128_si256(b, 1);
+	c1 = (uint32_t)_mm_popcnt_u32(l2 & 0xffffu);
+	_mm_storel_epi64((__m128i *)(q + c1),
+			 _mm_shuffle_epi8(hi, _mm_loadl_epi64((const __m128i *)
+							      spt_lut_compress8[0][(l2 >> 16) & 0xff])));
+	if (nv < 4)
+		return l2;
+	c2 = (uint32_t)_mm_popcnt_u32(l2 & 0xffffffu);
+	_mm_storel_epi64((__m128i *)(q + c2),
+			 _mm_shuffle_epi8(hi, _mm_loadl_epi64((const __m128i *)spt_lut_compress8[1][l2 >> 24])));
+	return l2;
+}
+
+/*
+ * A tile of a narrow tensor (cols < 32) with room for its densest record:
+ * rows x .. x + nb - 1 through enc_row1(); the counters and sums as
+ * encode_tiles() keeps them.  Returns 0 or -EDOM.
+ */
+AINLINE int enc_tile_rows1(struct enc_ctx *cx, const float *in, const float *xend,
+			   const float **xp, uint32_t cols, unsigned int nv, const __m256i *lm,
+			   uint64_t nb, int prune, int sprune, struct rng_ctx *rp, int csr_rne,
+			   int stoch, struct rng_ctx *rc, uint8_t **qp, uint64_t *l1p,
+			   struct ct_enc_acc *acc)
+{
+	const float *x = *xp;
+	uint8_t *q = *qp, *q0 = q;
+	double sa = cx->sum_abs, sk = cx->sum_kept;
+	__m256i zv[4], kzv[4];
+	uint64_t l1 = 0, i, nzb;
+	unsigned int j;
+	int bad = 0;
+
+	for (j = 0; j < 4; j++)
+		zv[j] = kzv[j] = _mm256_setzero_si256();
+	for (i = 0; i < nb; i++, x += cols) {
+		uint64_t index = (uint64_t)(x - in);
+		uint32_t l2;
+
+		if (__builtin_expect(xend - x >= 8 * (ptrdiff_t)nv, 1))
+			l2 = enc_row1(cx, x, lm, 1, nv, prune, sprune, rp, csr_rne, stoch, rc, index,
+				      q, &sa, &sk, zv, kzv, &bad);
+		else
+			l2 = enc_row1(cx, x, lm, 0, nv, prune, sprune, rp, csr_rne, stoch, rc, index,
+				      q, &sa, &sk, zv, kzv, &bad);
+		if (__builtin_expect(bad, 0))
+			return -EDOM;
+		l1 |= (uint64_t)(l2 != 0) << i;
+		q += (uint32_t)_mm_popcnt_u32(l2) + ((0u - (l2 != 0)) & 5u);
+	}
+	/* per-lane counts (negated) of the nv vectors, lanes past cols included */
+	for (j = 1; j < nv; j++) {
+		zv[0] = _mm256_add_epi32(zv[0], zv[j]);
+		kzv[0] = _mm256_add_epi32(kzv[0], kzv[j]);
+	}
+	{
+		uint32_t z[8], kz[8];
+		uint64_t zs = 0, kzs = 0;
+
+		_mm256_storeu_si256((__m256i *)z, zv[0]);
+		_mm256_storeu_si256((__m256i *)kz, kzv[0]);
+		for (j = 0; j < 8; j++) {
+			zs += z[j];
+			kzs += kz[j];
+		}
+		/*
+		 * counted as 32-lane blocks, as scan8() counts them: the lanes
+		 * past cols come off at the end of encode_tiles()
+		 */
+		zs += nb * (32 - 8 * nv);
+		kzs += nb * (32 - 8 * nv);
+		acc->natural_zeros += zs;
+		if (prune)
+			acc->pruned += kzs - zs;
+	}
+	cx->sum_abs = sa;
+	cx->sum_kept = sk;
+	nzb = (uint64_t)_mm_popcnt_u64(l1);
+	acc->nz_blocks += nzb;
+	acc->nonzeros += (uint64_t)(q - q0) - 5 * nzb;
+	*l1p = l1;
+	*qp = q;
+	*xp = x;
+	return 0;
+}
+
+/*
  * @rag (a constant, so that each kind of tensor runs code without the
  * others' paths): 0 if cols is a multiple of 32, 2 + nv if cols < 8 * nv
  * (nv < 4: rows of one ragged block, whose vectors nv.. are +0 and left
@@ -586,9 +860,9 @@ AINLINE int encode_tiles(const float *in, const struct ct_geom *g, float tau, in
 	uint8_t *tab = p + SPT_CT_HEADER_SIZE, stage[64] __attribute__((aligned(32)));
 	uint32_t ragged = rag ? g->cols % SPT_BLOCK_ELEMS : 0, c = 0, last = g->bpr - 1;
 	unsigned int gnv = rag >= 2 ? (unsigned int)rag - 2 : 4;
-	__m256i rmask[4];
+	__m256i rmask[4], lmask[4];
 	uint64_t pos = *pos_io, t, zadj;
-	const float *x = in;
+	const float *x = in, *xend = in + (size_t)g->rows * g->cols;
 	struct enc_ctx cx;
 	struct rng_ctx rc, rp;
 	int bad = 0;
@@ -596,6 +870,7 @@ AINLINE int encode_tiles(const float *in, const struct ct_geom *g, float tau, in
 	for (c = 0; c < 4; c++) {
 		rmask[c] = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)ragged - 8 * (int)c),
 					      _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+		lmask[c] = rag >= 2 ? rmask[c] : _mm256_set1_epi32(-1);
 	}
 	c = 0;
 	/* the zero padding of the ragged blocks, counted as zeros */
@@ -650,6 +925,11 @@ AINLINE int encode_tiles(const float *in, const struct ct_geom *g, float tau, in
 			x += 32 * nb;
 			acc->nz_blocks += nzb;
 			acc->nonzeros += nnz;
+		} else if (rag >= 2 && cap - pos >= CT_TILE_MAX + CT_SLACK) {
+			/* rows narrower than a block, one row at a time */
+			if (enc_tile_rows1(&cx, in, xend, &x, g->cols, gnv, lmask, nb, prune, sprune, &rp,
+					   csr_rne, stoch, &rc, &q, &l1, acc))
+				return -EDOM;
 		} else if (rag && !(rag == 1 && stoch) && cap - pos >= CT_TILE_MAX + CT_SLACK) {
 			/* (wide ragged rows with stochastic rounding: block by block is faster) */
 			uint64_t nzb, nnz;
@@ -1084,6 +1364,52 @@ AINLINE const uint8_t *dec_block_safe(const uint8_t *q, const uint8_t *bend, flo
 	return q + 5 + cnt;
 }
 
+/*
+ * A tile of a tensor with one ragged block of @cols < 25 elements per row
+ * (nv = ceil(cols / 8)) whose payload has room past it for a dense tile: @nb
+ * rows into @dst, branch-free (an absent row expands l2 = 0); each row
+ * writes nv vectors, the lanes past cols being zeros that the next row
+ * overwrites, except where that would pass @oend.  Returns the end of the
+ * tile's records.
+ */
+AINLINE const uint8_t *dec_tile_rows1(const uint8_t *q, uint64_t l1, uint64_t nb, uint32_t cols,
+				      unsigned int nv, float *dst, const float *oend)
+{
+	uint64_t i;
+
+	for (i = 0; i < nb; i++, dst += cols) {
+		uint32_t bit = (uint32_t)(l1 >> i) & 1;
+		uint32_t l2 = ldu32(q) & (0u - bit), c0 = (uint32_t)_mm_popcnt_u32(l2 & 0xffu);
+		uint32_t c1 = (uint32_t)_mm_popcnt_u32(l2 & 0xffffu);
+		__m256 vs = _mm256_broadcast_ss(&spt_lut_e8m0_scale[q[4]]), v[3];
+		unsigned int j;
+
+#define EXPV(off, m) _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(			\
+		_mm_shuffle_epi8(_mm_loadl_epi64((const __m128i *)(q + 5 + (off))),		\
+				 _mm_loadl_epi64((const __m128i *)spt_lut_expand8[m])))), vs)
+		v[0] = EXPV(0, l2 & 0xff);
+		if (nv > 1)
+			v[1] = EXPV(c0, (l2 >> 8) & 0xff);
+		if (nv > 2)
+			v[2] = EXPV(c1, (l2 >> 16) & 0xff);
+#undef EXPV
+		if (__builtin_expect(oend - dst >= 8 * (ptrdiff_t)nv, 1)) {
+#pragma GCC unroll 3
+			for (j = 0; j < nv; j++)
+				_mm256_storeu_ps(dst + 8 * j, v[j]);
+		} else {
+			float tmp[24];
+
+#pragma GCC unroll 3
+			for (j = 0; j < nv; j++)
+				_mm256_storeu_ps(tmp + 8 * j, v[j]);
+			memcpy(dst, tmp, cols * sizeof(float));
+		}
+		q += 5 * bit + (uint32_t)_mm_popcnt_u32(l2);
+	}
+	return q;
+}
+
 void spt_ct_decode_avx2(const uint8_t *p, const struct ct_hdr *h, float *out)
 {
 	const struct ct_geom *g = &h->g;
@@ -1101,6 +1427,18 @@ void spt_ct_decode_avx2(const uint8_t *p, const struct ct_hdr *h, float *out)
 		q += 8;
 		if (nb > SPT_TILE_BLOCKS)
 			nb = SPT_TILE_BLOCKS;
+		if (g->bpr == 1 && ragged && ragged <= 24 &&
+		    bend - q >= (ptrdiff_t)(CT_TILE_MAX + CT_SLACK)) {
+			/* one ragged block per row */
+			if (ragged <= 8)
+				q = dec_tile_rows1(q, l1, nb, ragged, 1, dst, oend);
+			else if (ragged <= 16)
+				q = dec_tile_rows1(q, l1, nb, ragged, 2, dst, oend);
+			else
+				q = dec_tile_rows1(q, l1, nb, ragged, 3, dst, oend);
+			dst += nb * ragged;
+			continue;
+		}
 		if (ragged) {
 			for (i = 0; i < nb; i++, l1 >>= 1) {
 				uint32_t n = c == g->bpr - 1 ? ragged : SPT_BLOCK_ELEMS;
@@ -1268,4 +1606,72 @@ void spt_ct_decode_t_avx2(const uint8_t *p, const struct ct_hdr *h, float *out, 
 			}
 		}
 	}
+}
+
+/* ---- column sums ----------------------------------------------------------- */
+
+/*
+ * spt_ct_colsum() of a validated tensor with @bpr <= CT_COLSUM_BPR: the
+ * present blocks expanded to 32 lanes and added to per-column sums in block
+ * (so row) order; a lane not stored adds +0.0f, which leaves the sum as it
+ * is (never -0.0f: it starts at +0.0f).  Same floats as the scalar loop.
+ */
+void spt_ct_colsum_avx2(const uint8_t *p, const struct ct_hdr *h, float *sum)
+{
+	const struct ct_geom *g = &h->g;
+	const uint8_t *tab = p + SPT_CT_HEADER_SIZE, *pl = p + g->payload_off;
+	const uint8_t *bend = p + h->total;
+	float acc[CT_COLSUM_BPR * SPT_BLOCK_ELEMS] __attribute__((aligned(32)));
+	__m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+	uint32_t bpr = g->bpr, c0 = 0, step = SPT_TILE_BLOCKS % bpr;
+	uint64_t t;
+
+	memset(acc, 0, sizeof(acc));
+	for (t = 0; t < g->tiles; t++) {
+		const uint8_t *q = pl + ldu32(tab + 4 * t);
+		uint64_t l1 = ldu64(q);
+		int room;
+
+		q += 8;
+		room = bend - q >= (ptrdiff_t)(CT_TILE_MAX + CT_SLACK);
+		for (; l1; l1 &= l1 - 1) {
+			uint32_t l2 = ldu32(q), c, i = (uint32_t)_tzcnt_u64(l1);
+			__m256 vs = _mm256_broadcast_ss(&spt_lut_e8m0_scale[q[4]]);
+			float v[32] __attribute__((aligned(32)));
+
+			if (room) {
+				expand32(q + 5, l2, vs, v);
+			} else {
+				const int8_t *k = (const int8_t *)(q + 5);
+				uint32_t m;
+
+				memset(v, 0, sizeof(v));
+				for (m = l2; m; m &= m - 1)
+					v[_tzcnt_u32(m)] = (float)*k++ * spt_lut_e8m0_scale[q[4]];
+			}
+			q += 5 + (uint32_t)_mm_popcnt_u32(l2);
+			if (bpr == 1) {
+				a0 = _mm256_add_ps(a0, _mm256_load_ps(v));
+				a1 = _mm256_add_ps(a1, _mm256_load_ps(v + 8));
+				a2 = _mm256_add_ps(a2, _mm256_load_ps(v + 16));
+				a3 = _mm256_add_ps(a3, _mm256_load_ps(v + 24));
+				continue;
+			}
+			c = (c0 + i) % bpr;
+			for (i = 0; i < SPT_BLOCK_ELEMS; i += 8)
+				_mm256_store_ps(acc + 32 * c + i,
+						_mm256_add_ps(_mm256_load_ps(acc + 32 * c + i),
+							      _mm256_load_ps(v + i)));
+		}
+		c0 += step;
+		if (c0 >= bpr)
+			c0 -= bpr;
+	}
+	if (bpr == 1) {
+		_mm256_store_ps(acc, a0);
+		_mm256_store_ps(acc + 8, a1);
+		_mm256_store_ps(acc + 16, a2);
+		_mm256_store_ps(acc + 24, a3);
+	}
+	memcpy(sum, acc, g->cols * sizeof(float));
 }

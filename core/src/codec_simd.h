@@ -97,6 +97,10 @@ int spt_ct_check_avx2(const uint8_t *p, const struct ct_hdr *h);
 /* Decode a validated tensor into @out (rows * cols floats). */
 void spt_ct_decode_avx2(const uint8_t *p, const struct ct_hdr *h, float *out);
 
+/* spt_ct_colsum() of a validated tensor of at most CT_COLSUM_BPR blocks per row. */
+#define CT_COLSUM_BPR	8u
+void spt_ct_colsum_avx2(const uint8_t *p, const struct ct_hdr *h, float *sum);
+
 /* SGD parameters of spt_sgd_momentum_ct(). */
 struct sgd_params {
 	float lr, momentum, weight_decay;

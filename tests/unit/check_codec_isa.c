@@ -187,7 +187,7 @@ static void compare_encodings(const float *x, uint32_t r, uint32_t c,
 		ck_assert_msg(a.len == b.len && !memcmp(a.buf, b.buf, a.len),
 			      "%s: %s: %ux%u: encoded bytes differ", what, spt_core_isa_name(isa), r, c);
 		ck_assert_msg(!memcmp(a.dec, b.dec, (size_t)r * c * sizeof(float)),
-			      "%s: %s: decoded floats differ", what, spt_core_isa_name(isa));
+			      "%s: %s: %ux%u: decoded floats differ", what, spt_core_isa_name(isa), r, c);
 		ck_assert_msg(!memcmp(&a.st, &b.st, sizeof(a.st)), "%s: %s: statistics differ",
 			      what, spt_core_isa_name(isa));
 		free(b.buf);
@@ -628,6 +628,107 @@ START_TEST(test_simd_validate_matches_scalar)
 }
 END_TEST
 
+/*
+ * Rows of mixed kinds for the narrow paths: all-zero rows, a run of zero rows
+ * long enough for an all-zero tile, rows with no |x| below tau = 0.7 (the
+ * stochastic pruner draws nothing there), dense rows and awkward values.
+ */
+static void fill_rows(float *x, uint32_t r, uint32_t c, size_t kind)
+{
+	uint32_t i, j, z0 = r > 200 ? (uint32_t)(urand() * (r - 150)) : r;
+
+	for (i = 0; i < r; i++) {
+		double u = urand();
+		float *row = x + (size_t)i * c;
+
+		if ((i >= z0 && i < z0 + 140) || u < 0.2) {
+			for (j = 0; j < c; j++)
+				row[j] = (j & 1) ? -0.0f : 0.0f;
+		} else if (u < 0.5) {
+			for (j = 0; j < c; j++) {
+				double v = urand();
+
+				row[j] = v < 0.4 ? 0.0f : (float)((v < 0.7 ? -1 : 1) * (0.7 + urand()));
+			}
+		} else if (u < 0.8) {
+			fill(row, c, 0.4, 0);
+		} else {
+			fill(row, c, 0.3, (int)kind);
+		}
+	}
+}
+
+/* spt_ct_colsum of @buf on every ISA: the scalar answer, and the decoded sum. */
+static void compare_colsums(const unsigned char *buf, size_t len, const float *dec, uint32_t r,
+			    uint32_t c)
+{
+	float *ref = malloc(c * sizeof(float)), *got = malloc(c * sizeof(float));
+	enum spt_isa isa = SPT_ISA_SCALAR;
+	uint32_t i, j;
+
+	ck_assert(ref && got);
+	for (j = 0; j < c; j++)
+		ref[j] = 0.0f;
+	for (i = 0; i < r; i++)
+		for (j = 0; j < c; j++)
+			ref[j] += dec[(size_t)i * c + j];
+	ck_assert_int_eq(spt_core_set_isa(SPT_ISA_SCALAR), 0);
+	ck_assert_int_eq(spt_ct_colsum(buf, len, got, c), 0);
+	ck_assert(!memcmp(ref, got, c * sizeof(float)));
+	while (next_isa(&isa)) {
+		ck_assert_int_eq(spt_core_set_isa(isa), 0);
+		memset(got, 0xa5, c * sizeof(float));
+		ck_assert_int_eq(spt_ct_colsum(buf, len, got, c), 0);
+		ck_assert_msg(!memcmp(ref, got, c * sizeof(float)), "%s: colsum of %ux%u differs",
+			      spt_core_isa_name(isa), r, c);
+	}
+	spt_core_set_isa(SPT_ISA_AUTO);
+	free(ref);
+	free(got);
+}
+
+/*
+ * Tall narrow tensors (one block per row, ragged below 32 columns) and a few
+ * wider ones, random row counts: every rounding and pruning pairing gives the
+ * scalar bytes, floats and statistics; decode and column sums match too.
+ */
+START_TEST(test_simd_tall_narrow_random)
+{
+	static const uint32_t wide[] = { 64, 96, 144 };
+	uint32_t w;
+
+	for (w = 1; w <= 40 + 3; w++) {
+		uint32_t c = w <= 40 ? w : wide[w - 41], k;
+
+		for (k = 0; k < 3; k++) {
+			uint32_t r = k == 2 ? (c <= 40 ? 3000 : 700) : 1 + (uint32_t)(urand() * 300);
+			size_t kind = (size_t)(urand() * 5), n = (size_t)r * c;
+			float *x = malloc(n * sizeof(float));
+			unsigned int mode;
+
+			ck_assert(x);
+			fill_rows(x, r, c, kind);
+			for (mode = 0; mode < 6; mode++) {
+				struct spt_encode_opts o;
+				struct result a;
+
+				if (k == 2 && mode % 2)
+					continue;
+				mode_opts(&o, mode, kind, 1000 + w * 7 + k);
+				if (kind == 2 || kind == 3)
+					o.prune.tau = mode >= 2 ? 0.7f : o.prune.tau;
+				compare_encodings(x, r, c, &o, "tall narrow");
+				run(SPT_ISA_SCALAR, x, r, c, &o, &a);
+				compare_colsums(a.buf, a.len, a.dec, r, c);
+				free(a.buf);
+				free(a.dec);
+			}
+			free(x);
+		}
+	}
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("codec_isa");
@@ -647,6 +748,7 @@ int main(void)
 	tcase_add_test(tc, test_simd_other_rounding_modes);
 	tcase_add_test(tc, test_simd_validate_matches_scalar);
 	tcase_add_test(tc, test_simd_narrow_and_ragged_widths);
+	tcase_add_test(tc, test_simd_tall_narrow_random);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
