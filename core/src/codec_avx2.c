@@ -622,8 +622,7 @@ AINLINE int enc_group8(const float *x, const float *const *xp, const __m256i *co
 }
 
 /*
- * One row of a tensor narrower than a block (cols < 32: one ragged block per
- * row), elements @index on, in vectors 0..nv-1 (@nv = ceil(cols / 8), a
+ * One row of a tensor of one block per row (cols <= 32), elements @index on, in vectors 0..nv-1 (@nv = ceil(cols / 8), a
  * constant; lanes past cols are +0 through @lm, vectors nv.. are +0 and
  * left out: adding +0 to the non-negative sums of spt_block_sum() is exact).
  * With @plain the vectors are read whole and masked (the caller checked that
@@ -776,7 +775,7 @@ AINLINE uint32_t enc_row1(struct enc_ctx *cx, const float *x, const __m256i *lm,
 }
 
 /*
- * A tile of a narrow tensor (cols < 32) with room for its densest record:
+ * A tile of a tensor of one block per row (cols <= 32) with room for its densest record:
  * rows x .. x + nb - 1 through enc_row1(); the counters and sums as
  * encode_tiles() keeps them.  Returns 0 or -EDOM.
  */
@@ -849,9 +848,9 @@ AINLINE int enc_tile_rows1(struct enc_ctx *cx, const float *in, const float *xen
 
 /*
  * @rag (a constant, so that each kind of tensor runs code without the
- * others' paths): 0 if cols is a multiple of 32, 2 + nv if cols < 8 * nv
- * (nv < 4: rows of one ragged block, whose vectors nv.. are +0 and left
- * out), else 1.
+ * others' paths): 2 + nv if every row is one block of cols <= 8 * nv
+ * elements (nv = ceil(cols / 8); vectors nv.. are +0 and left out), else 0
+ * if cols is a multiple of 32, else 1.
  */
 AINLINE int encode_tiles(const float *in, const struct ct_geom *g, float tau, int prune,
 			 int sprune, uint64_t pseed, int csr_rne, int stoch, uint64_t seed,
@@ -870,7 +869,7 @@ AINLINE int encode_tiles(const float *in, const struct ct_geom *g, float tau, in
 	for (c = 0; c < 4; c++) {
 		rmask[c] = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)ragged - 8 * (int)c),
 					      _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-		lmask[c] = rag >= 2 ? rmask[c] : _mm256_set1_epi32(-1);
+		lmask[c] = ragged ? rmask[c] : _mm256_set1_epi32(-1);
 	}
 	c = 0;
 	/* the zero padding of the ragged blocks, counted as zeros */
@@ -896,7 +895,12 @@ AINLINE int encode_tiles(const float *in, const struct ct_geom *g, float tau, in
 		if (cap - pos < 8)
 			return -ENOSPC;
 		q = p + pos + 8;
-		if (!ragged && cap - pos >= CT_TILE_MAX + CT_SLACK) {
+		if (rag >= 2 && cap - pos >= CT_TILE_MAX + CT_SLACK) {
+			/* rows of one block, one row at a time */
+			if (enc_tile_rows1(&cx, in, xend, &x, g->cols, gnv, lmask, nb, prune, sprune, &rp,
+					   csr_rne, stoch, &rc, &q, &l1, acc))
+				return -EDOM;
+		} else if (!ragged && cap - pos >= CT_TILE_MAX + CT_SLACK) {
 			uint64_t nzb, nnz;
 			/* hot loop: contiguous full blocks, room for a dense tile */
 			const uint8_t *q0 = q;
@@ -925,11 +929,6 @@ AINLINE int encode_tiles(const float *in, const struct ct_geom *g, float tau, in
 			x += 32 * nb;
 			acc->nz_blocks += nzb;
 			acc->nonzeros += nnz;
-		} else if (rag >= 2 && cap - pos >= CT_TILE_MAX + CT_SLACK) {
-			/* rows narrower than a block, one row at a time */
-			if (enc_tile_rows1(&cx, in, xend, &x, g->cols, gnv, lmask, nb, prune, sprune, &rp,
-					   csr_rne, stoch, &rc, &q, &l1, acc))
-				return -EDOM;
 		} else if (rag && !(rag == 1 && stoch) && cap - pos >= CT_TILE_MAX + CT_SLACK) {
 			/* (wide ragged rows with stochastic rounding: block by block is faster) */
 			uint64_t nzb, nnz;
@@ -1097,6 +1096,13 @@ static int encode_narrow2(const float *in, const struct ct_geom *g, float tau, i
 	return encode_mode(in, g, tau, sprune, pseed, round, seed, p, cap, pos, acc, 4);
 }
 
+static int encode_narrow4(const float *in, const struct ct_geom *g, float tau, int sprune,
+			  uint64_t pseed, enum spt_round round, uint64_t seed, uint8_t *p,
+			  size_t cap, uint64_t *pos, struct ct_enc_acc *acc)
+{
+	return encode_mode(in, g, tau, sprune, pseed, round, seed, p, cap, pos, acc, 6);
+}
+
 static int encode_narrow3(const float *in, const struct ct_geom *g, float tau, int sprune,
 			  uint64_t pseed, enum spt_round round, uint64_t seed, uint8_t *p,
 			  size_t cap, uint64_t *pos, struct ct_enc_acc *acc)
@@ -1108,16 +1114,17 @@ int spt_ct_encode_avx2(const float *in, const struct ct_geom *g, float tau, int 
 		       uint64_t pseed, enum spt_round round, uint64_t seed, uint8_t *p,
 		       size_t cap, uint64_t *pos, struct ct_enc_acc *acc)
 {
-	static int (*const narrow[3])(const float *, const struct ct_geom *, float, int, uint64_t,
+	static int (*const narrow[4])(const float *, const struct ct_geom *, float, int, uint64_t,
 				      enum spt_round, uint64_t, uint8_t *, size_t, uint64_t *,
 				      struct ct_enc_acc *) = { encode_narrow1, encode_narrow2,
-							       encode_narrow3 };
+							       encode_narrow3, encode_narrow4 };
 
-	if (g->cols % SPT_BLOCK_ELEMS == 0)
-		return encode_whole(in, g, tau, sprune, pseed, round, seed, p, cap, pos, acc);
-	if (g->cols <= 24)
+	/* one block per row: row by row */
+	if (g->cols <= SPT_BLOCK_ELEMS)
 		return narrow[(g->cols - 1) / 8](in, g, tau, sprune, pseed, round, seed, p, cap,
 						 pos, acc);
+	if (g->cols % SPT_BLOCK_ELEMS == 0)
+		return encode_whole(in, g, tau, sprune, pseed, round, seed, p, cap, pos, acc);
 	return encode_ragged(in, g, tau, sprune, pseed, round, seed, p, cap, pos, acc);
 }
 
