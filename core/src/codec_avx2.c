@@ -1623,6 +1623,35 @@ void spt_ct_decode_t_avx2(const uint8_t *p, const struct ct_hdr *h, float *out, 
  * (so row) order; a lane not stored adds +0.0f, which leaves the sum as it
  * is (never -0.0f: it starts at +0.0f).  Same floats as the scalar loop.
  */
+/*
+ * The present blocks of a tile (records at @q, room past them for a dense
+ * tile) of a tensor of one block per row added to a[0..nv-1]: the lanes
+ * of vectors nv.. are past cols, never stored.
+ */
+AINLINE void colsum_tile1(const uint8_t *q, uint64_t l1, unsigned int nv, __m256 a[4])
+{
+	for (; l1; l1 &= l1 - 1) {
+		uint32_t l2 = ldu32(q);
+		uint32_t c0 = (uint32_t)_mm_popcnt_u32(l2 & 0xffu);
+		uint32_t c1 = (uint32_t)_mm_popcnt_u32(l2 & 0xffffu);
+		uint32_t c2 = (uint32_t)_mm_popcnt_u32(l2 & 0xffffffu);
+		__m256 vs = _mm256_broadcast_ss(&spt_lut_e8m0_scale[q[4]]);
+
+#define EXPV(off, m) _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(			\
+		_mm_shuffle_epi8(_mm_loadl_epi64((const __m128i *)(q + 5 + (off))),		\
+				 _mm_loadl_epi64((const __m128i *)spt_lut_expand8[m])))), vs)
+		a[0] = _mm256_add_ps(a[0], EXPV(0, l2 & 0xff));
+		if (nv > 1)
+			a[1] = _mm256_add_ps(a[1], EXPV(c0, (l2 >> 8) & 0xff));
+		if (nv > 2)
+			a[2] = _mm256_add_ps(a[2], EXPV(c1, (l2 >> 16) & 0xff));
+		if (nv > 3)
+			a[3] = _mm256_add_ps(a[3], EXPV(c2, l2 >> 24));
+#undef EXPV
+		q += 5 + (uint32_t)_mm_popcnt_u32(l2);
+	}
+}
+
 void spt_ct_colsum_avx2(const uint8_t *p, const struct ct_hdr *h, float *sum)
 {
 	const struct ct_geom *g = &h->g;
@@ -1641,6 +1670,23 @@ void spt_ct_colsum_avx2(const uint8_t *p, const struct ct_hdr *h, float *sum)
 
 		q += 8;
 		room = bend - q >= (ptrdiff_t)(CT_TILE_MAX + CT_SLACK);
+		if (bpr == 1 && room) {
+			__m256 a[4] = { a0, a1, a2, a3 };
+
+			if (g->cols <= 8)
+				colsum_tile1(q, l1, 1, a);
+			else if (g->cols <= 16)
+				colsum_tile1(q, l1, 2, a);
+			else if (g->cols <= 24)
+				colsum_tile1(q, l1, 3, a);
+			else
+				colsum_tile1(q, l1, 4, a);
+			a0 = a[0];
+			a1 = a[1];
+			a2 = a[2];
+			a3 = a[3];
+			continue;
+		}
 		for (; l1; l1 &= l1 - 1) {
 			uint32_t l2 = ldu32(q), c, i = (uint32_t)_tzcnt_u64(l1);
 			__m256 vs = _mm256_broadcast_ss(&spt_lut_e8m0_scale[q[4]]);
