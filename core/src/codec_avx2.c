@@ -190,10 +190,10 @@ AINLINE uint32_t enc_block(struct enc_ctx *cx, const float *x, const __m256i *mk
 	__m256 x2 = LDB(x, mk, 2), x3 = LDB(x, mk, 3);
 	__m256 a0 = _mm256_andnot_ps(sign, x0), a1 = _mm256_andnot_ps(sign, x1);
 	__m256 a2 = _mm256_andnot_ps(sign, x2), a3 = _mm256_andnot_ps(sign, x3);
-	__m256 k0, k1, k2, k3, vs1;
+	__m256 k0, k1, k2, k3;
 	__m256i z, m, r0, r1, r2, r3, b;
 	__m128i lo, hi;
-	uint32_t umax, B, l2, s1, c0, c1, c2;
+	uint32_t umax, B, l2, c0, c1, c2;
 
 	z = zero_bytes(a0, a1, a2, a3);
 	cx->zacc = _mm256_add_epi8(cx->zacc, z);
@@ -242,20 +242,7 @@ AINLINE uint32_t enc_block(struct enc_ctx *cx, const float *x, const __m256i *mk
 	}
 	/* E + 127 is the biased float exponent of the max (0: subnormal, E = -127) */
 	B = umax >> 23;
-	s1 = B >= 6 ? (260u - B) << 23 : (127u + 64u) << 23;	/* 2^(6-E) or 2^64 */
-	vs1 = _mm256_castsi256_ps(_mm256_set1_epi32((int)s1));
-	x0 = _mm256_mul_ps(x0, vs1);
-	x1 = _mm256_mul_ps(x1, vs1);
-	x2 = _mm256_mul_ps(x2, vs1);
-	x3 = _mm256_mul_ps(x3, vs1);
-	if (__builtin_expect(B < 6, 0)) {
-		__m256 vs2 = _mm256_castsi256_ps(_mm256_set1_epi32((int)((196u - B) << 23)));
-
-		x0 = _mm256_mul_ps(x0, vs2);
-		x1 = _mm256_mul_ps(x1, vs2);
-		x2 = _mm256_mul_ps(x2, vs2);
-		x3 = _mm256_mul_ps(x3, vs2);
-	}
+	scale4_v(&x0, &x1, &x2, &x3, B);
 	if (stoch) {
 		__m256 u[4];
 

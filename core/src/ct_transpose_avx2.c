@@ -115,10 +115,10 @@ static uint32_t transpose32(uint8_t *src, uint8_t *dst)
 AINLINE uint32_t quant_block(const uint8_t *k, const __m256 sc[4], uint8_t *kout)
 {
 	const __m256i abs = _mm256_set1_epi32(0x7fffffff);
-	__m256 x0, x1, x2, x3, vs1;
+	__m256 x0, x1, x2, x3;
 	__m256i m, r0, r1, r2, r3, b;
 	__m128i h;
-	uint32_t umax, B, s1;
+	uint32_t umax, B;
 
 #define LD8(g) _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(			\
 		_mm_loadl_epi64((const __m128i *)(k + 8 * (g))))), sc[g])
@@ -138,20 +138,7 @@ AINLINE uint32_t quant_block(const uint8_t *k, const __m256 sc[4], uint8_t *kout
 	h = _mm_max_epu32(h, _mm_shuffle_epi32(h, _MM_SHUFFLE(2, 3, 0, 1)));
 	umax = (uint32_t)_mm_cvtsi128_si32(h);
 	B = umax >> 23;
-	s1 = B >= 6 ? (260u - B) << 23 : (127u + 64u) << 23;	/* 2^(6-E) or 2^64 */
-	vs1 = _mm256_castsi256_ps(_mm256_set1_epi32((int)s1));
-	x0 = _mm256_mul_ps(x0, vs1);
-	x1 = _mm256_mul_ps(x1, vs1);
-	x2 = _mm256_mul_ps(x2, vs1);
-	x3 = _mm256_mul_ps(x3, vs1);
-	if (__builtin_expect(B < 6, 0)) {
-		__m256 vs2 = _mm256_castsi256_ps(_mm256_set1_epi32((int)((196u - B) << 23)));
-
-		x0 = _mm256_mul_ps(x0, vs2);
-		x1 = _mm256_mul_ps(x1, vs2);
-		x2 = _mm256_mul_ps(x2, vs2);
-		x3 = _mm256_mul_ps(x3, vs2);
-	}
+	scale4_v(&x0, &x1, &x2, &x3, B);
 #define RNE(v) _mm256_cvtps_epi32(_mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC))
 	r0 = RNE(x0);
 	r1 = RNE(x1);
