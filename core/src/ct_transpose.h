@@ -48,16 +48,6 @@ AINLINE uint32_t ctt_pop32(uint32_t v)
 	v = (v & 0x33333333u) + ((v >> 2) & 0x33333333u);
 	v = (v + (v >> 4)) & 0x0f0f0f0fu;
 	return (v * 0x01010101u) >> 24;
-/*
- * spt_ct_transpose() with raw options and no statistics always by strips
- * (spt_ct_transpose() takes this path for tensors of CTT_MIN_ROWS rows or
- * more: on fewer rows the encoder's narrow-row paths make decode,
- * transpose, encode as fast or faster); for the tests.
- */
-#define CTT_MIN_ROWS 1024u
-int spt_ct_transpose_strips(const void *in, size_t in_len, void *out, size_t cap,
-			    size_t *out_len);
-
 #endif
 }
 
