@@ -150,13 +150,15 @@ static uint8_t *reference(const uint8_t *a, size_t la, uint32_t rows, uint32_t c
 static const enum spt_isa isas[] = { SPT_ISA_SCALAR, SPT_ISA_AVX2 };
 
 /* The raw transpose of @a on every ISA against the reference, and its capacity errors. */
-static void check_one(const uint8_t *a, size_t la, uint32_t rows, uint32_t cols)
+static void check_one(const uint8_t *a0, size_t la, uint32_t rows, uint32_t cols)
 {
-	size_t cap = spt_ct_bound(cols, rows), lw, lt, i;
-	uint8_t *got = malloc(cap + 1), *want;
+	size_t cap = spt_ct_bound(cols, rows), lw, lt, i, j;
+	uint8_t *got = malloc(cap + 1), *want, *a = malloc(la);
 	struct spt_encode_opts raw;
 
-	ck_assert(got);
+	/* an input of exactly la bytes: ASan sees a read past its end */
+	ck_assert(got && a);
+	memcpy(a, a0, la);
 	spt_encode_opts_init(&raw);
 	raw.round_seed = 77;	/* unused by nearest-even rounding */
 	for (i = 0; i < sizeof(isas) / sizeof(isas[0]); i++) {
@@ -176,8 +178,15 @@ static void check_one(const uint8_t *a, size_t la, uint32_t rows, uint32_t cols)
 		/* exactly enough room, one byte short, not even the header and table */
 		ck_assert_int_eq(spt_ct_transpose_strips(a, la, got, lw, &lt), 0);
 		ck_assert_uint_eq(lt, lw);
+		/* a short output: nothing written past its capacity */
+		memset(got, 0xa5, cap + 1);
 		ck_assert_int_eq(spt_ct_transpose_strips(a, la, got, lw - 1, &lt), -ENOSPC);
+		ck_assert_uint_eq(got[lw - 1], 0xa5);
+		memset(got, 0xa5, cap + 1);
 		ck_assert_int_eq(spt_ct_transpose_strips(a, la, got, 64, &lt), -ENOSPC);
+		for (j = 64; j <= cap && got[j] == 0xa5; j++)
+			;
+		ck_assert_msg(j > cap, "%ux%u: byte %zu written past a 64-byte output", rows, cols, j);
 		/* the public entry (strips from CTT_MIN_ROWS rows on) gives the same */
 		ck_assert_int_eq(spt_ct_transpose(a, la, i ? &raw : NULL, got, cap, &lt, NULL), 0);
 		ck_assert_msg(lt == lw && memcmp(got, want, lw) == 0,
@@ -187,6 +196,7 @@ static void check_one(const uint8_t *a, size_t la, uint32_t rows, uint32_t cols)
 	}
 	spt_core_set_isa(SPT_ISA_AUTO);
 	free(got);
+	free(a);
 }
 
 static void check_gen(uint32_t rows, uint32_t cols, const struct gen *gp)

@@ -74,6 +74,13 @@ struct result {
 static enum spt_pass gemm_pass = SPT_PASS_FWD;
 static enum spt_round gemm_round = SPT_ROUND_EVEN;
 
+/* Each test starts with the forward pass and nearest rounding (also under CK_FORK=no). */
+static void reset_gemm_mode(void)
+{
+	gemm_pass = SPT_PASS_FWD;
+	gemm_round = SPT_ROUND_EVEN;
+}
+
 static void run_isa(enum spt_isa isa, const void *a, size_t al, const void *b, size_t bl,
 		    uint32_t m, uint32_t n, const struct spt_gemm_epilogue *ep,
 		    const struct spt_prune *pr, int want_ct, struct result *r)
@@ -908,6 +915,7 @@ static Suite *simd_suite(void)
 	tcase_add_test(same_bits, test_stochastic_pruning_rejects_non_finite_on_every_isa);
 	tcase_add_test(same_bits, test_simd_matches_scalar_on_every_block_kind);
 	tcase_add_test(same_bits, test_ragged_widths_match_scalar);
+	tcase_add_checked_fixture(same_bits, reset_gemm_mode, NULL);
 	tcase_set_timeout(same_bits, 120);
 	suite_add_tcase(s, same_bits);
 	return s;
