@@ -1605,12 +1605,6 @@ void spt_ct_decode_t_avx2(const uint8_t *p, const struct ct_hdr *h, float *out, 
 /* ---- column sums ----------------------------------------------------------- */
 
 /*
- * spt_ct_colsum() of a validated tensor with @bpr <= CT_COLSUM_BPR: the
- * present blocks expanded to 32 lanes and added to per-column sums in block
- * (so row) order; a lane not stored adds +0.0f, which leaves the sum as it
- * is (never -0.0f: it starts at +0.0f).  Same floats as the scalar loop.
- */
-/*
  * The present blocks of a tile (records at @q, room past them for a dense
  * tile) of a tensor of one block per row added to a[0..nv-1]: the lanes
  * of vectors nv.. are past cols, never stored.
@@ -1639,6 +1633,12 @@ AINLINE void colsum_tile1(const uint8_t *q, uint64_t l1, unsigned int nv, __m256
 	}
 }
 
+/*
+ * spt_ct_colsum() of a validated tensor with @bpr <= CT_COLSUM_BPR: the
+ * present blocks expanded to 32 lanes and added to per-column sums in block
+ * (so row) order; a lane not stored adds +0.0f, which leaves the sum as it
+ * is (never -0.0f: it starts at +0.0f).  Same floats as the scalar loop.
+ */
 void spt_ct_colsum_avx2(const uint8_t *p, const struct ct_hdr *h, float *sum)
 {
 	const struct ct_geom *g = &h->g;

@@ -142,7 +142,12 @@ int spt_ct_transpose_raw(const uint8_t *p, const struct ct_hdr *h, const struct 
 	uint8_t *mem;
 	int err, avx2;
 
-	/* all sizes are far below SIZE_MAX: dims <= 2^24, so streams < 2^63 bytes */
+	/*
+	 * dims <= 2^24, so every term below is under 2^56 and the offsets add
+	 * up without overflow where size_t has 64 bits; the streams' product
+	 * and the total are checked
+	 */
+	_Static_assert(SIZE_MAX >= UINT64_MAX, "the scratch sizes assume a 64-bit size_t");
 	x.orows = g->cols;
 	x.obpr = og->bpr;
 	x.bpr = g->bpr;

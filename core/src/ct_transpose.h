@@ -17,10 +17,10 @@
  * and transposes them 32 x 32 at a time), and @touch[c] collects the L2
  * masks of the strip's blocks in source block column c, so the rows holding
  * a value are known (the AVX2 path flags the block columns with a value and
- * ORs a column's transposed rows instead).  Each such row is one output block (row j, block s):
- * quantised, its record appended to output row j's stream, its L1 bit set
- * in @bits, and the scratch cleared again.  The tiles are assembled from the
- * streams at the end.
+ * ORs a column's transposed rows instead).  Each such row is one output
+ * block (row j, block s): quantised, its record appended to output row j's
+ * stream, its L1 bit set in @bits, and the scratch cleared again.  The
+ * tiles are assembled from the streams at the end.
  */
 struct ctt {
 	uint32_t orows, obpr;	/* output rows (source cols), blocks per output row */
@@ -55,9 +55,9 @@ AINLINE uint32_t ctt_pop32(uint32_t v)
  * Every stored block of the validated tensor @p in storage order: block c of
  * source row r handed to @scatter (@i = r % 32, the lane of the strip), a
  * strip quantised by @flush when the walk leaves it.  @scatter also keeps
- * @x->touch.  Strips without a
- * stored value cost nothing.  Each ISA's file instantiates it with its own
- * @scatter and @flush (constants: the calls are inlined).
+ * @x->touch.  Strips without a stored value cost nothing.  Each ISA's file
+ * instantiates it with its own @scatter and @flush (constants: the calls
+ * are inlined).
  */
 typedef void ctt_scatter_fn(struct ctt *x, uint32_t c, uint32_t i, const uint8_t *q,
 			    uint32_t l2, const uint8_t *bend);

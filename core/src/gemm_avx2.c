@@ -11,7 +11,8 @@
  * FP32 in increasing block order, the scalar kernel's order.  Between
  * chunks the FP32 accumulators live in C; a tile's last vector, when C
  * ends inside it, is read and written through a lane mask.  With a single
- * block column the sums go straight to C (no scratch, no second pass).  The
+ * block column in a tile of at most 16 columns (SPT_DIRECT_NV vectors) the
+ * sums go straight to C (no scratch, no second pass).  The
  * epilogue's scale, bias and ReLU are applied as the final sums are stored.
  */
 #include <immintrin.h>

@@ -67,7 +67,8 @@ struct spt_gemm_item {
  * The kernels first compute the int32 sums of every item of a group and
  * chunk into a scratch area (absent items: zero), then add the block terms
  * row by row in increasing block order.  With a single block column
- * (nb == 1) the AVX2 kernel writes each item's one term straight to C.
+ * (nb == 1) in a tile of at most 16 columns the AVX2 kernel writes each
+ * item's one term straight to C.
  *
  * ep_fused: the AVX2 kernel applies the epilogue's element-wise part as it
  * stores a row's final sums, per element in the order of

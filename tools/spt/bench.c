@@ -432,7 +432,7 @@ static int bench_train(const struct bench_opts *o)
 		return 0;
 	}
 	printf("spt bench train: MLP 784-512-256-10 training step, CPU backend, single thread,\n"
-	       "%u timed steps per configuration (wall time)\n", steps);
+	       "%u timed steps per configuration, interleaved in rounds (wall time)\n", steps);
 	printf("  batch  fp32 OpenBLAS ms  bfp8@0.9 ms  sparsity  speedup\n");
 	for (i = 0; i < 2; i++)
 		printf("  %5u  %16.3f  %11.3f  %8.3f  %6.2fx\n", batches[i], fp32[i], bfp8[i],
