@@ -75,18 +75,6 @@ float spt_block_sum(const float v[32])
 	return block_sum32(v);
 }
 
-/* Population counts without a libgcc call where the target has no popcnt. */
-static inline unsigned int pop32(uint32_t v)
-{
-#ifdef __POPCNT__
-	return (unsigned int)__builtin_popcount(v);
-#else
-	v = v - ((v >> 1) & 0x55555555u);
-	v = (v & 0x33333333u) + ((v >> 2) & 0x33333333u);
-	v = (v + (v >> 4)) & 0x0f0f0f0fu;
-	return (v * 0x01010101u) >> 24;
-#endif
-}
 
 /*
  * Prune and quantise one block, the general (stochastic) reference.  Returns
@@ -216,7 +204,7 @@ static int encode_scalar(struct enc_state *s, const float *in, const struct ct_g
 			}
 			if (!l2)
 				continue;
-			cnt = pop32(l2);
+			cnt = ct_pop32(l2);
 			if (cap - pos < 5 + cnt)
 				return -ENOSPC;
 			spt_st32(p + pos, l2);
@@ -386,7 +374,7 @@ static int tiles_check(const uint8_t *p, const struct ct_hdr *h)
 			if (ragged && b % g->bpr == g->bpr - 1 && (l2 >> ragged))
 				return -EBADMSG;
 			q += 5;
-			n = (size_t)pop32(l2);
+			n = (size_t)ct_pop32(l2);
 			if ((size_t)(end - q) < n)
 				return -EBADMSG;
 			if (!values_valid(q, n))
@@ -459,7 +447,7 @@ int spt_ct_validate(const void *buf, size_t len, struct spt_ct_info *info)
 				uint32_t l2 = spt_ld32(q_);				\
 				int ex = (int)q_[4] - SPT_E8M0_BIAS;			\
 				const int8_t *vals = (const int8_t *)(q_ + 5);		\
-				q_ += 5 + pop32(l2);					\
+				q_ += 5 + ct_pop32(l2);					\
 				BODY							\
 			}								\
 		}									\
@@ -507,7 +495,7 @@ static void decode_scalar(const uint8_t *p, const struct ct_hdr *h, float *out)
 					for (m = l2; m; m &= m - 1)
 						dst[__builtin_ctz(m)] = (float)*v++ * s;
 				}
-				q += 5 + pop32(l2);
+				q += 5 + ct_pop32(l2);
 			}
 			dst += n;
 		}
@@ -666,7 +654,7 @@ static void decode_t_scalar(const uint8_t *p, const struct ct_hdr *h, float *out
 
 				for (m = l2; m; m &= m - 1)
 					dst[__builtin_ctz(m)] = (float)*v++ * s;
-				q += 5 + pop32(l2);
+				q += 5 + ct_pop32(l2);
 			}
 			dst += SPT_BLOCK_ELEMS;
 			if (++c < g->bpr)

@@ -259,10 +259,7 @@ AINLINE uint32_t enc_block(struct enc_ctx *cx, const float *x, const __m256i *mk
 		r3 = RNE(x3);
 #undef RNE
 	}
-	/* |r| <= 128: the int16 pack is exact, the int8 pack saturates 128 to 127 */
-	b = _mm256_packs_epi16(_mm256_packs_epi32(r0, r1), _mm256_packs_epi32(r2, r3));
-	b = _mm256_permutevar8x32_epi32(b, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
-	b = _mm256_max_epi8(b, _mm256_set1_epi8(-SPT_KMAX));
+	b = pack_k4(r0, r1, r2, r3);
 	l2 = ~(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(b, zero));
 	/* record: l2, E8M0 byte, then the nonzero k compacted 8 lanes at a time */
 	stu64(dst, (uint64_t)l2 | (uint64_t)B << 32);
@@ -414,7 +411,7 @@ AINLINE __m256i quant_bytes(const float *x, const __m256i *mk, int masked, unsig
 	__m256 x0 = ldv(x, mk, masked, nv, 0), x1 = ldv(x, mk, masked, nv, 1);
 	__m256 x2 = ldv(x, mk, masked, nv, 2), x3 = ldv(x, mk, masked, nv, 3);
 	__m256 vs1 = _mm256_castsi256_ps(_mm256_set1_epi32((int)s1));
-	__m256i r0, r1, r2, r3, b;
+	__m256i r0, r1, r2, r3;
 
 	if (prune) {
 		x0 = _mm256_andnot_ps(_mm256_cmp_ps(_mm256_andnot_ps(sign, x0), vtau, _CMP_LT_OQ), x0);
@@ -452,9 +449,7 @@ AINLINE __m256i quant_bytes(const float *x, const __m256i *mk, int masked, unsig
 		r3 = RNE(x3);
 #undef RNE
 	}
-	b = _mm256_packs_epi16(_mm256_packs_epi32(r0, r1), _mm256_packs_epi32(r2, r3));
-	b = _mm256_permutevar8x32_epi32(b, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
-	return _mm256_max_epi8(b, _mm256_set1_epi8(-SPT_KMAX));
+	return pack_k4(r0, r1, r2, r3);
 }
 
 /* Write the record of a block with values k (32 bytes) and mask l2 at dst. */
@@ -730,10 +725,7 @@ AINLINE uint32_t enc_row1(struct enc_ctx *cx, const float *x, const __m256i *lm,
 #pragma GCC unroll 4
 	for (j = nv; j < 4; j++)
 		r[j] = _mm256_setzero_si256();
-	/* |r| <= 128: the int16 pack is exact, the int8 pack saturates 128 to 127 */
-	b = _mm256_packs_epi16(_mm256_packs_epi32(r[0], r[1]), _mm256_packs_epi32(r[2], r[3]));
-	b = _mm256_permutevar8x32_epi32(b, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
-	b = _mm256_max_epi8(b, _mm256_set1_epi8(-SPT_KMAX));
+	b = pack_k4(r[0], r[1], r[2], r[3]);
 	l2 = ~(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(b, _mm256_setzero_si256()));
 	stu64(q, (uint64_t)l2 | (uint64_t)B << 32);
 	lo = _mm256_castsi256_si128(b);

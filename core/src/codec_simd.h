@@ -68,6 +68,19 @@ AINLINE void scale4_v(__m256 *x0, __m256 *x1, __m256 *x2, __m256 *x3, uint32_t B
 		*x3 = _mm256_mul_ps(*x3, vs2);
 	}
 }
+
+/*
+ * The 32 int32 k of a block (lanes 8g..8g+7 in rg, |k| <= 128) as 32 int8 in
+ * element order: the int16 pack is exact, the int8 pack saturates 128 to
+ * 127, and -128 is raised to -127.
+ */
+AINLINE __m256i pack_k4(__m256i r0, __m256i r1, __m256i r2, __m256i r3)
+{
+	__m256i b = _mm256_packs_epi16(_mm256_packs_epi32(r0, r1), _mm256_packs_epi32(r2, r3));
+
+	b = _mm256_permutevar8x32_epi32(b, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+	return _mm256_max_epi8(b, _mm256_set1_epi8(-SPT_KMAX));
+}
 #endif
 
 struct ct_geom {

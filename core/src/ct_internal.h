@@ -10,6 +10,19 @@
 
 #define SPT_EXP_ABSENT INT16_MIN
 
+/* Population count without a libgcc call where the target has no popcnt. */
+static inline uint32_t ct_pop32(uint32_t v)
+{
+#ifdef __POPCNT__
+	return (uint32_t)__builtin_popcount(v);
+#else
+	v = v - ((v >> 1) & 0x55555555u);
+	v = (v & 0x33333333u) + ((v >> 2) & 0x33333333u);
+	v = (v + (v >> 4)) & 0x0f0f0f0fu;
+	return (v * 0x01010101u) >> 24;
+#endif
+}
+
 /*
  * A compressed tensor unpacked to a dense block grid, for the GEMM kernels:
  * block b = r * bpr + c has exponent exp[b] (SPT_EXP_ABSENT if the L1 bit is

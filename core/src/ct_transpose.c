@@ -82,7 +82,7 @@ static void flush_scalar(struct ctt *x, uint32_t s)
 			memset(v, 0, SPT_BLOCK_ELEMS * sizeof(float));
 			if (!l2)
 				continue;
-			n = ctt_pop32(l2);
+			n = ct_pop32(l2);
 			x->slen[j] += 5 + n;
 			x->bits[b / 64] |= 1ull << (b % 64);
 			x->tbytes[b / 64] += 5 + n;

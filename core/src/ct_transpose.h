@@ -38,19 +38,6 @@ struct ctt {
 /* Bytes a record write may touch past the record's end (8-byte chunk stores). */
 #define CTT_SLACK 16u
 
-/* Population count without a libgcc call where the target has no popcnt. */
-AINLINE uint32_t ctt_pop32(uint32_t v)
-{
-#ifdef __POPCNT__
-	return (uint32_t)__builtin_popcount(v);
-#else
-	v = v - ((v >> 1) & 0x55555555u);
-	v = (v & 0x33333333u) + ((v >> 2) & 0x33333333u);
-	v = (v + (v >> 4)) & 0x0f0f0f0fu;
-	return (v * 0x01010101u) >> 24;
-#endif
-}
-
 /*
  * Every stored block of the validated tensor @p in storage order: block c of
  * source row r handed to @scatter (@i = r % 32, the lane of the strip), a
@@ -94,7 +81,7 @@ AINLINE void ctt_walk(struct ctt *x, const uint8_t *p, const struct ct_hdr *h,
 			dirty = 1;
 			c = (uint32_t)(b - rstart);
 			scatter(x, c, r % SPT_BLOCK_ELEMS, q, l2, bend);
-			q += 5 + ctt_pop32(l2);
+			q += 5 + ct_pop32(l2);
 		}
 	}
 	if (dirty)

@@ -116,7 +116,7 @@ AINLINE uint32_t quant_block(const uint8_t *k, const __m256 sc[4], uint8_t *kout
 {
 	const __m256i abs = _mm256_set1_epi32(0x7fffffff);
 	__m256 x0, x1, x2, x3;
-	__m256i m, r0, r1, r2, r3, b;
+	__m256i m, r0, r1, r2, r3;
 	__m128i h;
 	uint32_t umax, B;
 
@@ -145,10 +145,7 @@ AINLINE uint32_t quant_block(const uint8_t *k, const __m256 sc[4], uint8_t *kout
 	r2 = RNE(x2);
 	r3 = RNE(x3);
 #undef RNE
-	/* |r| <= 128: the int16 pack is exact, the int8 pack saturates 128 to 127 */
-	b = _mm256_packs_epi16(_mm256_packs_epi32(r0, r1), _mm256_packs_epi32(r2, r3));
-	b = _mm256_permutevar8x32_epi32(b, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
-	_mm256_store_si256((__m256i *)kout, _mm256_max_epi8(b, _mm256_set1_epi8(-SPT_KMAX)));
+	_mm256_store_si256((__m256i *)kout, pack_k4(r0, r1, r2, r3));
 	return B;
 }
 
