@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "ct_internal.h"
+#include "codec_simd.h"
 
 /* Pairs of adjacent elements in a 32-element block. */
 #define SPT_GEMM_PAIRS	16u
@@ -152,19 +153,19 @@ struct gemm_cursor {
 
 static inline int gemm_ct_open(const void *buf, size_t len, struct gemm_ct *c)
 {
-	struct spt_ct_info info;
-	int err = spt_ct_validate(buf, len, &info);
+	struct ct_hdr h;
+	int err = spt_ct_open(buf, len, &h);
 
 	if (err)
 		return err;
-	c->rows = info.rows;
-	c->cols = info.cols;
-	c->bpr = info.blocks_per_row;
-	c->tiles = info.tiles;
-	c->nblocks = (uint64_t)info.rows * info.blocks_per_row;
-	c->nonzeros = info.nonzeros;
+	c->rows = h.g.rows;
+	c->cols = h.g.cols;
+	c->bpr = h.g.bpr;
+	c->tiles = (uint32_t)h.g.tiles;
+	c->nblocks = (uint64_t)h.g.rows * h.g.bpr;
+	c->nonzeros = h.nonzeros;
 	c->tab = (const uint8_t *)buf + SPT_CT_HEADER_SIZE;
-	c->payload = c->tab + 4 * ((uint64_t)info.tiles + 1);
+	c->payload = c->tab + 4 * (h.g.tiles + 1);
 	c->end = (const uint8_t *)buf + len;
 	return 0;
 }

@@ -11,6 +11,20 @@
 
 #include "internal.h"
 
+/*
+ * Every compressed tensor this backend reads was written by libsptcore's
+ * encoders or GEMMs in this process, into the runtime's own buffers, which
+ * no application can reach; so its readers check only headers, lengths and
+ * tile tables, not every tile record (spt_ct_set_trusted()), for the span
+ * of one call.
+ */
+#define CT_TRUSTED(ret, call)						\
+	do {								\
+		bool old_ = spt_ct_set_trusted(true);			\
+		(ret) = (call);						\
+		spt_ct_set_trusted(old_);				\
+	} while (0)
+
 static int cpu_open(struct spt_ctx *ctx, const struct spt_ctx_opts *o)
 {
 	(void)o;
@@ -72,21 +86,27 @@ static int cpu_transpose(struct spt_ctx *ctx, const struct spt_buf *src,
 			 const struct spt_encode_opts *o, struct spt_buf *dst,
 			 struct spt_tensor_stats *st)
 {
+	int ret;
+
 	(void)ctx;
 	dst->rows = src->cols;
 	dst->cols = src->rows;
-	return spt_ct_transpose(src->host, src->len, o, dst->host, dst->cap, &dst->len, st);
+	CT_TRUSTED(ret, spt_ct_transpose(src->host, src->len, o, dst->host, dst->cap, &dst->len,
+					 st));
+	return ret;
 }
 
 /* The transposed copy of a compressed result @ct just written (raw options, no statistics). */
 static int cpu_reblock(const struct spt_buf *ct, struct spt_buf *t)
 {
 	struct spt_encode_opts raw;
+	int ret;
 
 	spt_encode_opts_init(&raw);
 	t->rows = ct->cols;
 	t->cols = ct->rows;
-	return spt_ct_transpose(ct->host, ct->len, &raw, t->host, t->cap, &t->len, NULL);
+	CT_TRUSTED(ret, spt_ct_transpose(ct->host, ct->len, &raw, t->host, t->cap, &t->len, NULL));
+	return ret;
 }
 
 static int cpu_encode_t(struct spt_ctx *ctx, const struct spt_buf *src, uint32_t rows,
@@ -101,10 +121,13 @@ static int cpu_encode_t(struct spt_ctx *ctx, const struct spt_buf *src, uint32_t
 static int cpu_decode(struct spt_ctx *ctx, const struct spt_buf *src, struct spt_buf *dst,
 		      size_t elems)
 {
+	int ret;
+
 	(void)ctx;
 	if (elems * sizeof(float) > dst->cap)
 		return -EINVAL;
-	return spt_ct_decode(src->host, src->len, dst->host, elems);
+	CT_TRUSTED(ret, spt_ct_decode(src->host, src->len, dst->host, elems));
+	return ret;
 }
 
 static int cpu_gemm(struct spt_ctx *ctx, enum spt_pass pass, const struct spt_buf *a,
@@ -133,7 +156,7 @@ static int cpu_gemm(struct spt_ctx *ctx, enum spt_pass pass, const struct spt_bu
 		out.enc = *enc;
 	else
 		spt_encode_opts_init(&out.enc);
-	ret = spt_gemm(pass, a->host, a->len, b->host, b->len, &ep, &out, cnt);
+	CT_TRUSTED(ret, spt_gemm(pass, a->host, a->len, b->host, b->len, &ep, &out, cnt));
 	if (ret)
 		return ret;
 	if (ct) {
@@ -208,12 +231,15 @@ static int cpu_sgd_ct(struct spt_ctx *ctx, struct spt_buf *w, struct spt_buf *v,
 		      const struct spt_buf *g_ct, struct spt_buf *gtmp, size_t n, float lr,
 		      float momentum, float weight_decay)
 {
+	int ret;
+
 	(void)ctx;
 	(void)gtmp;
 	if (!w || !v || !g_ct || n * sizeof(float) > w->cap || n * sizeof(float) > v->cap)
 		return -EINVAL;
-	return spt_sgd_momentum_ct(w->host, v->host, g_ct->host, g_ct->len, n, lr, momentum,
-				   weight_decay);
+	CT_TRUSTED(ret, spt_sgd_momentum_ct(w->host, v->host, g_ct->host, g_ct->len, n, lr,
+					    momentum, weight_decay));
+	return ret;
 }
 
 /* The lowering's shape, checked against both buffers' capacities. */
@@ -262,10 +288,13 @@ static int cpu_col2im(struct spt_ctx *ctx, const struct spt_conv_shape *cs,
 static int cpu_colsum(struct spt_ctx *ctx, const struct spt_buf *src, struct spt_buf *dst,
 		      uint32_t cols)
 {
+	int ret;
+
 	(void)ctx;
 	if (!src || !dst || (size_t)cols * sizeof(float) > dst->cap)
 		return -EINVAL;
-	return spt_ct_colsum(src->host, src->len, dst->host, cols);
+	CT_TRUSTED(ret, spt_ct_colsum(src->host, src->len, dst->host, cols));
+	return ret;
 }
 
 static int cpu_check_finite(struct spt_ctx *ctx, const struct spt_buf *b, size_t n)

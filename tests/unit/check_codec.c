@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <float.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1019,6 +1020,82 @@ START_TEST(test_valid_tensor_reports_info)
 	ck_assert_int_eq(spt_ct_validate(p, len, NULL), 0);
 	ck_assert_int_eq(validate_copy(p, len), 0);
 	ck_assert_int_eq(spt_ct_validate(NULL, len, &info), -EINVAL);
+	free(p);
+}
+END_TEST
+
+static void *decode_untrusted_thread(void *arg)
+{
+	const uint8_t *q = arg;
+	static float out[50 * 70];
+	static int ret;
+
+	ret = spt_ct_decode(q, get64(q + H_TOTAL), out, 50 * 70);
+	return &ret;
+}
+
+/*
+ * spt_ct_set_trusted(): the readers skip the tile records' check (a bad value
+ * byte passes) but still check the header, the length and the tile table;
+ * spt_ct_validate() and other threads still check everything.
+ */
+START_TEST(test_trusted_mode_checks_header_and_table_only)
+{
+	size_t len, i;
+	uint8_t *p = sample(&len, NULL);
+	uint32_t tiles = get32(p + H_TILES), pl = 64 + 4 * (tiles + 1);
+	uint8_t *bad = exact_copy(p, len), *tab;
+	float ref[50 * 70], out[50 * 70];
+	pthread_t th;
+	void *res;
+
+	ck_assert_uint_eq(tiles, 3);
+	ck_assert(get64(p + pl) & 1);	/* block 0 is stored: its first value at pl + 13 */
+	bad[pl + 13] = 0x80;		/* -128: invalid */
+	ck_assert_int_eq(spt_ct_decode(p, len, ref, 50 * 70), 0);
+	ck_assert_int_eq(spt_ct_decode(bad, len, out, 50 * 70), -EBADMSG);
+
+	ck_assert(!spt_ct_set_trusted(true));
+	ck_assert(spt_ct_set_trusted(true));
+	/* a valid tensor decodes to the same floats */
+	memset(out, 0xee, sizeof(out));
+	ck_assert_int_eq(spt_ct_decode(p, len, out, 50 * 70), 0);
+	ck_assert_mem_eq(out, ref, sizeof(ref));
+	/* the records are not read for checking, but validate checks them */
+	ck_assert_int_eq(spt_ct_decode(bad, len, out, 50 * 70), 0);
+	ck_assert_int_eq(spt_ct_validate(bad, len, NULL), -EBADMSG);
+	/* another thread is not trusted */
+	ck_assert_int_eq(pthread_create(&th, NULL, decode_untrusted_thread, bad), 0);
+	ck_assert_int_eq(pthread_join(th, &res), 0);
+	ck_assert_int_eq(*(int *)res, -EBADMSG);
+	/* header, length and table are still checked */
+	for (i = 0; i < len; i += 7) {
+		uint8_t *q = exact_copy(p, i);
+
+		ck_assert_int_eq(spt_ct_decode(q, i, out, 50 * 70), -EBADMSG);
+		free(q);
+	}
+	memcpy(bad, p, len);
+	bad[H_MAGIC] ^= 1;
+	ck_assert_int_eq(spt_ct_decode(bad, len, out, 50 * 70), -EBADMSG);
+	memcpy(bad, p, len);
+	put64(bad + H_TOTAL, len - 1);
+	ck_assert_int_eq(spt_ct_decode(bad, len, out, 50 * 70), -EBADMSG);
+	/* tile 1 is an empty L1 mask: make it 4 bytes long, then reversed */
+	memcpy(bad, p, len);
+	tab = bad + 64;
+	ck_assert_uint_eq(get32(tab + 8) - get32(tab + 4), 8);
+	put32(tab + 8, get32(tab + 4) + 4);
+	ck_assert_int_eq(spt_ct_decode(bad, len, out, 50 * 70), -EBADMSG);
+	put32(tab + 8, get32(tab + 4) - 1);
+	ck_assert_int_eq(spt_ct_colsum(bad, len, out, 70), -EBADMSG);
+	memcpy(bad, p, len);
+	put32(tab, 1);
+	ck_assert_int_eq(spt_ct_decode(bad, len, out, 50 * 70), -EBADMSG);
+
+	ck_assert(spt_ct_set_trusted(false));
+	ck_assert(!spt_ct_set_trusted(false));
+	free(bad);
 	free(p);
 }
 END_TEST
@@ -2225,6 +2302,7 @@ static void add_codec_cases(Suite *s, enum spt_isa isa, SFun setup)
 	tcase_add_test(valid, test_bad_value_at_any_position_is_rejected);
 	tcase_add_test(valid, test_offset_table_faults_are_rejected);
 	tcase_add_test(valid, test_every_bit_flip_keeps_validate_and_decode_consistent);
+	tcase_add_test(valid, test_trusted_mode_checks_header_and_table_only);
 	tcase_add_test(valid, test_decode_checks_its_arguments);
 
 	tcase_add_test(tr, test_transpose_equals_decode_transpose_encode);

@@ -22,6 +22,7 @@
 #ifndef SPT_CORE_H
 #define SPT_CORE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -140,6 +141,19 @@ struct spt_ct_info {
  * On success fill @info (may be NULL).  -EBADMSG on any inconsistency.
  */
 int spt_ct_validate(const void *buf, size_t len, struct spt_ct_info *info);
+
+/*
+ * Trusted operands, for a caller whose compressed tensors are all written by
+ * this library's encoders and GEMMs and never modified afterwards (the
+ * runtime's CPU backend, whose tensors no application can reach).  While
+ * it is on, on the calling thread only, the readers (spt_ct_decode,
+ * spt_ct_transpose, spt_ct_colsum, spt_gemm, spt_sgd_momentum_ct) check an
+ * operand's header, length and tile offset table, but not its tile records
+ * (the O(size) part of spt_ct_validate()).  spt_ct_validate() itself always
+ * checks everything.  Off by default; returns the previous setting, for
+ * restoring it.  Never turn it on for data from a file, a device or a guest.
+ */
+bool spt_ct_set_trusted(bool on);
 
 /* Validate and decode into @out, which holds exactly @elems = rows*cols floats. */
 int spt_ct_decode(const void *buf, size_t len, float *out, size_t elems);
