@@ -614,16 +614,15 @@ AINLINE int enc_group8(const float *x, const float *const *xp, const __m256i *co
  * to cx.  Same arithmetic as enc_block(), which quant_bytes() and scan8()
  * repeat; *bad set on NaN or Inf.
  */
-AINLINE uint32_t enc_row1(struct enc_ctx *cx, const float *x, const __m256i *lm, int plain,
-			  unsigned int nv, int prune, int sprune, struct rng_ctx *rp, int csr_rne,
-			  int stoch, struct rng_ctx *rc, uint64_t index, uint8_t *q, double *sa,
-			  double *sk, __m256i *zv, __m256i *kzv, int *bad)
+AINLINE __m256i enc_row1(struct enc_ctx *cx, const float *x, const __m256i *lm, int plain,
+			 unsigned int nv, int prune, int sprune, struct rng_ctx *rp, int csr_rne,
+			 int stoch, struct rng_ctx *rc, uint64_t index, uint32_t *bp, double *sa,
+			 double *sk, __m256i *zv, __m256i *kzv, int *bad)
 {
 	const __m256 sign = _mm256_set1_ps(-0.0f), zero = _mm256_setzero_ps();
 	__m256 v[4], a[4], k[4], sv, kv, vs1;
-	__m256i m, r[4], b;
-	__m128i lo, hi;
-	uint32_t umax, B, s1, l2, c0, c1, c2;
+	__m256i m, r[4];
+	uint32_t umax, B, s1;
 	unsigned int j;
 
 #pragma GCC unroll 4
@@ -694,7 +693,7 @@ AINLINE uint32_t enc_row1(struct enc_ctx *cx, const float *x, const __m256i *lm,
 	umax = hmax_u32(m);
 	if (__builtin_expect(umax >= BAD_BITS, 0)) {
 		*bad = 1;
-		return 0;
+		return _mm256_setzero_si256();
 	}
 	B = umax >> 23;
 	s1 = B >= 6 ? (260u - B) << 23 : (127u + 64u) << 23;	/* 2^(6-E) or 2^64 */
@@ -725,7 +724,16 @@ AINLINE uint32_t enc_row1(struct enc_ctx *cx, const float *x, const __m256i *lm,
 #pragma GCC unroll 4
 	for (j = nv; j < 4; j++)
 		r[j] = _mm256_setzero_si256();
-	b = pack_k4(r[0], r[1], r[2], r[3]);
+	*bp = B;
+	return pack_k4(r[0], r[1], r[2], r[3]);
+}
+
+/* The record of a row's packed k @b (nv vectors' worth) with E8M0 byte @B at @q; its L2. */
+AINLINE uint32_t put_row1(__m256i b, uint32_t B, unsigned int nv, uint8_t *q)
+{
+	__m128i lo, hi;
+	uint32_t l2, c0, c1, c2;
+
 	l2 = ~(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(b, _mm256_setzero_si256()));
 	stu64(q, (uint64_t)l2 | (uint64_t)B << 32);
 	lo = _mm256_castsi256_si128(b);
@@ -774,19 +782,39 @@ AINLINE int enc_tile_rows1(struct enc_ctx *cx, const float *in, const float *xen
 
 	for (j = 0; j < 4; j++)
 		zv[j] = kzv[j] = _mm256_setzero_si256();
-	for (i = 0; i < nb; i++, x += cols) {
+	/*
+	 * Two rows are quantised before either record is written: a record's
+	 * place depends on the row before, the quantisation on its own row
+	 * only, so the two chains overlap.
+	 */
+	for (i = 0; i < nb; i += 2, x += 2 * cols) {
 		uint64_t index = (uint64_t)(x - in);
-		uint32_t l2;
+		uint32_t l2, B0, B1 = 0;
+		__m256i b0, b1 = _mm256_setzero_si256();
+		int two = i + 1 < nb;
 
-		if (__builtin_expect(xend - x >= 8 * (ptrdiff_t)nv, 1))
-			l2 = enc_row1(cx, x, lm, 1, nv, prune, sprune, rp, csr_rne, stoch, rc, index,
-				      q, &sa, &sk, zv, kzv, &bad);
-		else
-			l2 = enc_row1(cx, x, lm, 0, nv, prune, sprune, rp, csr_rne, stoch, rc, index,
-				      q, &sa, &sk, zv, kzv, &bad);
+		if (__builtin_expect(xend - x >= (ptrdiff_t)cols + 8 * (ptrdiff_t)nv, 1)) {
+			b0 = enc_row1(cx, x, lm, 1, nv, prune, sprune, rp, csr_rne, stoch, rc, index,
+				      &B0, &sa, &sk, zv, kzv, &bad);
+			if (two)
+				b1 = enc_row1(cx, x + cols, lm, 1, nv, prune, sprune, rp, csr_rne, stoch,
+					      rc, index + cols, &B1, &sa, &sk, zv, kzv, &bad);
+		} else {
+			b0 = enc_row1(cx, x, lm, 0, nv, prune, sprune, rp, csr_rne, stoch, rc, index,
+				      &B0, &sa, &sk, zv, kzv, &bad);
+			if (two)
+				b1 = enc_row1(cx, x + cols, lm, 0, nv, prune, sprune, rp, csr_rne, stoch,
+					      rc, index + cols, &B1, &sa, &sk, zv, kzv, &bad);
+		}
 		if (__builtin_expect(bad, 0))
 			return -EDOM;
+		l2 = put_row1(b0, B0, nv, q);
 		l1 |= (uint64_t)(l2 != 0) << i;
+		q += (uint32_t)_mm_popcnt_u32(l2) + ((0u - (l2 != 0)) & 5u);
+		if (!two)
+			break;
+		l2 = put_row1(b1, B1, nv, q);
+		l1 |= (uint64_t)(l2 != 0) << (i + 1);
 		q += (uint32_t)_mm_popcnt_u32(l2) + ((0u - (l2 != 0)) & 5u);
 	}
 	/* per-lane counts (negated) of the nv vectors, lanes past cols included */
