@@ -403,9 +403,8 @@ static int check_input(const struct spt_model *m, const float *x, const uint8_t 
 {
 	size_t j, e = (size_t)n * m->in_c * m->in_h * m->in_w;
 
-	for (j = 0; j < e; j++)
-		if (!isfinite(x[j]))
-			return -EDOM;
+	if (spt_check_finite(x, e))
+		return -EDOM;
 	for (j = 0; labels && j < n; j++)
 		if (labels[j] >= m->classes)
 			return -EINVAL;
