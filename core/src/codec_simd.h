@@ -128,8 +128,10 @@ int spt_ct_encode_avx2(const float *in, const struct ct_geom *g, float tau, int 
 		       size_t cap, uint64_t *pos, struct ct_enc_acc *acc);
 
 /*
- * Parse and validate @buf as spt_ct_validate() does (0, -EINVAL for NULL,
- * -EBADMSG) and fill @h, for code outside codec.c that walks the records.
+ * Parse and validate @buf as the readers do (0, -EINVAL for NULL, -EBADMSG)
+ * and fill @h, for code outside codec.c that walks the records: in full as
+ * spt_ct_validate() does, or, while spt_ct_set_trusted() is on for the
+ * calling thread, its header, length and tile table only.
  */
 int spt_ct_open(const void *buf, size_t len, struct ct_hdr *h);
 

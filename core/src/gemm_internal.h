@@ -128,9 +128,9 @@ struct gemm_shape {
 };
 
 /*
- * A compressed tensor checked by spt_ct_validate(), read in place: the SIMD
- * path re-lays it out straight from the stream, with no dense unpack, and
- * the ReLU-gradient mask is applied from it.
+ * A compressed tensor checked by spt_ct_open() (in full, or trusted), read
+ * in place: the SIMD path re-lays it out straight from the stream, with no
+ * dense unpack, and the ReLU-gradient mask is applied from it.
  */
 struct gemm_ct {
 	uint32_t rows, cols, bpr, tiles;

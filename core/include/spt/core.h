@@ -167,13 +167,14 @@ int spt_ct_transpose(const void *in, size_t in_len,
 		     size_t *out_len, struct spt_tensor_stats *stats);
 
 /*
- * Column sums of a compressed tensor: validate @len bytes at @buf as
- * spt_ct_validate() does, then sum[j] = sum over rows r in increasing order,
- * starting from +0.0f, of the decoded element (r, j) (FP32 adds).  @cols must
- * equal the tensor's cols (-EINVAL otherwise).  Bit-identical to decoding the
- * tensor and running for r: for c: sum[c] += x[r * cols + c] from 0.0f
- * (elements not stored decode to +0.0f, and adding +0.0f to a sum that starts
- * at +0.0f changes nothing), which is the bias gradient of a training step.
+ * Column sums of a compressed tensor: validate @len bytes at @buf as the
+ * readers do (spt_ct_set_trusted()), then sum[j] = sum over rows r in
+ * increasing order, starting from +0.0f, of the decoded element (r, j) (FP32
+ * adds).  @cols must equal the tensor's cols (-EINVAL otherwise).  Bit-identical
+ * to decoding the tensor and running for r: for c: sum[c] += x[r * cols + c]
+ * from 0.0f (elements not stored decode to +0.0f, and adding +0.0f to a sum
+ * that starts at +0.0f changes nothing), which is the bias gradient of a
+ * training step.
  */
 int spt_ct_colsum(const void *buf, size_t len, float *sum, size_t cols);
 
@@ -399,17 +400,17 @@ int spt_sgd_momentum(float *w, float *v, const float *g, size_t n, float lr,
 		     float momentum, float weight_decay);
 
 /*
- * spt_sgd_momentum() with the gradient given compressed (@g_ct, @g_len
- * bytes, validated as spt_ct_validate() does): the same update, bit for bit,
- * as spt_ct_decode() into an FP32 buffer followed by spt_sgd_momentum(), each
- * block decoded where it is used; absent blocks and elements are g = +0.0f,
- * so weight decay and momentum still apply there.  @n must be the tensor's
- * element count (rows * cols, in its row-major order), else -EINVAL; a
- * malformed tensor gives its validation error (-EBADMSG).  Only w and v are
- * checked for NaN and infinity (-EDOM, nothing changed): every value the
- * format holds is finite (|k| <= 127 and E <= 127: |g| <= 127 * 2^121,
- * below FLT_MAX).  -EINVAL for NULL pointers or a non-finite @lr, @momentum or
- * @weight_decay.  w and v must not overlap each other or @g_ct.
+ * spt_sgd_momentum() with the gradient given compressed (@g_ct, @g_len bytes,
+ * validated as the readers do, see spt_ct_set_trusted()): the same update, bit
+ * for bit, as spt_ct_decode() into an FP32 buffer followed by
+ * spt_sgd_momentum(), each block decoded where it is used; absent blocks and
+ * elements are g = +0.0f, so weight decay and momentum still apply there.  @n
+ * must be the tensor's element count (rows * cols, in its row-major order),
+ * else -EINVAL; a malformed tensor gives its validation error (-EBADMSG).  Only
+ * w and v are checked for NaN and infinity (-EDOM, nothing changed): every
+ * value the format holds is finite (|k| <= 127 and E <= 127: |g| <= 127 *
+ * 2^121, below FLT_MAX).  -EINVAL for NULL pointers or a non-finite @lr,
+ * @momentum or @weight_decay.  w and v must not overlap each other or @g_ct.
  */
 int spt_sgd_momentum_ct(float *w, float *v, const void *g_ct, size_t g_len, size_t n,
 			float lr, float momentum, float weight_decay);
