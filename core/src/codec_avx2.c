@@ -811,8 +811,10 @@ AINLINE int enc_tile_rows1(struct enc_ctx *cx, const float *in, const float *xen
 		l2 = put_row1(b0, B0, nv, q);
 		l1 |= (uint64_t)(l2 != 0) << i;
 		q += (uint32_t)_mm_popcnt_u32(l2) + ((0u - (l2 != 0)) & 5u);
-		if (!two)
+		if (!two) {
+			x += cols;
 			break;
+		}
 		l2 = put_row1(b1, B1, nv, q);
 		l1 |= (uint64_t)(l2 != 0) << (i + 1);
 		q += (uint32_t)_mm_popcnt_u32(l2) + ((0u - (l2 != 0)) & 5u);
