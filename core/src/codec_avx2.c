@@ -794,6 +794,32 @@ AINLINE int enc_tile_rows1(struct enc_ctx *cx, const float *in, const float *xen
 		int two = i + 1 < nb;
 
 		if (__builtin_expect(xend - x >= (ptrdiff_t)cols + 8 * (ptrdiff_t)nv, 1)) {
+			if (two) {
+				/*
+				 * Two rows of +-0 (half the rows of a ReLU
+				 * layer's error, in runs): counted as natural
+				 * zeros (and kept zeros), nothing stored, the
+				 * sums unchanged (+0 added).
+				 */
+				__m256 o = _mm256_setzero_ps();
+
+				for (j = 0; j < nv; j++)
+					o = _mm256_or_ps(o, _mm256_or_ps(
+						_mm256_and_ps(_mm256_loadu_ps(x + 8 * j),
+							      _mm256_castsi256_ps(lm[j])),
+						_mm256_and_ps(_mm256_loadu_ps(x + cols + 8 * j),
+							      _mm256_castsi256_ps(lm[j]))));
+				if (_mm256_testz_si256(_mm256_castps_si256(o),
+						       _mm256_set1_epi32(0x7fffffff))) {
+					for (j = 0; j < nv; j++) {
+						zv[j] = _mm256_add_epi32(zv[j], _mm256_set1_epi32(2));
+						if (prune)
+							kzv[j] = _mm256_add_epi32(kzv[j],
+										  _mm256_set1_epi32(2));
+					}
+					continue;
+				}
+			}
 			b0 = enc_row1(cx, x, lm, 1, nv, prune, sprune, rp, csr_rne, stoch, rc, index,
 				      &B0, &sa, &sk, zv, kzv, &bad);
 			if (two)
