@@ -240,6 +240,9 @@ AINLINE uint32_t enc_block(struct enc_ctx *cx, const float *x, const __m256i *mk
 		*bad = 1;
 		return 0;
 	}
+	/* all +-0 after pruning: no record, and no draws for the rounding */
+	if (!umax)
+		return 0;
 	/* E + 127 is the biased float exponent of the max (0: subnormal, E = -127) */
 	B = umax >> 23;
 	scale4_v(&x0, &x1, &x2, &x3, B);
@@ -525,6 +528,9 @@ AINLINE int enc_group8_k(const float *x, const float *const *xp, const __m256i *
 		if (prune)
 			*sk += gr.sk[j];
 	}
+	/* eight blocks of +-0 (dead units' rows of a weight gradient): no record, no draws */
+	if (!gr.present)
+		return 0;
 #pragma GCC unroll 8
 	for (j = 0; j < 8; j++) {
 		__m256i b = quant_bytes(sprune ? vst + 32 * j : xp ? xp[j] : x + 32 * j,
