@@ -43,7 +43,7 @@ static inline void gemm_bits_add(struct gemm_bits *c, uint32_t col, uint32_t l2)
 		v[33]++;
 		return;
 	}
-	if (gemm_popcount32(l2) > 16) {
+	if (ct_pop32(l2) > 16) {
 		uint32_t m;
 
 		v[33]++;

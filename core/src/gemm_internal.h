@@ -95,19 +95,6 @@ struct spt_gemm_plan {
 	const float *bias;
 };
 
-/* Population count; one instruction where the file is built with popcnt. */
-static inline uint32_t gemm_popcount32(uint32_t x)
-{
-#ifdef __POPCNT__
-	return (uint32_t)__builtin_popcount(x);
-#else
-	x = x - ((x >> 1) & 0x55555555u);
-	x = (x & 0x33333333u) + ((x >> 2) & 0x33333333u);
-	x = (x + (x >> 4)) & 0x0f0f0f0fu;
-	return (x * 0x01010101u) >> 24;
-#endif
-}
-
 /*
  * exec_macs and block pairs without visiting the M x N x nb pairs: both are
  * bilinear, so per block column they are sums over element positions of
@@ -203,7 +190,7 @@ static inline __attribute__((always_inline)) void gemm_cursor_next(struct gemm_c
 	it->l2 = spt_ld32(it->q);
 	it->ex = (int)it->q[4] - SPT_E8M0_BIAS;
 	it->vals = (const int8_t *)(it->q + 5);
-	it->q += 5 + (it->l2 == 0xffffffffu ? 32 : gemm_popcount32(it->l2));
+	it->q += 5 + (it->l2 == 0xffffffffu ? 32 : ct_pop32(it->l2));
 }
 
 static inline void gemm_cursor_init(struct gemm_cursor *it, const struct gemm_ct *c)

@@ -104,14 +104,14 @@ static inline void gemm_expand(const struct gemm_cursor *it, int8_t *k)
 	if (it->c->end - (const uint8_t *)vals >= 32) {
 		uint64_t q0 = spt_ld64(spt_lut_expand8[l2 & 0xffu]);
 		uint64_t q1 = spt_ld64(spt_lut_expand8[(l2 >> 8) & 0xffu]) +
-			      gemm_popcount32(l2 & 0xffu) * 0x0101010101010101ull;
+			      ct_pop32(l2 & 0xffu) * 0x0101010101010101ull;
 		uint64_t q2 = spt_ld64(spt_lut_expand8[(l2 >> 16) & 0xffu]);
 		uint64_t q3 = spt_ld64(spt_lut_expand8[l2 >> 24]) +
-			      gemm_popcount32((l2 >> 16) & 0xffu) * 0x0101010101010101ull;
+			      ct_pop32((l2 >> 16) & 0xffu) * 0x0101010101010101ull;
 		__m128i lo = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)vals),
 					      _mm_set_epi64x((long long)q1, (long long)q0));
 		__m128i hi = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)
-							      (vals + gemm_popcount32(l2 & 0xffffu))),
+							      (vals + ct_pop32(l2 & 0xffffu))),
 					      _mm_set_epi64x((long long)q3, (long long)q2));
 
 		_mm256_storeu_si256((__m256i *)k, _mm256_set_m128i(hi, lo));
@@ -445,27 +445,27 @@ plan_entries(const struct gemm_cursor *it, __m256i off_lo, __m256i off_hi, int w
 	}
 	if (it->c->end - (const uint8_t *)vals < 32) {	/* the stream's last bytes */
 		memset(tail, 0, sizeof(tail));
-		memcpy(tail, vals, gemm_popcount32(l2));
+		memcpy(tail, vals, ct_pop32(l2));
 		vals = tail;
 	}
 	/* values to their elements: a byte shuffle per 16, ranks from a table */
 	q0 = spt_ld64(spt_lut_expand8[l2 & 0xffu]);
 	q1 = spt_ld64(spt_lut_expand8[(l2 >> 8) & 0xffu]) +
-	     gemm_popcount32(l2 & 0xffu) * 0x0101010101010101ull;
+	     ct_pop32(l2 & 0xffu) * 0x0101010101010101ull;
 	q2 = spt_ld64(spt_lut_expand8[(l2 >> 16) & 0xffu]);
 	q3 = spt_ld64(spt_lut_expand8[l2 >> 24]) +
-	     gemm_popcount32((l2 >> 16) & 0xffu) * 0x0101010101010101ull;
+	     ct_pop32((l2 >> 16) & 0xffu) * 0x0101010101010101ull;
 	klo = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)vals),
 			       _mm_set_epi64x((long long)q1, (long long)q0));
 	khi = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)
-					       (vals + gemm_popcount32(l2 & 0xffffu))),
+					       (vals + ct_pop32(l2 & 0xffffu))),
 			       _mm_set_epi64x((long long)q3, (long long)q2));
 	pm = (l2 | l2 >> 1) & 0x55555555u;
 	m16 = _pext_u32(pm, 0x55555555u);
 	plan_entries_half(klo, off_lo, m16 & 0xffu, out);
 	if (wide)
-		plan_entries_half(khi, off_hi, m16 >> 8, out + gemm_popcount32(m16 & 0xffu));
-	return gemm_popcount32(m16);
+		plan_entries_half(khi, off_hi, m16 >> 8, out + ct_pop32(m16 & 0xffu));
+	return ct_pop32(m16);
 }
 
 /*
