@@ -75,7 +75,6 @@ float spt_block_sum(const float v[32])
 	return block_sum32(v);
 }
 
-
 /*
  * Prune and quantise one block, the general (stochastic) reference.  Returns
  * its L2 mask (0: absent block) and fills k/exp; -EDOM through *err on NaN/Inf.
@@ -339,6 +338,28 @@ static int values_valid(const uint8_t *q, size_t n)
 	return !bad;
 }
 
+/*
+ * The tile offset table (rule 4 of docs/formats.md): entry 0 is 0, the last
+ * is payload_bytes, each tile spans at least 8 bytes, so every tile lies in
+ * the payload.  O(tiles); every check of the records comes after it.
+ */
+static int table_check(const uint8_t *p, const struct ct_hdr *h)
+{
+	const uint8_t *tab = p + SPT_CT_HEADER_SIZE;
+	uint32_t o0 = spt_ld32(tab), o1;
+	uint64_t t;
+
+	if (o0 != 0 || spt_ld32(tab + 4 * h->g.tiles) != h->payload)
+		return -EBADMSG;
+	for (t = 1; t <= h->g.tiles; t++, o0 = o1) {
+		o1 = spt_ld32(tab + 4 * t);
+		if (o1 < o0 || o1 - o0 < 8)
+			return -EBADMSG;
+	}
+	return 0;
+}
+
+/* The records (rules 5 and 6), after table_check(). */
 static int tiles_check(const uint8_t *p, const struct ct_hdr *h)
 {
 	const struct ct_geom *g = &h->g;
@@ -346,15 +367,11 @@ static int tiles_check(const uint8_t *p, const struct ct_hdr *h)
 	uint32_t ragged = g->cols % SPT_BLOCK_ELEMS;
 	uint64_t nzb = 0, nnz = 0, t;
 
-	if (spt_ld32(tab) != 0 || spt_ld32(tab + 4 * g->tiles) != h->payload)
-		return -EBADMSG;
 	for (t = 0; t < g->tiles; t++) {
 		uint32_t o0 = spt_ld32(tab + 4 * t), o1 = spt_ld32(tab + 4 * t + 4);
 		uint64_t nb = g->nblocks - t * SPT_TILE_BLOCKS, l1;
 		const uint8_t *q, *end;
 
-		if (o1 < o0 || o1 > h->payload || o1 - o0 < 8)
-			return -EBADMSG;
 		q = pl + o0;
 		end = pl + o1;
 		l1 = spt_ld64(q);
@@ -402,23 +419,6 @@ bool spt_ct_set_trusted(bool on)
 	return old;
 }
 
-/* The tile offset table alone (rule 4 of docs/formats.md): O(tiles). */
-static int table_check(const uint8_t *p, const struct ct_hdr *h)
-{
-	const uint8_t *tab = p + SPT_CT_HEADER_SIZE;
-	uint32_t o0 = spt_ld32(tab), o1;
-	uint64_t t;
-
-	if (o0 != 0 || spt_ld32(tab + 4 * h->g.tiles) != h->payload)
-		return -EBADMSG;
-	for (t = 1; t <= h->g.tiles; t++, o0 = o1) {
-		o1 = spt_ld32(tab + 4 * t);
-		if (o1 < o0 || o1 - o0 < 8)
-			return -EBADMSG;
-	}
-	return 0;
-}
-
 /* Parse and check @buf: in full unless @trusted (then header and table only). */
 static int ct_check(const void *buf, size_t len, struct ct_hdr *h, bool trusted)
 {
@@ -427,10 +427,10 @@ static int ct_check(const void *buf, size_t len, struct ct_hdr *h, bool trusted)
 	if (!buf)
 		return -EINVAL;
 	err = header_parse(buf, len, h);
-	if (err)
+	if (!err)
+		err = table_check(buf, h);
+	if (err || trusted)
 		return err;
-	if (trusted)
-		return table_check(buf, h);
 #ifndef SPT_NO_SIMD
 	if (spt_use_avx2())
 		return spt_ct_check_avx2(buf, h);

@@ -1205,7 +1205,6 @@ static uint32_t bad_values_tail(const uint8_t *v, uint32_t n)
 
 struct chk {
 	const struct ct_geom *g;
-	const struct ct_hdr *h;
 	const uint8_t *tab, *pl, *bend;
 	uint32_t ragged, hibits;
 	uint64_t nzb, nnz, c0, step;
@@ -1222,15 +1221,13 @@ AINLINE const uint8_t *chk_record(const uint8_t *q, uint32_t *bad, uint64_t *nnz
 	return q + 5 + n;
 }
 
-/* Tile t: the table entries, L1 and every record; 0 or -EBADMSG. */
+/* Tile t (its table entries checked before): L1, every record; 0 or -EBADMSG. */
 static int chk_tile(struct chk *k, uint64_t t)
 {
 	uint32_t o0 = ldu32(k->tab + 4 * t), o1 = ldu32(k->tab + 4 * t + 4), bad = 0;
 	uint64_t nb = k->g->nblocks - t * SPT_TILE_BLOCKS, l1, rag = 0, cnt;
 	const uint8_t *q, *end;
 
-	if (o1 < o0 || o1 > k->h->payload || o1 - o0 < 8)
-		return -EBADMSG;
 	q = k->pl + o0;
 	end = k->pl + o1;
 	l1 = ldu64(q);
@@ -1295,9 +1292,6 @@ static int chk_pair(struct chk *k, uint64_t t, int *err)
 	uint64_t nb = k->g->nblocks - (t + 1) * SPT_TILE_BLOCKS, la, lb, ca, cb;
 	const uint8_t *qa, *qb;
 
-	if (o1 < o0 || o1 > k->h->payload || o1 - o0 < 8 ||
-	    o2 < o1 || o2 > k->h->payload || o2 - o1 < 8)
-		return 0;
 	qa = k->pl + o0;
 	qb = k->pl + o1;
 	la = ldu64(qa);
@@ -1335,7 +1329,6 @@ int spt_ct_check_avx2(const uint8_t *p, const struct ct_hdr *h)
 	int err;
 
 	k.g = &h->g;
-	k.h = h;
 	k.tab = p + SPT_CT_HEADER_SIZE;
 	k.pl = p + h->g.payload_off;
 	k.bend = p + h->total;
@@ -1343,8 +1336,6 @@ int spt_ct_check_avx2(const uint8_t *p, const struct ct_hdr *h)
 	k.hibits = k.ragged ? ~0u << k.ragged : 0;
 	k.nzb = k.nnz = k.c0 = 0;
 	k.step = SPT_TILE_BLOCKS % h->g.bpr;
-	if (ldu32(k.tab) != 0 || ldu32(k.tab + 4 * h->g.tiles) != h->payload)
-		return -EBADMSG;
 	for (t = 0; t < h->g.tiles;) {
 		if (!k.ragged && t + 1 < h->g.tiles && chk_pair(&k, t, &err)) {
 			t += 2;

@@ -135,7 +135,10 @@ int spt_ct_encode_avx2(const float *in, const struct ct_geom *g, float tau, int 
  */
 int spt_ct_open(const void *buf, size_t len, struct ct_hdr *h);
 
-/* tiles_check() of codec.c: the same checks, the same verdict. */
+/*
+ * tiles_check() of codec.c: the same checks, the same verdict; like it,
+ * called once the header and the tile table are checked (ct_check()).
+ */
 int spt_ct_check_avx2(const uint8_t *p, const struct ct_hdr *h);
 
 /* Decode a validated tensor into @out (rows * cols floats). */
