@@ -18,6 +18,7 @@
 #include <immintrin.h>
 #include <string.h>
 
+#include "codec_lut.h"
 #include "gemm_internal.h"
 
 #define JT SPT_GEMM_JT_AVX2
@@ -270,6 +271,149 @@ void spt_gemm_kernel_avx2(const struct spt_gemm_plan *p)
 #undef SPT_TILE_PTR
 
 	tile[p->tw / 8 - 1](p);
+}
+
+/*
+ * A single block column of at most 16 elements (a small convolution's patch
+ * matrix) in a tile of nv <= 2 vectors, straight from A's stream: no
+ * entries, no work items.  A stored block's values go to their elements by
+ * a byte shuffle per 8 (as gemm_expand()), widened to its 8 int16 pairs,
+ * and each of the first np pairs is broadcast into vpmaddwd with B's pair
+ * row; a row without a stored block gets the absent item's +0.  The same
+ * int32 sums and float operations as spt_items()' direct store, so the same
+ * bits.  The stored blocks' per-bit counts are kept as bytes in a register.
+ */
+static inline __attribute__((always_inline)) void
+spt_narrow(const struct spt_gemm_plan *p, struct gemm_cursor *cursor, uint32_t np,
+	   const unsigned int nv, const int whole, uint32_t cnt[32], uint32_t *nblk)
+{
+	/* locals, so that the per-block state stays in registers */
+	struct gemm_cursor cur = *cursor, *it = &cur;
+	const int32_t *bt = p->b_pairs;
+	float *c = p->c;
+	size_t ldc = p->ldc, jt = p->jt;
+	uint32_t tail = p->nc - 8 * (nv - 1), rows = p->m, row = 0, pend_n = 0, m, e;
+	__m256i last = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)tail),
+					  _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+	__m256i pend = _mm256_setzero_si256();
+	__m256 sb0 = _mm256_load_ps(p->b_scale), sb1 = _mm256_load_ps(p->b_scale + 8);
+	__m256 z0, z1 = _mm256_setzero_ps();
+	struct spt_ep ep = spt_ep_of(p);
+	uint8_t cnt8[32] __attribute__((aligned(32)));
+
+	/* an absent row's values: the epilogue of +0 */
+	z0 = ep.on ? spt_epi(ep, _mm256_setzero_ps(), 0, last, nv == 1 && !whole) :
+		     _mm256_setzero_ps();
+	if (nv == 2)
+		z1 = ep.on ? spt_epi(ep, _mm256_setzero_ps(), 1, last, !whole) :
+			     _mm256_setzero_ps();
+#define SPT_PUT(k, v, crow)							\
+	do {									\
+		if (k + 1 == nv && !whole)					\
+			_mm256_maskstore_ps((crow) + 8 * k, last, v);		\
+		else								\
+			_mm256_storeu_ps((crow) + 8 * k, v);			\
+	} while (0)
+	for (; row < rows; gemm_cursor_next(it)) {
+		uint32_t next = it->have ? it->row : rows, l2;
+		float *crow;
+		uint8_t tmp[32];
+		const int8_t *vals;
+		__m128i k8;
+		__m256i pairs, s0, s1 = _mm256_setzero_si256();
+		__m256 sa, v;
+
+		for (; row < next; row++) {	/* absent rows */
+			crow = c + (size_t)row * ldc;
+			SPT_PUT(0, z0, crow);
+			if (nv == 2)
+				SPT_PUT(1, z1, crow);
+		}
+		if (!it->have)
+			break;
+		l2 = it->l2 & 0xffffu;
+		vals = it->vals;
+		if (it->c->end - (const uint8_t *)vals < 16) {	/* the stream's last bytes */
+			memset(tmp, 0, sizeof(tmp));
+			memcpy(tmp, vals, ct_pop32(l2));
+			vals = (const int8_t *)tmp;
+		}
+		k8 = _mm_unpacklo_epi64(
+			_mm_shuffle_epi8(_mm_loadl_epi64((const __m128i *)vals),
+					 _mm_loadl_epi64((const __m128i *)spt_lut_expand8[l2 & 0xffu])),
+			_mm_shuffle_epi8(_mm_loadl_epi64((const __m128i *)
+							 (vals + ct_pop32(l2 & 0xffu))),
+					 _mm_loadl_epi64((const __m128i *)spt_lut_expand8[l2 >> 8])));
+		pairs = _mm256_cvtepi8_epi16(k8);
+		s0 = _mm256_setzero_si256();
+		for (m = 0; m < np; m++) {
+			__m256i av = _mm256_permutevar8x32_epi32(pairs, _mm256_set1_epi32((int)m));
+			const __m256i *bp = (const __m256i *)(bt + m * jt);
+
+			s0 = _mm256_add_epi32(s0, _mm256_madd_epi16(_mm256_load_si256(bp), av));
+			if (nv == 2)
+				s1 = _mm256_add_epi32(s1, _mm256_madd_epi16(_mm256_load_si256(bp + 1),
+									    av));
+		}
+		sa = _mm256_set1_ps(spt_exp2f_exact(it->ex - 6));
+		crow = c + (size_t)row * ldc;
+		v = _mm256_add_ps(_mm256_setzero_ps(),
+				  _mm256_mul_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(s0), sa), sb0));
+		if (ep.on)
+			v = spt_epi(ep, v, 0, last, nv == 1 && !whole);
+		SPT_PUT(0, v, crow);
+		if (nv == 2) {
+			v = _mm256_add_ps(_mm256_setzero_ps(),
+					  _mm256_mul_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(s1), sa),
+							sb1));
+			if (ep.on)
+				v = spt_epi(ep, v, 1, last, !whole);
+			SPT_PUT(1, v, crow);
+		}
+		row++;
+		/* the counters' bits: byte e counts bit e, added to cnt every 255 */
+		pend = _mm256_sub_epi8(pend, spt_mask_bytes(it->l2));
+		if (++pend_n == 255) {
+			_mm256_store_si256((__m256i *)cnt8, pend);
+			for (e = 0; e < 32; e++)
+				cnt[e] += cnt8[e];
+			*nblk += pend_n;
+			pend = _mm256_setzero_si256();
+			pend_n = 0;
+		}
+	}
+#undef SPT_PUT
+	_mm256_store_si256((__m256i *)cnt8, pend);
+	for (e = 0; e < 32; e++)
+		cnt[e] += cnt8[e];
+	*nblk += pend_n;
+}
+
+#define SPT_NARROW_FN(nv, whole)						\
+	static void spt_narrow##nv##whole(const struct spt_gemm_plan *p,	\
+					  struct gemm_cursor *it, uint32_t np,	\
+					  uint32_t cnt[32], uint32_t *nblk)	\
+	{									\
+		spt_narrow(p, it, np, nv, whole, cnt, nblk);			\
+	}
+SPT_NARROW_FN(1, 0)
+SPT_NARROW_FN(1, 1)
+SPT_NARROW_FN(2, 0)
+SPT_NARROW_FN(2, 1)
+#undef SPT_NARROW_FN
+
+void spt_gemm_narrow_avx2(const struct spt_gemm_plan *p, const struct gemm_ct *a,
+			  uint32_t cnt[32], uint32_t *nblk)
+{
+	struct gemm_cursor it;
+	uint32_t np = (a->cols + 1) / 2;
+	int whole = p->nc % 8 == 0;
+
+	gemm_cursor_init(&it, a);
+	if (p->tw == 8)
+		(whole ? spt_narrow11 : spt_narrow10)(p, &it, np, cnt, nblk);
+	else
+		(whole ? spt_narrow21 : spt_narrow20)(p, &it, np, cnt, nblk);
 }
 
 static inline void spt_transpose8_epi32(__m256i r[8])

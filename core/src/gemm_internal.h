@@ -260,6 +260,27 @@ void spt_gemm_epilogue_avx2(float *y, uint32_t m, uint32_t n, int do_scale, floa
 			    const float *bias, int relu);
 /* Clear the elements of a 32-element run of y whose bit in keep is clear. */
 void spt_gemm_mask32_avx2(float *y, uint32_t keep);
+/*
+ * The one column tile (nc <= 16 columns) of C for an A of a single block
+ * column of at most 16 elements, straight from A's stream (no plan): p's
+ * B tile, C and epilogue fields as for spt_gemm_kernel_avx2(); the stored
+ * A blocks' per-bit counts added to cnt, their number to *nblk.
+ */
+void spt_gemm_narrow_avx2(const struct spt_gemm_plan *p, const struct gemm_ct *a,
+			  uint32_t cnt[32], uint32_t *nblk);
+#endif
+
+#ifdef __AVX2__
+/* 0xff in byte e where bit e of l2 is set, else 0. */
+static inline __m256i spt_mask_bytes(uint32_t l2)
+{
+	const __m256i from = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,
+					      2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
+	const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ull);
+	__m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32((int)l2), from);
+
+	return _mm256_cmpeq_epi8(_mm256_and_si256(v, bit), bit);
+}
 #endif
 
 #endif

@@ -24,17 +24,6 @@
 #define BITS_NPENDING 40u
 #define BITS_FLUSHED 41u
 
-/* 0xff in byte e where bit e of l2 is set, else 0. */
-static inline __m256i mask_bytes(uint32_t l2)
-{
-	const __m256i from = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,
-					      2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
-	const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ull);
-	__m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32((int)l2), from);
-
-	return _mm256_cmpeq_epi8(_mm256_and_si256(v, bit), bit);
-}
-
 /* One column's pending byte counts added to its u32 counts. */
 static __attribute__((noinline, cold)) void bits_flush(uint32_t *v)
 {
@@ -62,7 +51,7 @@ static inline __attribute__((always_inline)) void bits_add(uint32_t *cnt, uint32
 	uint32_t *v = cnt + (size_t)col * BITS32_STRIDE;
 	__m256i *pend = (__m256i *)(v + BITS_PENDING);
 
-	_mm256_store_si256(pend, _mm256_sub_epi8(_mm256_load_si256(pend), mask_bytes(l2)));
+	_mm256_store_si256(pend, _mm256_sub_epi8(_mm256_load_si256(pend), spt_mask_bytes(l2)));
 	if (++v[BITS_NPENDING] == 255)
 		bits_flush(v);
 }
@@ -683,6 +672,20 @@ int spt_gemm_run_simd(enum spt_isa isa, const void *a, size_t a_len,
 	*c = y_user ? y_user : g.y;
 	memset(g.bits_a, 0, (size_t)p.nb * BITS32_STRIDE * sizeof(*g.bits_a));
 	memset(g.bits_b, 0, (size_t)p.nb * BITS32_STRIDE * sizeof(*g.bits_b));
+	if (isa == SPT_ISA_AVX2 && p.nb == 1 && ca.cols <= 16 && p.n <= 16) {
+		/* one tile, A straight from its stream (a small convolution's patches) */
+		p.nc = p.n;
+		p.tw = (p.n + 7) & ~7u;
+		p.c = *c;
+		p.ldc = p.n;
+		p.b_pairs = g.b_pairs;
+		p.b_scale = g.b_scale;
+		gemm_cursor_init(&cur, &cb);
+		gemm_pack_tile(&cur, &cb, &p, 0, &g);
+		spt_gemm_narrow_avx2(&p, &ca, g.bits_a, &g.bits_a[BITS_FLUSHED]);
+		err = bits_export(ba, g.bits_a, p.nb);
+		return err ? err : bits_export(bb, g.bits_b, p.nb);
+	}
 	gemm_plan_a(&ca, &p, &g);
 	p.item_start = g.item_start;
 	p.items = g.items;

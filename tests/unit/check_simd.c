@@ -287,6 +287,15 @@ START_TEST(test_simd_matches_scalar_on_lowered_conv_shapes)
 		for (j = 0; j < sizeof(sp) / sizeof(sp[0]); j++)
 			compare_case(shp[i][0], shp[i][1], shp[i][2], sp[j], 0.5, -127, 127,
 				     (int)(i + j) % 2, 1);
+	/*
+	 * the first layer's patch matrix (a single column of 9, straight from
+	 * the stream) dense and sparse, every N of one tile: a bit's count
+	 * passes 255, so the byte counters must carry
+	 */
+	for (i = 1; i <= 16; i++)
+		for (j = 0; j < 2; j++)
+			compare_case(1500 + 7 * (uint32_t)i, 9, (uint32_t)i, sp[j], 0.0, -4, 4,
+				     (int)i % 6, (int)j);
 }
 END_TEST
 
