@@ -238,6 +238,7 @@ int spt_gemm(enum spt_pass pass, const void *a, size_t a_len,
 	struct gemm_bits ba = { NULL }, bb = { NULL };
 	struct gemm_shape sh = { 0, 0, 0, 0 };
 	struct spt_counters c;
+	uint64_t exec_macs = 0, blocks = 0;
 	enum spt_isa isa = spt_core_get_isa();
 	size_t total, i;
 	float *y = NULL;
@@ -249,8 +250,8 @@ int spt_gemm(enum spt_pass pass, const void *a, size_t a_len,
 		return err;
 #ifndef SPT_NO_SIMD
 	err = isa != SPT_ISA_SCALAR ?
-	      spt_gemm_run_simd(isa, a, a_len, b, b_len, ep, &sh, &ba, &bb, &y, out->y, &arena,
-				&ep_done) : 1;
+	      spt_gemm_run_simd(isa, a, a_len, b, b_len, ep, &sh, &exec_macs, &blocks, &y,
+				out->y, &arena, &ep_done) : 1;
 	if (err == 1)
 #else
 	(void)isa;
@@ -264,7 +265,10 @@ int spt_gemm(enum spt_pass pass, const void *a, size_t a_len,
 	c.bytes_read = a_len + b_len;
 	c.dense_fp16_bytes = 2 * ((uint64_t)sh.m * sh.k + (uint64_t)sh.n * sh.k + total);
 	c.elements_out = total;
-	gemm_bits_finish(&ba, &bb, sh.nb, &c);
+	c.exec_macs = exec_macs;
+	c.blocks = blocks;
+	if (ba.v)	/* the reference path's bits */
+		gemm_bits_finish(&ba, &bb, sh.nb, &c);
 	err = gemm_epilogue(ep, sh.m, sh.n, y, &c.bytes_read, isa != SPT_ISA_SCALAR, ep_done);
 	if (err)
 		goto out_free;

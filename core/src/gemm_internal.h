@@ -100,8 +100,9 @@ struct spt_gemm_plan {
  * bilinear, so per block column they are sums over element positions of
  * (A blocks with that bit) * (B blocks with that bit).  Per block column
  * of one operand: [0..31] per-bit counts, [32] blocks present, [33] full
- * masks; a bit's count is v[e] + v[33] (the reference counts a full or
- * mostly full mask in v[33], the SIMD path every bit in v[e]).
+ * masks; a bit's count is v[e] + v[33] (a full or mostly full mask counts
+ * in v[33]).  The reference path's; the SIMD path keeps its own counts
+ * (gemm_plan_avx2.c) and gives the sums.
  */
 struct gemm_bits {
 	uint64_t *v;
@@ -203,14 +204,15 @@ static inline void gemm_cursor_init(struct gemm_cursor *it, const struct gemm_ct
 /*
  * The SIMD path (gemm_plan_avx2.c): validate, re-lay out and multiply.
  * Returns 0, a negative error, or 1 when the operands are too large for its
- * u32 indices (use the reference path).  Fills *sh, the counters' bits (ba,
- * bb allocated here, freed by the caller), *c = y_user or a result inside
- * *arena, which the caller frees.  *ep_done: 1 if ep's scale, bias and ReLU
- * (not the ReLU-gradient mask) have been applied to *c.
+ * u32 indices (use the reference path).  Fills *sh, the counters'
+ * *exec_macs and *blocks (what gemm_bits_finish() of gemm.c gives on the
+ * operands' bits), *c = y_user or a result inside *arena, which the caller
+ * frees.  *ep_done: 1 if ep's scale, bias and ReLU (not the ReLU-gradient
+ * mask) have been applied to *c.
  */
 int spt_gemm_run_simd(enum spt_isa isa, const void *a, size_t a_len,
 		      const void *b, size_t b_len, const struct spt_gemm_epilogue *ep,
-		      struct gemm_shape *sh, struct gemm_bits *ba, struct gemm_bits *bb,
+		      struct gemm_shape *sh, uint64_t *exec_macs, uint64_t *blocks,
 		      float **c, float *y_user, void **arena, int *ep_done);
 
 /* 2^e exactly as a float, for e in [-149, 127]. */

@@ -15,9 +15,8 @@
  * per block column: [0..31] per-bit counts of the masks flushed so far,
  * [32..39] the per-bit counts of up to 254 newer masks as bytes, [40] how
  * many masks those are, [41] masks flushed.  Every mask counts its bits,
- * full ones too, so the export has no full-mask count ([33] = 0): the
- * counters use only a bit's count plus [33], the same number.  Counts are
- * at most the rows of an operand, SPT_CT_MAX_DIM = 2^24.
+ * full ones too (the reference's full-mask count is not needed).  Counts
+ * are at most the rows of an operand, SPT_CT_MAX_DIM = 2^24.
  */
 #define BITS32_STRIDE 48u
 #define BITS_PENDING 32u
@@ -25,7 +24,7 @@
 #define BITS_FLUSHED 41u
 
 /* One column's pending byte counts added to its u32 counts. */
-static __attribute__((noinline, cold)) void bits_flush(uint32_t *v)
+static inline void bits_fold(uint32_t *v)
 {
 	__m128i *pend = (__m128i *)(v + BITS_PENDING);
 	unsigned int h;
@@ -44,6 +43,12 @@ static __attribute__((noinline, cold)) void bits_flush(uint32_t *v)
 	v[BITS_NPENDING] = 0;
 }
 
+/* bits_fold() every 255 masks, out of the hot loops' way */
+static __attribute__((noinline, cold)) void bits_flush(uint32_t *v)
+{
+	bits_fold(v);
+}
+
 /* cnt: 64-byte aligned, so each column's pending bytes are 32-byte aligned. */
 static inline __attribute__((always_inline)) void bits_add(uint32_t *cnt, uint32_t col,
 							   uint32_t l2)
@@ -56,24 +61,37 @@ static inline __attribute__((always_inline)) void bits_add(uint32_t *cnt, uint32
 		bits_flush(v);
 }
 
-static int bits_export(struct gemm_bits *out, uint32_t *cnt, uint32_t nb)
+/*
+ * The counters' sums (gemm_bits_finish() of gemm.c) straight from both
+ * operands' counts: per block column, the dot product of the per-bit
+ * counts, and the product of the masks counted (u64 sums, so the same
+ * wrapping as there).
+ */
+static void bits_total(uint32_t *ca, uint32_t *cb, uint32_t nb, uint64_t *exec,
+		       uint64_t *blocks)
 {
+	__m256i acc = _mm256_setzero_si256();
+	uint64_t bl = 0, lane[4];
 	uint32_t col, e;
 
-	out->v = malloc((size_t)nb * GEMM_BITS_STRIDE * sizeof(*out->v));
-	if (!out->v)
-		return -ENOMEM;
 	for (col = 0; col < nb; col++) {
-		uint32_t *v = cnt + (size_t)col * BITS32_STRIDE;
-		uint64_t *o = out->v + (size_t)col * GEMM_BITS_STRIDE;
+		uint32_t *va = ca + (size_t)col * BITS32_STRIDE, *vb = cb + (size_t)col * BITS32_STRIDE;
 
-		bits_flush(v);
-		for (e = 0; e < 32; e++)
-			o[e] = v[e];
-		o[32] = v[BITS_FLUSHED];
-		o[33] = 0;
+		bits_fold(va);
+		bits_fold(vb);
+		for (e = 0; e < 32; e += 8) {
+			__m256i x = _mm256_loadu_si256((const __m256i *)(va + e));
+			__m256i y = _mm256_loadu_si256((const __m256i *)(vb + e));
+
+			acc = _mm256_add_epi64(acc, _mm256_mul_epu32(x, y));
+			acc = _mm256_add_epi64(acc, _mm256_mul_epu32(_mm256_srli_epi64(x, 32),
+								     _mm256_srli_epi64(y, 32)));
+		}
+		bl += (uint64_t)va[BITS_FLUSHED] * vb[BITS_FLUSHED];
 	}
-	return 0;
+	_mm256_storeu_si256((__m256i *)lane, acc);
+	*exec = lane[0] + lane[1] + lane[2] + lane[3];
+	*blocks = bl;
 }
 
 /*
@@ -627,7 +645,7 @@ static void gemm_plan_init(enum spt_isa isa, const struct gemm_ct *a,
  */
 int spt_gemm_run_simd(enum spt_isa isa, const void *a, size_t a_len,
 		      const void *b, size_t b_len, const struct spt_gemm_epilogue *ep,
-		      struct gemm_shape *sh, struct gemm_bits *ba, struct gemm_bits *bb,
+		      struct gemm_shape *sh, uint64_t *exec_macs, uint64_t *blocks,
 		      float **c, float *y_user, void **arena, int *ep_done)
 {
 	struct gemm_bufs g;
@@ -683,8 +701,8 @@ int spt_gemm_run_simd(enum spt_isa isa, const void *a, size_t a_len,
 		gemm_cursor_init(&cur, &cb);
 		gemm_pack_tile(&cur, &cb, &p, 0, &g);
 		spt_gemm_narrow_avx2(&p, &ca, g.bits_a, &g.bits_a[BITS_FLUSHED]);
-		err = bits_export(ba, g.bits_a, p.nb);
-		return err ? err : bits_export(bb, g.bits_b, p.nb);
+		bits_total(g.bits_a, g.bits_b, p.nb, exec_macs, blocks);
+		return 0;
 	}
 	gemm_plan_a(&ca, &p, &g);
 	p.item_start = g.item_start;
@@ -712,6 +730,6 @@ int spt_gemm_run_simd(enum spt_isa isa, const void *a, size_t a_len,
 			gemm_copy_row(*c + (size_t)i * p.n + (size_t)t * p.jt,
 				      g.cpad + (size_t)i * p.jt, p.nc);
 	}
-	err = bits_export(ba, g.bits_a, p.nb);
-	return err ? err : bits_export(bb, g.bits_b, p.nb);
+	bits_total(g.bits_a, g.bits_b, p.nb, exec_macs, blocks);
+	return 0;
 }
