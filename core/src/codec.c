@@ -16,7 +16,7 @@
 #include "ct_transpose.h"
 #include "isa_internal.h"
 
-static int geom_init(uint32_t rows, uint32_t cols, struct ct_geom *g)
+int ct_geom_init(uint32_t rows, uint32_t cols, struct ct_geom *g)
 {
 	if (rows == 0 || cols == 0)
 		return -EINVAL;
@@ -36,7 +36,7 @@ size_t spt_ct_bound(uint32_t rows, uint32_t cols)
 	struct ct_geom g;
 	uint64_t b;
 
-	if (geom_init(rows, cols, &g))
+	if (ct_geom_init(rows, cols, &g))
 		return 0;
 	b = g.payload_off + 8 * g.tiles + g.nblocks * (5 + SPT_BLOCK_ELEMS);
 	if (b > SIZE_MAX)
@@ -141,8 +141,8 @@ static uint32_t encode_block(struct enc_state *s, const float *x, unsigned int n
 	return l2;
 }
 
-static void header_write(uint8_t *p, const struct ct_geom *g, uint64_t nzb,
-			 uint64_t nnz, uint32_t payload, uint64_t total)
+void ct_header_write(uint8_t *p, const struct ct_geom *g, uint64_t nzb, uint64_t nnz,
+		     uint32_t payload, uint64_t total)
 {
 	memset(p, 0, SPT_CT_HEADER_SIZE);
 	spt_st32(p + 0, SPT_CT_MAGIC);
@@ -241,7 +241,7 @@ int spt_ct_encode(const float *in, uint32_t rows, uint32_t cols,
 	err = opts_check(o);
 	if (err)
 		return err;
-	err = geom_init(rows, cols, &g);
+	err = ct_geom_init(rows, cols, &g);
 	if (err)
 		return err;
 	if (g.tiles > UINT32_MAX)
@@ -279,7 +279,7 @@ int spt_ct_encode(const float *in, uint32_t rows, uint32_t cols,
 	if (pos - g.payload_off > UINT32_MAX)
 		return -E2BIG;
 	spt_st32(p + SPT_CT_HEADER_SIZE + 4 * g.tiles, (uint32_t)(pos - g.payload_off));
-	header_write(p, &g, s.st.nz_blocks, s.st.nonzeros,
+	ct_header_write(p, &g, s.st.nz_blocks, s.st.nonzeros,
 		     (uint32_t)(pos - g.payload_off), pos);
 	*out_len = (size_t)pos;
 	if (stats) {
@@ -302,7 +302,7 @@ static int header_parse(const uint8_t *p, size_t len, struct ct_hdr *h)
 	    (p[4] | p[5] << 8) != SPT_CT_VERSION || (p[6] | p[7]) != 0 ||
 	    spt_ld32(p + 44) != 0 || spt_ld64(p + 56) != 0)
 		return -EBADMSG;
-	if (geom_init(spt_ld32(p + 8), spt_ld32(p + 12), &h->g))
+	if (ct_geom_init(spt_ld32(p + 8), spt_ld32(p + 12), &h->g))
 		return -EBADMSG;
 	bpr = spt_ld32(p + 16);
 	tiles = spt_ld32(p + 20);
@@ -417,6 +417,11 @@ bool spt_ct_set_trusted(bool on)
 
 	ct_trusted = on;
 	return old;
+}
+
+bool ct_is_trusted(void)
+{
+	return ct_trusted;
 }
 
 /* Parse and check @buf: in full unless @trusted (then header and table only). */
@@ -717,7 +722,7 @@ static int transpose_raw(const uint8_t *in, const struct ct_hdr *h, uint8_t *out
 {
 	struct ct_geom og;
 	uint64_t pos, nzb, nnz;
-	int err = geom_init(h->g.cols, h->g.rows, &og);
+	int err = ct_geom_init(h->g.cols, h->g.rows, &og);
 
 	if (err)
 		return err;
@@ -734,7 +739,7 @@ static int transpose_raw(const uint8_t *in, const struct ct_hdr *h, uint8_t *out
 	if (pos - og.payload_off > UINT32_MAX)
 		return -E2BIG;
 	spt_st32(out + SPT_CT_HEADER_SIZE + 4 * og.tiles, (uint32_t)(pos - og.payload_off));
-	header_write(out, &og, nzb, nnz, (uint32_t)(pos - og.payload_off), pos);
+	ct_header_write(out, &og, nzb, nnz, (uint32_t)(pos - og.payload_off), pos);
 	*out_len = (size_t)pos;
 	return 0;
 }

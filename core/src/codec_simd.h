@@ -95,6 +95,15 @@ struct ct_hdr {
 	uint64_t nz_blocks, nonzeros, payload, total;
 };
 
+/*
+ * The geometry of a rows x cols tensor: -EINVAL for a zero dimension,
+ * -E2BIG past SPT_CT_MAX_DIM (codec.c).
+ */
+int ct_geom_init(uint32_t rows, uint32_t cols, struct ct_geom *g);
+/* The header of a tensor of geometry @g with these counts and sizes. */
+void ct_header_write(uint8_t *p, const struct ct_geom *g, uint64_t nzb, uint64_t nnz,
+		     uint32_t payload, uint64_t total);
+
 /* Statistics the encoder accumulates (underflow is derived at the end). */
 struct ct_enc_acc {
 	uint64_t natural_zeros, pruned, nonzeros, nz_blocks;
@@ -134,6 +143,8 @@ int spt_ct_encode_avx2(const float *in, const struct ct_geom *g, float tau, int 
  * calling thread, its header, length and tile table only.
  */
 int spt_ct_open(const void *buf, size_t len, struct ct_hdr *h);
+/* Whether spt_ct_set_trusted() is on for the calling thread. */
+bool ct_is_trusted(void);
 
 /*
  * tiles_check() of codec.c: the same checks, the same verdict; like it,

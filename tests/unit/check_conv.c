@@ -844,6 +844,229 @@ START_TEST(test_relu_mask_in_place_and_bad_args)
 }
 END_TEST
 
+/* ---- im2col in the compressed domain --------------------------------- */
+
+/*
+ * Image values whose blocks' exponents spread over 2^-24 .. 2^24 per
+ * element (so joined halves differ by 0 to 48 and round, ties included),
+ * ReLU zeros, and with @tiny values near the smallest normal, so blocks
+ * clamp to E = -127.
+ */
+static float *wide_array(size_t n, int tiny)
+{
+	float *p = malloc(n * sizeof(float) + 1);
+	size_t i;
+
+	ck_assert_ptr_nonnull(p);
+	for (i = 0; i < n; i++) {
+		float r = rnd();
+		int e = (int)((rng_state >> 40) % 49) - 24;
+
+		if ((rng_state >> 20) % 3 == 0)
+			p[i] = 0.0f;
+		else
+			p[i] = ldexpf(r, tiny ? -140 + e / 6 : e);
+	}
+	return p;
+}
+
+/* The reference: spt_ct_encode() (raw) of spt_im2col() of the decoded image. */
+static void *im2col_ct_ref(const struct spt_conv_shape *sh, const void *img, size_t img_len,
+			   size_t *len)
+{
+	struct spt_conv_dims d;
+	float *dec, *col;
+	size_t cap;
+	void *ct;
+
+	ck_assert_int_eq(spt_conv_shape_check(sh, &d), 0);
+	dec = malloc(d.img_elems * sizeof(float));
+	col = malloc(d.col_elems * sizeof(float));
+	cap = spt_ct_bound((uint32_t)d.rows, (uint32_t)d.cols);
+	ct = malloc(cap);
+	ck_assert(dec && col && ct);
+	ck_assert_int_eq(spt_ct_decode(img, img_len, dec, d.img_elems), 0);
+	ck_assert_int_eq(spt_im2col(sh, dec, d.img_elems, col, d.col_elems), 0);
+	ck_assert_int_eq(spt_ct_encode(col, (uint32_t)d.rows, (uint32_t)d.cols, NULL, ct, cap,
+				       len, NULL), 0);
+	free(dec);
+	free(col);
+	return ct;
+}
+
+static void im2col_ct_case(const struct spt_conv_shape *sh, const void *img, size_t img_len,
+			   const char *what)
+{
+	struct spt_conv_dims d;
+	size_t len, ref_len, cap;
+	void *ref = im2col_ct_ref(sh, img, img_len, &ref_len), *ct;
+
+	ck_assert_int_eq(spt_conv_shape_check(sh, &d), 0);
+	cap = spt_ct_bound((uint32_t)d.rows, (uint32_t)d.cols);
+	ct = malloc(cap);
+	ck_assert_ptr_nonnull(ct);
+	memset(ct, 0xa5, cap);
+	ck_assert_int_eq(spt_im2col_ct(sh, img, img_len, ct, cap, &len), 0);
+	ck_assert_msg(len == ref_len && memcmp(ct, ref, len) == 0,
+		      "%s: n %u %ux%u c %u k %u stride %u pad %u: %zu bytes, want %zu%s", what,
+		      sh->n, sh->h, sh->w, sh->c, sh->k, sh->stride, sh->pad, len, ref_len,
+		      len == ref_len ? " (contents differ)" : "");
+	ck_assert_int_eq(spt_ct_validate(ct, len, NULL), 0);
+	free(ct);
+	free(ref);
+}
+
+/*
+ * Records the encoder never writes but that are valid: every stored block
+ * whose values are all even halved, its exponent one up (the same decoded
+ * values), so its largest |k| is under 64.
+ */
+static int uncanonical(uint8_t *ct, size_t len)
+{
+	uint32_t tiles, t;
+	uint64_t pay;
+	int changed = 0;
+
+	memcpy(&tiles, ct + 20, 4);
+	pay = 64 + 4 * ((uint64_t)tiles + 1);
+	for (t = 0; t < tiles; t++) {
+		uint32_t off, l2, n, i;
+		uint64_t l1;
+		uint8_t *q;
+
+		memcpy(&off, ct + 64 + 4 * t, 4);
+		q = ct + pay + off;
+		memcpy(&l1, q, 8);
+		for (q += 8; l1; l1 &= l1 - 1) {
+			int even = 1;
+
+			memcpy(&l2, q, 4);
+			n = (uint32_t)__builtin_popcount(l2);
+			for (i = 0; i < n; i++)
+				even &= ((int8_t)q[5 + i] & 1) == 0;
+			if (even && q[4] < 254) {
+				for (i = 0; i < n; i++)
+					q[5 + i] = (uint8_t)((int8_t)q[5 + i] / 2);
+				q[4]++;
+				changed++;
+			}
+			q += 5 + n;
+		}
+	}
+	ck_assert_int_eq(spt_ct_validate(ct, len, NULL), 0);
+	return changed;
+}
+
+START_TEST(test_im2col_ct_matches_encoded_im2col)
+{
+	static const uint32_t cs[] = { 16, 32, 64 };
+	static const uint32_t hw[][2] = { { 7, 9 }, { 8, 8 }, { 5, 3 }, { 14, 14 } };
+	struct spt_encode_opts o;
+	size_t i;
+
+	rng_state = 77;
+	for (i = 0; i < 3 * 4 * 2 * 3 * 3; i++) {
+		struct spt_conv_shape sh = {
+			.n = 1 + (uint32_t)(i % 2), .h = hw[i / 3 % 4][0], .w = hw[i / 3 % 4][1],
+			.c = cs[i % 3], .k = 1 + 2 * (uint32_t)(i / 12 % 3),
+			.stride = 1 + (uint32_t)(i / 36 % 2), .pad = 0,
+		};
+		uint32_t rows = sh.n * sh.h * sh.w;
+		size_t n = (size_t)rows * sh.c, cap = spt_ct_bound(rows, sh.c), len;
+		float *x = wide_array(n, i / 72 == 2);
+		uint8_t *img = malloc(cap);
+
+		sh.pad = (uint32_t)(i / 24 % sh.k);
+		if (sh.h + 2 * sh.pad < sh.k || sh.w + 2 * sh.pad < sh.k) {
+			free(x);
+			free(img);
+			continue;
+		}
+		ck_assert_ptr_nonnull(img);
+		/* the image as the runtime has it: pruned, either rounding */
+		spt_encode_opts_init(&o);
+		o.prune.mode = i % 4 == 1 ? SPT_PRUNE_STOCHASTIC : SPT_PRUNE_DETERMINISTIC;
+		o.prune.tau = i / 72 == 2 ? 0.0f : 0.5f;
+		if (o.prune.tau == 0.0f)
+			o.prune.mode = SPT_PRUNE_OFF;
+		o.round = i % 5 == 2 ? SPT_ROUND_STOCHASTIC : SPT_ROUND_EVEN;
+		ck_assert_int_eq(spt_ct_encode(x, rows, sh.c, &o, img, cap, &len, NULL), 0);
+		im2col_ct_case(&sh, img, len, "encoded");
+		/* trusted: the encoder's records are taken as canonical */
+		ck_assert(!spt_ct_set_trusted(true));
+		im2col_ct_case(&sh, img, len, "encoded, trusted");
+		ck_assert(spt_ct_set_trusted(false));
+		if (uncanonical(img, len))
+			im2col_ct_case(&sh, img, len, "uncanonical records");
+		free(x);
+		free(img);
+	}
+}
+END_TEST
+
+START_TEST(test_im2col_ct_rejects_bad)
+{
+	struct spt_conv_shape sh = { 1, 4, 4, 16, 3, 1, 1 }, bad;
+	size_t n = 16 * 16, cap = spt_ct_bound(16, 16), ocap = spt_ct_bound(16, 144);
+	size_t len, olen, rlen, c;
+	float *x;
+	uint8_t *img = malloc(cap), *out = malloc(ocap), *ref;
+
+	rng_state = 5;
+	x = wide_array(n, 0);
+	ck_assert(img && out);
+	ck_assert_int_eq(spt_ct_encode(x, 16, 16, NULL, img, cap, &len, NULL), 0);
+	ck_assert_int_eq(spt_im2col_ct(NULL, img, len, out, ocap, &olen), -EINVAL);
+	ck_assert_int_eq(spt_im2col_ct(&sh, NULL, len, out, ocap, &olen), -EINVAL);
+	ck_assert_int_eq(spt_im2col_ct(&sh, img, len, NULL, ocap, &olen), -EINVAL);
+	ck_assert_int_eq(spt_im2col_ct(&sh, img, len, out, ocap, NULL), -EINVAL);
+	bad = sh;
+	bad.k = 0;
+	ck_assert_int_eq(spt_im2col_ct(&bad, img, len, out, ocap, &olen), -EINVAL);
+	/* channels the records do not carry over */
+	bad = sh;
+	bad.c = 8;
+	ck_assert_int_eq(spt_im2col_ct(&bad, img, len, out, ocap, &olen), -EOPNOTSUPP);
+	/* an image of another shape */
+	bad = sh;
+	bad.c = 32;
+	ck_assert_int_eq(spt_im2col_ct(&bad, img, len, out, ocap, &olen), -EINVAL);
+	bad = sh;
+	bad.h = 8;
+	ck_assert_int_eq(spt_im2col_ct(&bad, img, len, out, ocap, &olen), -EINVAL);
+	/* the image's own faults */
+	ck_assert_int_ne(spt_im2col_ct(&sh, img, len - 1, out, ocap, &olen), 0);
+	img[0] ^= 1;
+	ck_assert_int_ne(spt_im2col_ct(&sh, img, len, out, ocap, &olen), 0);
+	img[0] ^= 1;
+	/* every short capacity: the encoder's error there */
+	ref = im2col_ct_ref(&sh, img, len, &rlen);
+	for (c = 0; c <= rlen; c++) {
+		struct spt_conv_dims d;
+		float *dec = malloc(n * sizeof(float)), *col;
+		size_t elen;
+		int want, got;
+
+		ck_assert_int_eq(spt_conv_shape_check(&sh, &d), 0);
+		col = malloc(d.col_elems * sizeof(float));
+		ck_assert(dec && col);
+		ck_assert_int_eq(spt_ct_decode(img, len, dec, n), 0);
+		ck_assert_int_eq(spt_im2col(&sh, dec, n, col, d.col_elems), 0);
+		want = spt_ct_encode(col, 16, 144, NULL, out, c, &elen, NULL);
+		got = spt_im2col_ct(&sh, img, len, out, c, &olen);
+		ck_assert_msg(got == want, "cap %zu: %d, want %d", c, got, want);
+		ck_assert_int_eq(got, c < rlen ? -ENOSPC : 0);
+		free(dec);
+		free(col);
+	}
+	ck_assert_int_eq(memcmp(out, ref, rlen), 0);
+	free(ref);
+	free(x);
+	free(img);
+	free(out);
+}
+END_TEST
+
 static Suite *conv_suite(void)
 {
 	Suite *s = suite_create("conv");
@@ -867,6 +1090,8 @@ static Suite *conv_suite(void)
 	tcase_add_test(low, test_col2im_relu_nonfinite_passthrough);
 	tcase_add_test(low, test_lowering_rejects_overlap);
 	tcase_add_test(low, test_col2im_relu_rejects_bad);
+	tcase_add_test(low, test_im2col_ct_matches_encoded_im2col);
+	tcase_add_test(low, test_im2col_ct_rejects_bad);
 	suite_add_tcase(s, low);
 
 	tcase_add_test(cs, test_colsum_matches_decoded_sum);

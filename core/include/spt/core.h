@@ -221,6 +221,23 @@ int spt_im2col(const struct spt_conv_shape *s, const float *img, size_t img_elem
 	       float *col, size_t col_elems);
 
 /*
+ * im2col in the compressed domain: @img (@img_len bytes) is a compressed
+ * image of n * h * w rows (pixels) of c columns (channels); @out (@cap
+ * bytes) gets the compressed patch matrix, *@out_len its length: exactly
+ * the bytes spt_ct_encode() with default options (no pruning, nearest
+ * even) gives on spt_im2col() of spt_ct_decode(@img), without either FP32
+ * tensor.  For c a multiple of 32 a patch block is one pixel's block; for
+ * c = 16 it joins two pixels' halves, the one with the smaller exponent
+ * rounded to the larger's (nearest even, as the encoder rounds).
+ * -EOPNOTSUPP for any other c; -EINVAL for a bad shape, a NULL pointer or
+ * an image whose dimensions are not the shape's; the image's own errors
+ * (as spt_ct_validate(), or as in trusted mode, see spt_ct_set_trusted());
+ * -ENOSPC and -E2BIG where spt_ct_encode() gives them; -ENOMEM.
+ */
+int spt_im2col_ct(const struct spt_conv_shape *s, const void *img, size_t img_len,
+		  void *out, size_t cap, size_t *out_len);
+
+/*
  * col2im, the adjoint: set @img to +0.0f, then add every element of @col
  * that does not fall into the padding to its pixel, patches in row order and
  * within a patch in (ky, kx, channel) order (FP32 adds; the result depends
