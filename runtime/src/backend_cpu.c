@@ -285,6 +285,28 @@ static int cpu_col2im(struct spt_ctx *ctx, const struct spt_conv_shape *cs,
 			       img->host, d.img_elems);
 }
 
+static int cpu_im2col_ct(struct spt_ctx *ctx, const struct spt_conv_shape *cs,
+			 const struct spt_buf *img, struct spt_buf *dst, struct spt_buf *t)
+{
+	struct spt_conv_dims d;
+	int ret;
+
+	(void)ctx;
+	if (!img || !dst || t == dst)
+		return -EINVAL;
+	ret = spt_conv_shape_check(cs, &d);
+	if (ret)
+		return ret;
+	if (d.rows > UINT32_MAX || d.cols > UINT32_MAX)
+		return -E2BIG;
+	CT_TRUSTED(ret, spt_im2col_ct(cs, img->host, img->len, dst->host, dst->cap, &dst->len));
+	if (ret)
+		return ret;
+	dst->rows = (uint32_t)d.rows;
+	dst->cols = (uint32_t)d.cols;
+	return t ? cpu_reblock(dst, t) : 0;
+}
+
 static int cpu_colsum(struct spt_ctx *ctx, const struct spt_buf *src, struct spt_buf *dst,
 		      uint32_t cols)
 {
@@ -339,6 +361,7 @@ const struct spt_backend_ops spt_cpu_backend = {
 	.sgd_ct = cpu_sgd_ct,
 	.im2col = cpu_im2col,
 	.col2im = cpu_col2im,
+	.im2col_ct = cpu_im2col_ct,
 	.colsum = cpu_colsum,
 	.check_finite = cpu_check_finite,
 	.relu_mask = cpu_relu_mask,

@@ -119,6 +119,16 @@ struct spt_backend_ops {
 	int (*col2im)(struct spt_ctx *ctx, const struct spt_conv_shape *s,
 		      const struct spt_buf *col, struct spt_buf *img,
 		      const struct spt_buf *y_mask);
+	/*
+	 * im2col of the compressed image @img_ct straight into the compressed
+	 * patch matrix @dst and, if @t is not NULL, its re-blocked transpose
+	 * @t: exactly what im2col of decode(@img_ct), then encode_t with raw
+	 * options, gives (spt_im2col_ct).  NULL if the backend has no such
+	 * operation; -EOPNOTSUPP for channel counts it does not cover.  For
+	 * both, the caller takes the FP32 way.
+	 */
+	int (*im2col_ct)(struct spt_ctx *ctx, const struct spt_conv_shape *s,
+			 const struct spt_buf *img_ct, struct spt_buf *dst, struct spt_buf *t);
 	/* @cols FP32 column sums of the compressed @src (spt_ct_colsum): the bias gradient. */
 	int (*colsum)(struct spt_ctx *ctx, const struct spt_buf *src, struct spt_buf *dst,
 		      uint32_t cols);

@@ -175,9 +175,18 @@ static int bfp8_forward(struct step *s, const struct spt_buf *x)
 			if (l->kind == RT_CONV) {
 				struct spt_conv_shape cs = conv_shape(l, s->n);
 
-				ret = ctx->ops->im2col(ctx, &cs, src, &l->col) ?:
-				      encode_maybe_t(s, i, &l->col, (uint32_t)M, l->K, &raw,
-						     &l->a_ct, NULL, &l->at_ct);
+				ret = -EOPNOTSUPP;
+				if (prev && ctx->ops->im2col_ct) {
+					/* prev->y is decode(prev->y_ct): the same bytes */
+					ret = ctx->ops->im2col_ct(ctx, &cs, &prev->y_ct, &l->a_ct,
+								  s->train ? &l->at_ct : NULL);
+					if (!ret && s->train)
+						reblock_add(s, i, &l->at_ct);
+				}
+				if (ret == -EOPNOTSUPP)
+					ret = ctx->ops->im2col(ctx, &cs, src, &l->col) ?:
+					      encode_maybe_t(s, i, &l->col, (uint32_t)M, l->K,
+							     &raw, &l->a_ct, NULL, &l->at_ct);
 			} else {
 				ret = encode_maybe_t(s, i, src, s->n, l->K, &raw, &l->a_ct, NULL,
 						     &l->at_ct);
