@@ -96,7 +96,14 @@ static int make_model(struct spt_ctx *ctx, bool cnn, uint32_t batch, int steps,
 	if (cnn) {
 		ret = spt_model_create(ctx, 1, 28, 28, 10, &m);
 		if (!ret)
-			ret = spt_model_add_conv2d(m, 8, 2, 1) ?: spt_model_add_relu(m) ?:
+			/*
+			 * convolutions after convolutions of 16 and 32 channels:
+			 * the CPU backend takes their patch matrices from the
+			 * compressed activations, the device decodes, im2col, encode
+			 */
+			ret = spt_model_add_conv2d(m, 16, 2, 1) ?: spt_model_add_relu(m) ?:
+			      spt_model_add_conv2d(m, 32, 2, 1) ?: spt_model_add_relu(m) ?:
+			      spt_model_add_conv2d(m, 32, 2, 1) ?: spt_model_add_relu(m) ?:
 			      spt_model_add_linear(m, 32) ?: spt_model_add_relu(m) ?:
 			      spt_model_add_linear(m, 10);
 	} else {
@@ -206,7 +213,9 @@ static bool same_runs(struct run *c, struct run *d, bool cnn, int steps)
 	/* weight shapes (out x in) of the two models */
 	for (i = 0; i < c->nl; i++) {
 		static const size_t mlp[3][2] = { { 512, 784 }, { 256, 512 }, { 10, 256 } };
-		static const size_t cnnsz[3][2] = { { 8, 9 }, { 32, 8 * 14 * 14 }, { 10, 32 } };
+		static const size_t cnnsz[5][2] = {
+			{ 16, 9 }, { 32, 144 }, { 32, 288 }, { 32, 32 * 4 * 4 }, { 10, 32 },
+		};
 		const size_t *sz = cnn ? cnnsz[i] : mlp[i];
 
 		CHECK(memcmp(c->w[i], d->w[i], sz[0] * sz[1] * sizeof(float)) == 0,
