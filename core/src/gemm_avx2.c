@@ -10,10 +10,10 @@
  * see gemm_internal.h) into scratch, then each row adds its block terms in
  * FP32 in increasing block order, the scalar kernel's order.  Between
  * chunks the FP32 accumulators live in C; a tile's last vector, when C
- * ends inside it, is read and written through a lane mask.  With a single
- * block column in a tile of at most 16 columns (SPT_DIRECT_NV vectors) the
- * sums go straight to C (no scratch, no second pass).  The
+ * ends inside it, is read and written through a lane mask.  The
  * epilogue's scale, bias and ReLU are applied as the final sums are stored.
+ * (A C of one tile of at most 32 columns with A of few block columns takes
+ * no plan: spt_gemm_narrow_avx2() here, the stream of gemm_plan_avx2.c.)
  */
 #include <immintrin.h>
 #include <string.h>
@@ -23,8 +23,6 @@
 
 #define JT SPT_GEMM_JT_AVX2
 #define RG SPT_GEMM_RG_AVX2
-/* the widest tile (in vectors) whose single block column goes straight to C */
-#define SPT_DIRECT_NV 2u
 
 /*
  * Up to eight vectors, written out; in an instance with a constant nv the
@@ -41,63 +39,15 @@ static inline __m256 spt_term(const int32_t *isum, __m256 sa, const float *sb)
 }
 
 /*
- * The epilogue on vector k of a row's final sums (see spt_gemm_plan): the
- * same operations as spt_gemm_epilogue_avx2().  A tail vector reads its
- * bias through the lane mask.
- */
-struct spt_ep {
-	int on, do_scale, relu;	/* on: any of the three */
-	float scale;
-	const float *bias;	/* at the tile's first column, or NULL */
-};
-
-/* Copied out of the plan: locals stay in registers across the stores to C. */
-static inline struct spt_ep spt_ep_of(const struct spt_gemm_plan *p)
-{
-	struct spt_ep e = { 0, 0, 0, 1.0f, NULL };
-
-	if (p->ep_fused) {
-		e.do_scale = p->do_scale;
-		e.relu = p->relu;
-		e.scale = p->scale;
-		e.bias = p->bias ? p->bias + p->col0 : NULL;
-		e.on = e.do_scale || e.relu || e.bias;
-	}
-	return e;
-}
-
-static inline __attribute__((always_inline)) __m256
-spt_epi(struct spt_ep ep, __m256 v, unsigned int k, __m256i last, int tail)
-{
-	if (ep.do_scale)
-		v = _mm256_mul_ps(v, _mm256_set1_ps(ep.scale));
-	if (ep.bias) {
-		const float *bias = ep.bias + 8 * k;
-
-		v = _mm256_add_ps(v, tail ? _mm256_maskload_ps(bias, last) : _mm256_loadu_ps(bias));
-	}
-	if (ep.relu)	/* ordered compare: NaN is kept */
-		v = _mm256_andnot_ps(_mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_LE_OQ), v);
-	return v;
-}
-
-/*
  * int32 sums of every item of one group and chunk into scratch (nv vectors
  * per item); the first entry initialises the sums (items without entries
- * store zeros).  direct (nb == 1, rows from r0, rowof[slot] = row - r0):
- * each item's sums are its row's only term, +0 + t, stored to C as
- * spt_rows() would (through the lane mask last unless whole).
+ * store zeros).
  */
 static inline __attribute__((always_inline)) void
 spt_items(const struct spt_gemm_plan *p, const struct spt_gemm_item *it,
-	  const struct spt_gemm_item *end, int32_t *scratch, const unsigned int nv,
-	  const int direct, uint32_t r0, const uint8_t *rowof, __m256i last, const int whole,
-	  struct spt_ep ep)
+	  const struct spt_gemm_item *end, int32_t *scratch, const unsigned int nv)
 {
 	const int32_t *bt = p->b_pairs;
-	const float *a_scale = p->a_scale, *b_scale = p->b_scale;
-	float *c0 = p->c;
-	size_t ldc = p->ldc;
 
 	for (; it < end; it++) {
 		const struct spt_gemm_entry *e = p->a_ent + it->ent;
@@ -124,30 +74,6 @@ spt_items(const struct spt_gemm_plan *p, const struct spt_gemm_item *it,
 				SPT_X8(SPT_MAC)
 #undef SPT_MAC
 			}
-		}
-		if (direct) {
-			uint32_t row = r0 + rowof[it->slot];
-			float *crow = c0 + (size_t)row * ldc;
-			__m256 sa = _mm256_set1_ps(a_scale[row]);
-
-			(void)dst;
-#define SPT_DIRECT(k)								\
-	if (k < nv) {								\
-		__m256 v = _mm256_add_ps(_mm256_setzero_ps(),			\
-					 _mm256_mul_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(s##k), sa), \
-						       _mm256_load_ps(b_scale + 8 * k))); \
-		int tail = k + 1 == nv && !whole;				\
-									\
-		if (ep.on)							\
-			v = spt_epi(ep, v, k, last, tail);			\
-		if (tail)							\
-			_mm256_maskstore_ps(crow + 8 * k, last, v);		\
-		else								\
-			_mm256_storeu_ps(crow + 8 * k, v);			\
-	}
-			SPT_X8(SPT_DIRECT)
-#undef SPT_DIRECT
-			continue;
 		}
 #define SPT_STORE(k) if (k < nv) _mm256_store_si256(dst + k, s##k);
 		SPT_X8(SPT_STORE)
@@ -214,28 +140,8 @@ spt_tile(const struct spt_gemm_plan *p, const unsigned int nv)
 	__m256i last = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)tail),
 					  _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 	int whole = tail == 8;
-	uint8_t rowof[RG * SPT_GEMM_KC_AVX2 * JT / 8];	/* kc * RG at most */
 	struct spt_ep ep = spt_ep_of(p);
 
-	/*
-	 * A single block column in a narrow tile: straight to C.  (Wider tiles
-	 * measured slower that way: their rows' stores leave in item order.)
-	 */
-	if (nb == 1 && nv <= SPT_DIRECT_NV) {
-		for (g = 0; g < RG; g++)
-			rowof[g * kc] = (uint8_t)g;
-		for (g = 0; g < p->ngroups; g++) {
-			const uint32_t *is = p->item_start + g;
-
-			if (whole)
-				spt_items(p, p->items + is[0], p->items + is[1], scratch, nv, 1,
-					  g * RG, rowof, last, 1, ep);
-			else
-				spt_items(p, p->items + is[0], p->items + is[1], scratch, nv, 1,
-					  g * RG, rowof, last, 0, ep);
-		}
-		return;
-	}
 	for (h = 0; h < p->nchunks; h++) {
 		uint32_t b0 = h * kc, b1 = nb - b0 < kc ? nb : b0 + kc;
 
@@ -243,8 +149,7 @@ spt_tile(const struct spt_gemm_plan *p, const unsigned int nv)
 			uint32_t r0 = g * RG, r1 = p->m - r0 < RG ? p->m : r0 + RG;
 			const uint32_t *is = p->item_start + (size_t)g * p->nchunks + h;
 
-			spt_items(p, p->items + is[0], p->items + is[1], scratch, nv, 0, 0, rowof,
-				  last, 0, ep);
+			spt_items(p, p->items + is[0], p->items + is[1], scratch, nv);
 			/* an instance each; fin: the final sums, apply the epilogue */
 			if (ep.on && b1 == nb) {
 				if (whole)

@@ -67,9 +67,10 @@ struct spt_gemm_item {
  *
  * The kernels first compute the int32 sums of every item of a group and
  * chunk into a scratch area (absent items: zero), then add the block terms
- * row by row in increasing block order.  With a single block column
- * (nb == 1) in a tile of at most 16 columns the AVX2 kernel writes each
- * item's one term straight to C.
+ * row by row in increasing block order.  On AVX2, a C of one tile of at
+ * most 32 columns with A of at most 16 block columns takes no plan at all:
+ * A is read straight from its stream, row by row (gemm_plan_avx2.c; a
+ * single column of at most 16 elements, spt_gemm_narrow_avx2()).
  *
  * ep_fused: the AVX2 kernel applies the epilogue's element-wise part as it
  * stores a row's final sums, per element in the order of
@@ -273,6 +274,47 @@ void spt_gemm_narrow_avx2(const struct spt_gemm_plan *p, const struct gemm_ct *a
 #endif
 
 #ifdef __AVX2__
+/*
+ * The epilogue on vector k of a row's final sums (see spt_gemm_plan): the
+ * same operations as spt_gemm_epilogue_avx2() (the AVX2 kernels).  A tail vector reads its
+ * bias through the lane mask.
+ */
+struct spt_ep {
+	int on, do_scale, relu;	/* on: any of the three */
+	float scale;
+	const float *bias;	/* at the tile's first column, or NULL */
+};
+
+/* Copied out of the plan: locals stay in registers across the stores to C. */
+static inline struct spt_ep spt_ep_of(const struct spt_gemm_plan *p)
+{
+	struct spt_ep e = { 0, 0, 0, 1.0f, NULL };
+
+	if (p->ep_fused) {
+		e.do_scale = p->do_scale;
+		e.relu = p->relu;
+		e.scale = p->scale;
+		e.bias = p->bias ? p->bias + p->col0 : NULL;
+		e.on = e.do_scale || e.relu || e.bias;
+	}
+	return e;
+}
+
+static inline __attribute__((always_inline)) __m256
+spt_epi(struct spt_ep ep, __m256 v, unsigned int k, __m256i last, int tail)
+{
+	if (ep.do_scale)
+		v = _mm256_mul_ps(v, _mm256_set1_ps(ep.scale));
+	if (ep.bias) {
+		const float *bias = ep.bias + 8 * k;
+
+		v = _mm256_add_ps(v, tail ? _mm256_maskload_ps(bias, last) : _mm256_loadu_ps(bias));
+	}
+	if (ep.relu)	/* ordered compare: NaN is kept */
+		v = _mm256_andnot_ps(_mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_LE_OQ), v);
+	return v;
+}
+
 /* 0xff in byte e where bit e of l2 is set, else 0. */
 static inline __m256i spt_mask_bytes(uint32_t l2)
 {

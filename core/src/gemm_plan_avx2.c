@@ -601,6 +601,139 @@ static void gemm_pack_tile(struct gemm_cursor *cursor, const struct gemm_ct *c,
 }
 
 /*
+ * A of at most STREAM_NB block columns in a single column tile of at most
+ * four vectors, straight from A's stream: no entries, no sorted work
+ * items.  Row by row, each stored block's nonzero pairs are broadcast into
+ * vpmaddwd with B's pair rows (its int32 sums), and its term is added to
+ * the row's FP32 sums in increasing block order, as spt_rows() adds them;
+ * the epilogue as the row is stored.  Absent blocks add nothing: their
+ * terms are +-0, and a row's sums are never -0 (gemm_internal.h).  So the
+ * same bits as the plan and spt_gemm_kernel_avx2().  The counters' bits of
+ * each stored block are added as the plan adds them.
+ */
+#define STREAM_NB 16u
+
+/* Up to four vectors, written out: steps k >= nv fold away in each instance. */
+#define STREAM_X4(M) M(0) M(1) M(2) M(3)
+
+static inline __attribute__((always_inline)) void
+stream_rows(const struct spt_gemm_plan *p, const struct gemm_ct *a, uint32_t *bits,
+	    const unsigned int nv, const int whole)
+{
+	struct gemm_cursor it;
+	const int32_t *bt = p->b_pairs;
+	const float *bs = p->b_scale;
+	float *c = p->c;
+	size_t ldc = p->ldc, jt = p->jt;
+	uint32_t rows = p->m, row, tail = p->nc - 8 * (nv - 1);
+	__m256i last = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)tail),
+					  _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+	struct spt_ep ep = spt_ep_of(p);
+	int32_t pairs[SPT_GEMM_PAIRS] __attribute__((aligned(32)));
+	int8_t kb[SPT_BLOCK_ELEMS] __attribute__((aligned(32)));
+#define STREAM_Z(k)								\
+	__m256 z##k = k < nv ? spt_epi(ep, _mm256_setzero_ps(), k, last,	\
+				       k + 1 == nv && !whole) : _mm256_setzero_ps();
+	/* a row without stored blocks: the epilogue of +0 */
+	STREAM_X4(STREAM_Z)
+#undef STREAM_Z
+#define STREAM_PUT(k, v)							\
+	if (k + 1 == nv && !whole)						\
+		_mm256_maskstore_ps(crow + 8 * k, last, v);			\
+	else if (k < nv)							\
+		_mm256_storeu_ps(crow + 8 * k, v);
+
+	gemm_cursor_init(&it, a);
+	for (row = 0; row < rows; row++) {
+		float *crow = c + (size_t)row * ldc;
+		__m256 a0, a1, a2, a3;
+
+		if (!it.have || it.row != row) {
+			STREAM_PUT(0, z0)
+			STREAM_PUT(1, z1)
+			STREAM_PUT(2, z2)
+			STREAM_PUT(3, z3)
+			continue;
+		}
+		a0 = a1 = a2 = a3 = _mm256_setzero_ps();
+		do {
+			uint32_t l2 = it.l2, col = it.col;
+			uint32_t pm = _pext_u32((l2 | l2 >> 1) & 0x55555555u, 0x55555555u);
+			const int32_t *bcol = bt + (size_t)col * SPT_GEMM_PAIRS * jt;
+			const float *sb = bs + (size_t)col * jt;
+			__m256i s0, s1, s2, s3;
+			__m256 sa;
+
+			gemm_expand(&it, kb);
+			_mm256_store_si256((__m256i *)pairs,
+					   _mm256_cvtepi8_epi16(_mm_load_si128((const __m128i *)kb)));
+			_mm256_store_si256((__m256i *)(pairs + 8),
+					   _mm256_cvtepi8_epi16(_mm_load_si128((const __m128i *)
+										(kb + 16))));
+			s0 = s1 = s2 = s3 = _mm256_setzero_si256();
+			for (; pm; pm &= pm - 1) {
+				uint32_t m = _tzcnt_u32(pm);
+				__m256i av = _mm256_set1_epi32(pairs[m]);
+				const __m256i *bp = (const __m256i *)(bcol + m * jt);
+
+#define STREAM_MAC(k)								\
+	if (k < nv)								\
+		s##k = _mm256_add_epi32(s##k, _mm256_madd_epi16(_mm256_load_si256(bp + k), av));
+				STREAM_X4(STREAM_MAC)
+#undef STREAM_MAC
+			}
+			sa = _mm256_set1_ps(spt_exp2f_exact(it.ex - 6));
+#define STREAM_ACC(k)								\
+	if (k < nv)								\
+		a##k = _mm256_add_ps(a##k, _mm256_mul_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(s##k), \
+								       sa),			\
+							 _mm256_load_ps(sb + 8 * k)));
+			STREAM_X4(STREAM_ACC)
+#undef STREAM_ACC
+			bits_add(bits, col, l2);
+			gemm_cursor_next(&it);
+		} while (it.have && it.row == row);
+#define STREAM_FIN(k)								\
+	if (k < nv)								\
+		a##k = spt_epi(ep, a##k, k, last, k + 1 == nv && !whole);
+		STREAM_X4(STREAM_FIN)
+#undef STREAM_FIN
+		STREAM_PUT(0, a0)
+		STREAM_PUT(1, a1)
+		STREAM_PUT(2, a2)
+		STREAM_PUT(3, a3)
+	}
+#undef STREAM_PUT
+}
+
+#define STREAM_FN(nv, whole)							\
+	static void stream_rows##nv##whole(const struct spt_gemm_plan *p,	\
+					   const struct gemm_ct *a, uint32_t *bits) \
+	{									\
+		stream_rows(p, a, bits, nv, whole);				\
+	}
+STREAM_FN(1, 0)
+STREAM_FN(1, 1)
+STREAM_FN(2, 0)
+STREAM_FN(2, 1)
+STREAM_FN(3, 0)
+STREAM_FN(3, 1)
+STREAM_FN(4, 0)
+STREAM_FN(4, 1)
+#undef STREAM_FN
+
+static void gemm_stream(const struct spt_gemm_plan *p, const struct gemm_ct *a, uint32_t *bits)
+{
+	static void (*const fn[4][2])(const struct spt_gemm_plan *, const struct gemm_ct *,
+				      uint32_t *) = {
+		{ stream_rows10, stream_rows11 }, { stream_rows20, stream_rows21 },
+		{ stream_rows30, stream_rows31 }, { stream_rows40, stream_rows41 },
+	};
+
+	fn[p->tw / 8 - 1][p->nc % 8 == 0](p, a, bits);
+}
+
+/*
  * n < jt floats of a partial tile's row (AVX-512): inline, a library call
  * per row costs more.
  */
@@ -690,8 +823,8 @@ int spt_gemm_run_simd(enum spt_isa isa, const void *a, size_t a_len,
 	*c = y_user ? y_user : g.y;
 	memset(g.bits_a, 0, (size_t)p.nb * BITS32_STRIDE * sizeof(*g.bits_a));
 	memset(g.bits_b, 0, (size_t)p.nb * BITS32_STRIDE * sizeof(*g.bits_b));
-	if (isa == SPT_ISA_AVX2 && p.nb == 1 && ca.cols <= 16 && p.n <= 16) {
-		/* one tile, A straight from its stream (a small convolution's patches) */
+	if (isa == SPT_ISA_AVX2 && p.n <= 32 && p.nb <= STREAM_NB) {
+		/* one tile, A straight from its stream (no plan) */
 		p.nc = p.n;
 		p.tw = (p.n + 7) & ~7u;
 		p.c = *c;
@@ -700,7 +833,10 @@ int spt_gemm_run_simd(enum spt_isa isa, const void *a, size_t a_len,
 		p.b_scale = g.b_scale;
 		gemm_cursor_init(&cur, &cb);
 		gemm_pack_tile(&cur, &cb, &p, 0, &g);
-		spt_gemm_narrow_avx2(&p, &ca, g.bits_a, &g.bits_a[BITS_FLUSHED]);
+		if (p.nb == 1 && ca.cols <= 16 && p.n <= 16)	/* a small convolution's patches */
+			spt_gemm_narrow_avx2(&p, &ca, g.bits_a, &g.bits_a[BITS_FLUSHED]);
+		else
+			gemm_stream(&p, &ca, g.bits_a);
 		bits_total(g.bits_a, g.bits_b, p.nb, exec_macs, blocks);
 		return 0;
 	}
