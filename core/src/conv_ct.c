@@ -27,10 +27,11 @@
 #include "ct_internal.h"
 
 /*
- * Each image block once, canonical, its values inline (zero padded), so a
- * patch block costs no branch on where its halves are: @vals values per
- * descriptor (16 or 32), and one more, absent, for the padding.  An absent
- * block has l2 = 0, E8M0 byte 0 (below every stored one) and zero values.
+ * Each image block once, canonical, its values inline (room for @vals = 16
+ * or 32; the bytes past n are copied along but never used), so a patch
+ * block costs no branch on where its halves are; one more, absent, for the
+ * padding.  An absent block has l2 = 0, n = 0 and E8M0 byte 0 (below every
+ * stored one).
  */
 struct pdesc {
 	uint32_t l2;
@@ -41,6 +42,21 @@ struct pdesc {
 AINLINE struct pdesc *pdesc_at(uint8_t *base, size_t stride, uint64_t i)
 {
 	return (struct pdesc *)(void *)(base + i * stride);
+}
+
+/* Bits set in a byte (this file is built for any x86-64: no popcnt). */
+#define POP2(n) n, n + 1, n + 1, n + 2
+#define POP4(n) POP2(n), POP2(n + 1), POP2(n + 1), POP2(n + 2)
+#define POP6(n) POP4(n), POP4(n + 1), POP4(n + 1), POP4(n + 2)
+static const uint8_t pop8[256] = { POP6(0), POP6(1), POP6(1), POP6(2) };
+#undef POP6
+#undef POP4
+#undef POP2
+
+AINLINE uint32_t pop32(uint32_t v)
+{
+	return (uint32_t)pop8[v & 0xff] + pop8[(v >> 8) & 0xff] + pop8[(v >> 16) & 0xff] +
+	       pop8[v >> 24];
 }
 
 /*
@@ -54,13 +70,13 @@ AINLINE void pdesc_fill(struct pdesc *d, const uint8_t *q, const uint8_t *end,
 	int e;
 
 	d->l2 = spt_ld32(q);
-	d->n = (uint8_t)ct_pop32(d->l2);
+	d->n = (uint8_t)pop32(d->l2);
 	d->e8 = q[4];
-	if (end - (q + 5) >= (ptrdiff_t)vals)	/* whole copies; the next one is filled later */
+	/* the values past n are never read as values (the record copies run over them) */
+	if (end - (q + 5) >= (ptrdiff_t)vals)
 		memcpy(d->v, q + 5, vals);
 	else
 		memcpy(d->v, q + 5, d->n);
-	memset(d->v + d->n, 0, vals);
 	if (canon)
 		return;
 	for (i = 0; i < d->n; i++) {
@@ -86,31 +102,35 @@ AINLINE void pdesc_walk(uint8_t *base, const uint8_t *p, const struct ct_hdr *h,
 
 	for (t = 0; t < h->g.tiles; t++) {
 		const uint8_t *q = pl + spt_ld32(tab + 4 * t);
-		uint64_t l1 = spt_ld64(q);
+		uint64_t l1 = spt_ld64(q), n = h->g.nblocks - t * SPT_TILE_BLOCKS, m;
 
+		/* the tile's absent blocks */
+		m = n < SPT_TILE_BLOCKS ? ~l1 & ((1ull << n) - 1) : ~l1;
+		for (; m; m &= m - 1) {
+			j = t * SPT_TILE_BLOCKS + (uint64_t)__builtin_ctzll(m);
+			memset(pdesc_at(base, stride, j), 0, sizeof(struct pdesc));
+		}
 		for (q += 8; l1; l1 &= l1 - 1) {
 			j = t * SPT_TILE_BLOCKS + (uint64_t)__builtin_ctzll(l1);
 			pdesc_fill(pdesc_at(base, stride, j), q, end, vals, canon);
 			q += 5 + pdesc_at(base, stride, j)->n;
 		}
 	}
+	/* and the absent block the padding reads */
+	memset(pdesc_at(base, stride, h->g.nblocks), 0, sizeof(struct pdesc));
 }
 
 /*
  * The image's blocks as descriptors (see struct pdesc), from the checked
- * tensor; a descriptor's zero padding may spill into the next one's start
- * (filled after it, or absent: zero), so the array has a descriptor's room
- * more.
+ * tensor, and one more: absent.
  */
 static uint8_t *pdesc_index(const uint8_t *p, const struct ct_hdr *h, uint32_t vals,
 			    size_t stride, int canon)
 {
-	size_t bytes = (h->g.nblocks + 2) * stride;
-	uint8_t *base = malloc(bytes);
+	uint8_t *base = malloc((h->g.nblocks + 1) * stride);
 
 	if (!base)
 		return NULL;
-	memset(base, 0, bytes);
 	if (vals == 16)
 		pdesc_walk(base, p, h, 16, stride, canon);
 	else
@@ -162,7 +182,7 @@ struct ctw {
 	uint64_t pos, l1pos, l1, blk, nzb, nnz;
 };
 
-static int ctw_tile(struct ctw *w)
+AINLINE int ctw_tile(struct ctw *w)
 {
 	uint64_t t = w->blk / SPT_TILE_BLOCKS;
 
