@@ -11,7 +11,11 @@
  *  - transpose (and its strip path) succeeds on valid input and matches a
  *    transposed decode;
  *  - SGD on the compressed tensor rejects what validate rejects and
- *    otherwise equals decode followed by spt_sgd_momentum, bit for bit.
+ *    otherwise equals decode followed by spt_sgd_momentum, bit for bit;
+ *  - im2col in the compressed domain (16 channels, or a multiple of 32)
+ *    rejects what validate rejects and otherwise gives the bytes of encode
+ *    of im2col of the decoded image, also trusted when the blocks are
+ *    canonical.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -146,6 +150,47 @@ static void check_sgd(const uint8_t *data, size_t size, const float *g, size_t n
 	free(v2);
 }
 
+/*
+ * The tensor as an image of rows pixels of cols channels (4 rows of pixels
+ * when they divide, else one), a 3 x 3 kernel, padding 1, stride 1 or 2.
+ */
+static void check_im2col(const uint8_t *data, size_t size, const struct spt_ct_info *info,
+			 const float *x, int is_canonical)
+{
+	struct spt_conv_shape s = { 1, info->rows % 4 ? 1 : 4, 0, info->cols, 3,
+				    1 + (uint32_t)(size & 1), 1 };
+	struct spt_conv_dims d;
+	size_t cap, len = 0, qlen = 0;
+	uint8_t *p, *q;
+	float *col;
+
+	if (info->cols != 16 && info->cols % 32)
+		return;
+	s.w = info->rows / s.h;
+	REQUIRE(spt_conv_shape_check(&s, &d) == 0);
+	if (d.col_elems > 9 * (uint64_t)MAX_TRANSPOSE_ELEMS)
+		return;
+	cap = spt_ct_bound((uint32_t)d.rows, (uint32_t)d.cols);
+	p = malloc(cap);
+	q = malloc(cap);
+	col = malloc(d.col_elems * sizeof(float));
+	REQUIRE(p && q && col);
+	REQUIRE(spt_im2col(&s, x, d.img_elems, col, d.col_elems) == 0);
+	REQUIRE(spt_ct_encode(col, (uint32_t)d.rows, (uint32_t)d.cols, NULL, q, cap, &qlen,
+			      NULL) == 0);
+	REQUIRE(spt_im2col_ct(&s, data, size, p, cap, &len) == 0);
+	REQUIRE(len == qlen && memcmp(p, q, len) == 0);
+	if (is_canonical) {
+		REQUIRE(!spt_ct_set_trusted(true));
+		REQUIRE(spt_im2col_ct(&s, data, size, p, cap, &len) == 0);
+		REQUIRE(spt_ct_set_trusted(false));
+		REQUIRE(len == qlen && memcmp(p, q, len) == 0);
+	}
+	free(p);
+	free(q);
+	free(col);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct spt_ct_info info;
@@ -164,6 +209,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		REQUIRE(k == v);
 		k = spt_sgd_momentum_ct(&sw, &sv, data, size, 1, 0.1f, 0.9f, 0.0f);
 		REQUIRE(k == v && sw == 1.0f && sv == 2.0f);
+		{
+			struct spt_conv_shape s = { 1, 1, 1, 16, 1, 1, 0 };
+			uint8_t out[128];
+			size_t len;
+
+			/* a shape of one pixel: the tensor's own faults come first */
+			k = spt_im2col_ct(&s, data, size, out, sizeof(out), &len);
+			REQUIRE(k == v || k == -EINVAL);
+		}
 		return 0;
 	}
 	REQUIRE(info.total_bytes == size);
@@ -181,11 +235,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	REQUIRE(u.nz_blocks == info.nz_blocks && u.nonzeros == info.nonzeros);
 	check_unpack_matches(&u, x);
 	check_reencode(data, size, &info, x, canonical(&u));
-	spt_unpacked_free(&u);
 	if (n <= MAX_TRANSPOSE_ELEMS) {
 		check_transpose(data, size, &info, x);
 		check_sgd(data, size, x, n);
+		check_im2col(data, size, &info, x, canonical(&u));
 	}
+	spt_unpacked_free(&u);
 	free(x);
 	return 0;
 }

@@ -141,5 +141,23 @@ int main(int argc, char **argv)
 	memcpy(bad, buf, len);
 	bad[64 + 8] |= 0x04;		/* L1 bit for a block beyond the last */
 	err |= write_seed(dir, "bad-l1-beyond-end", bad, len);
+	{
+		/*
+		 * an image of 16 channels (4 x 24 pixels) whose pixels' exponents
+		 * differ: im2col in the compressed domain joins pairs of them
+		 */
+		uint32_t rows = 96, cols = 16, i;
+		float *x = calloc((size_t)rows * cols, sizeof(float));
+
+		if (!x)
+			return 1;
+		for (i = 0; i < rows * cols; i++)
+			if ((i / cols) % 7 != 3 && i % 5 != 2)
+				x[i] = rnd() * (float)(1u << (i / cols) % 9) / 16.0f;
+		if (spt_ct_encode(x, rows, cols, NULL, buf, MAX_SEED, &len, NULL))
+			return 1;
+		free(x);
+		err |= write_seed(dir, "valid-96x16-image", buf, len);
+	}
 	return err;
 }
