@@ -16,7 +16,7 @@
 #include "ct_transpose.h"
 #include "isa_internal.h"
 
-int ct_geom_init(uint32_t rows, uint32_t cols, struct ct_geom *g)
+static int geom_init(uint32_t rows, uint32_t cols, struct ct_geom *g)
 {
 	if (rows == 0 || cols == 0)
 		return -EINVAL;
@@ -36,7 +36,7 @@ size_t spt_ct_bound(uint32_t rows, uint32_t cols)
 	struct ct_geom g;
 	uint64_t b;
 
-	if (ct_geom_init(rows, cols, &g))
+	if (geom_init(rows, cols, &g))
 		return 0;
 	b = g.payload_off + 8 * g.tiles + g.nblocks * (5 + SPT_BLOCK_ELEMS);
 	if (b > SIZE_MAX)
@@ -141,8 +141,8 @@ static uint32_t encode_block(struct enc_state *s, const float *x, unsigned int n
 	return l2;
 }
 
-void ct_header_write(uint8_t *p, const struct ct_geom *g, uint64_t nzb, uint64_t nnz,
-		     uint32_t payload, uint64_t total)
+static void header_write(uint8_t *p, const struct ct_geom *g, uint64_t nzb,
+			 uint64_t nnz, uint32_t payload, uint64_t total)
 {
 	memset(p, 0, SPT_CT_HEADER_SIZE);
 	spt_st32(p + 0, SPT_CT_MAGIC);
@@ -156,6 +156,30 @@ void ct_header_write(uint8_t *p, const struct ct_geom *g, uint64_t nzb, uint64_t
 	spt_st64(p + 32, nnz);
 	spt_st32(p + 40, payload);
 	spt_st64(p + 48, total);
+}
+
+int ct_out_begin(uint32_t rows, uint32_t cols, size_t cap, struct ct_geom *g)
+{
+	int err = geom_init(rows, cols, g);
+
+	if (err)
+		return err;
+	if (g->tiles > UINT32_MAX)
+		return -E2BIG;
+	if (cap < g->payload_off)
+		return -ENOSPC;
+	return 0;
+}
+
+int ct_out_end(uint8_t *p, const struct ct_geom *g, uint64_t nzb, uint64_t nnz, uint64_t pos,
+	       size_t *out_len)
+{
+	if (pos - g->payload_off > UINT32_MAX)
+		return -E2BIG;
+	spt_st32(p + SPT_CT_HEADER_SIZE + 4 * g->tiles, (uint32_t)(pos - g->payload_off));
+	header_write(p, g, nzb, nnz, (uint32_t)(pos - g->payload_off), pos);
+	*out_len = (size_t)pos;
+	return 0;
 }
 
 /* The scalar tile loop; returns 0 or the first error, as every path does. */
@@ -241,13 +265,9 @@ int spt_ct_encode(const float *in, uint32_t rows, uint32_t cols,
 	err = opts_check(o);
 	if (err)
 		return err;
-	err = ct_geom_init(rows, cols, &g);
+	err = ct_out_begin(rows, cols, cap, &g);
 	if (err)
 		return err;
-	if (g.tiles > UINT32_MAX)
-		return -E2BIG;
-	if (cap < g.payload_off)
-		return -ENOSPC;
 	memset(&s, 0, sizeof(s));
 	s.o = o;
 	pos = g.payload_off;
@@ -276,12 +296,9 @@ int spt_ct_encode(const float *in, uint32_t rows, uint32_t cols,
 	}
 	if (err)
 		return err;
-	if (pos - g.payload_off > UINT32_MAX)
-		return -E2BIG;
-	spt_st32(p + SPT_CT_HEADER_SIZE + 4 * g.tiles, (uint32_t)(pos - g.payload_off));
-	ct_header_write(p, &g, s.st.nz_blocks, s.st.nonzeros,
-		     (uint32_t)(pos - g.payload_off), pos);
-	*out_len = (size_t)pos;
+	err = ct_out_end(p, &g, s.st.nz_blocks, s.st.nonzeros, pos, out_len);
+	if (err)
+		return err;
 	if (stats) {
 		s.st.elements = (uint64_t)rows * cols;
 		s.st.bytes = pos;
@@ -302,7 +319,7 @@ static int header_parse(const uint8_t *p, size_t len, struct ct_hdr *h)
 	    (p[4] | p[5] << 8) != SPT_CT_VERSION || (p[6] | p[7]) != 0 ||
 	    spt_ld32(p + 44) != 0 || spt_ld64(p + 56) != 0)
 		return -EBADMSG;
-	if (ct_geom_init(spt_ld32(p + 8), spt_ld32(p + 12), &h->g))
+	if (geom_init(spt_ld32(p + 8), spt_ld32(p + 12), &h->g))
 		return -EBADMSG;
 	bpr = spt_ld32(p + 16);
 	tiles = spt_ld32(p + 20);
@@ -722,26 +739,16 @@ static int transpose_raw(const uint8_t *in, const struct ct_hdr *h, uint8_t *out
 {
 	struct ct_geom og;
 	uint64_t pos, nzb, nnz;
-	int err = ct_geom_init(h->g.cols, h->g.rows, &og);
+	int err;
 
-	if (err)
-		return err;
 	if (!out || !out_len)
 		return -EINVAL;
-	if (og.tiles > UINT32_MAX)
-		return -E2BIG;
-	if (cap < og.payload_off)
-		return -ENOSPC;
-	pos = og.payload_off;
-	err = spt_ct_transpose_raw(in, h, &og, out, cap, &pos, &nzb, &nnz);
+	err = ct_out_begin(h->g.cols, h->g.rows, cap, &og);
 	if (err)
 		return err;
-	if (pos - og.payload_off > UINT32_MAX)
-		return -E2BIG;
-	spt_st32(out + SPT_CT_HEADER_SIZE + 4 * og.tiles, (uint32_t)(pos - og.payload_off));
-	ct_header_write(out, &og, nzb, nnz, (uint32_t)(pos - og.payload_off), pos);
-	*out_len = (size_t)pos;
-	return 0;
+	pos = og.payload_off;
+	err = spt_ct_transpose_raw(in, h, &og, out, cap, &pos, &nzb, &nnz);
+	return err ? err : ct_out_end(out, &og, nzb, nnz, pos, out_len);
 }
 
 int spt_ct_transpose_strips(const void *in, size_t in_len, void *out, size_t cap,

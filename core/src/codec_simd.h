@@ -96,13 +96,17 @@ struct ct_hdr {
 };
 
 /*
- * The geometry of a rows x cols tensor: -EINVAL for a zero dimension,
- * -E2BIG past SPT_CT_MAX_DIM (codec.c).
+ * An output tensor of @rows x @cols in @cap bytes (codec.c): its geometry @g, or the
+ * encoder's errors in its order (-EINVAL, -E2BIG for the dimensions or a
+ * tile table past u32, -ENOSPC without room for the header and table).
  */
-int ct_geom_init(uint32_t rows, uint32_t cols, struct ct_geom *g);
-/* The header of a tensor of geometry @g with these counts and sizes. */
-void ct_header_write(uint8_t *p, const struct ct_geom *g, uint64_t nzb, uint64_t nnz,
-		     uint32_t payload, uint64_t total);
+int ct_out_begin(uint32_t rows, uint32_t cols, size_t cap, struct ct_geom *g);
+/*
+ * Its tile table's end and header once its payload ends at @pos, *@out_len
+ * = @pos; -E2BIG if the payload is past u32 offsets.
+ */
+int ct_out_end(uint8_t *p, const struct ct_geom *g, uint64_t nzb, uint64_t nnz, uint64_t pos,
+	       size_t *out_len);
 
 /* Statistics the encoder accumulates (underflow is derived at the end). */
 struct ct_enc_acc {

@@ -282,13 +282,9 @@ int spt_im2col_ct(const struct spt_conv_shape *s, const void *img, size_t img_le
 		return -EINVAL;
 	if (d.rows > UINT32_MAX || d.cols > UINT32_MAX)
 		return -E2BIG;
-	err = ct_geom_init((uint32_t)d.rows, (uint32_t)d.cols, &g);
+	err = ct_out_begin((uint32_t)d.rows, (uint32_t)d.cols, cap, &g);
 	if (err)
 		return err;
-	if (g.tiles > UINT32_MAX)
-		return -E2BIG;
-	if (cap < g.payload_off)
-		return -ENOSPC;
 	vals = s->c == 16 ? 16 : SPT_BLOCK_ELEMS;
 	cb = s->c == 16 ? 1 : s->c / SPT_BLOCK_ELEMS;
 	stride = sizeof(struct pdesc) + vals;
@@ -344,10 +340,5 @@ int spt_im2col_ct(const struct spt_conv_shape *s, const void *img, size_t img_le
 		return err;
 	if (w.blk)
 		spt_st64(w.p + w.l1pos, w.l1);
-	if (w.pos - g.payload_off > UINT32_MAX)
-		return -E2BIG;
-	spt_st32(w.p + SPT_CT_HEADER_SIZE + 4 * g.tiles, (uint32_t)(w.pos - g.payload_off));
-	ct_header_write(w.p, &g, w.nzb, w.nnz, (uint32_t)(w.pos - g.payload_off), w.pos);
-	*out_len = (size_t)w.pos;
-	return 0;
+	return ct_out_end(w.p, &g, w.nzb, w.nnz, w.pos, out_len);
 }
