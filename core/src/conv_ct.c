@@ -92,9 +92,14 @@ AINLINE void pdesc_fill(struct pdesc *d, const uint8_t *q, const uint8_t *end,
 	d->e8 = (uint8_t)(d->e8 - s);
 }
 
-/* The image's blocks as descriptors (see struct pdesc), from the checked tensor. */
-AINLINE void pdesc_walk(uint8_t *base, const uint8_t *p, const struct ct_hdr *h,
-			const uint32_t vals, size_t stride, int canon)
+/*
+ * The image's blocks as descriptors (see struct pdesc), from the checked
+ * tensor.  In trusted mode only its header and tile table were checked:
+ * a record that would take this walk out of the tensor or out of a
+ * descriptor is -EBADMSG (an encoder-written tensor has none).
+ */
+AINLINE int pdesc_walk(uint8_t *base, const uint8_t *p, const struct ct_hdr *h,
+		       const uint32_t vals, size_t stride, int canon)
 {
 	const uint8_t *tab = p + SPT_CT_HEADER_SIZE, *pl = p + h->g.payload_off;
 	const uint8_t *end = p + h->total;
@@ -112,30 +117,40 @@ AINLINE void pdesc_walk(uint8_t *base, const uint8_t *p, const struct ct_hdr *h,
 		}
 		for (q += 8; l1; l1 &= l1 - 1) {
 			j = t * SPT_TILE_BLOCKS + (uint64_t)__builtin_ctzll(l1);
+			if (j >= h->g.nblocks || end - q < 5 || pop32(spt_ld32(q)) > vals ||
+			    (uint64_t)(end - q) < 5 + pop32(spt_ld32(q)))
+				return -EBADMSG;
 			pdesc_fill(pdesc_at(base, stride, j), q, end, vals, canon);
 			q += 5 + pdesc_at(base, stride, j)->n;
 		}
 	}
 	/* and the absent block the padding reads */
 	memset(pdesc_at(base, stride, h->g.nblocks), 0, sizeof(struct pdesc));
+	return 0;
 }
 
 /*
  * The image's blocks as descriptors (see struct pdesc), from the checked
  * tensor, and one more: absent.
  */
-static uint8_t *pdesc_index(const uint8_t *p, const struct ct_hdr *h, uint32_t vals,
-			    size_t stride, int canon)
+static int pdesc_index(const uint8_t *p, const struct ct_hdr *h, uint32_t vals, size_t stride,
+		       int canon, uint8_t **out)
 {
 	uint8_t *base = malloc((h->g.nblocks + 1) * stride);
+	int err;
 
 	if (!base)
-		return NULL;
+		return -ENOMEM;
 	if (vals == 16)
-		pdesc_walk(base, p, h, 16, stride, canon);
+		err = pdesc_walk(base, p, h, 16, stride, canon);
 	else
-		pdesc_walk(base, p, h, SPT_BLOCK_ELEMS, stride, canon);
-	return base;
+		err = pdesc_walk(base, p, h, SPT_BLOCK_ELEMS, stride, canon);
+	if (err) {
+		free(base);
+		return err;
+	}
+	*out = base;
+	return 0;
 }
 
 /* k * 2^-d rounded to nearest, ties to even (|k| <= 127, d >= 1). */
@@ -288,9 +303,9 @@ int spt_im2col_ct(const struct spt_conv_shape *s, const void *img, size_t img_le
 	vals = s->c == 16 ? 16 : SPT_BLOCK_ELEMS;
 	cb = s->c == 16 ? 1 : s->c / SPT_BLOCK_ELEMS;
 	stride = sizeof(struct pdesc) + vals;
-	base = pdesc_index(img, &h, vals, stride, ct_is_trusted());
-	if (!base)
-		return -ENOMEM;
+	err = pdesc_index(img, &h, vals, stride, ct_is_trusted(), &base);
+	if (err)
+		return err;
 	memset(&w, 0, sizeof(w));
 	w.p = out;
 	w.cap = cap;

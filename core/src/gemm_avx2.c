@@ -220,7 +220,8 @@ spt_narrow(const struct spt_gemm_plan *p, struct gemm_cursor *cursor, uint32_t n
 			_mm256_storeu_ps((crow) + 8 * k, v);			\
 	} while (0)
 	for (; row < rows; gemm_cursor_next(it)) {
-		uint32_t next = it->have ? it->row : rows, l2;
+		/* a block past the last row (a trusted tensor not the encoder's) is ignored */
+		uint32_t next = it->have && it->row < rows ? it->row : rows, l2;
 		float *crow;
 		uint8_t tmp[32];
 		const int8_t *vals;
@@ -234,7 +235,7 @@ spt_narrow(const struct spt_gemm_plan *p, struct gemm_cursor *cursor, uint32_t n
 			if (nv == 2)
 				SPT_PUT(1, z1, crow);
 		}
-		if (!it->have)
+		if (row >= rows)
 			break;
 		l2 = it->l2 & 0xffffu;
 		vals = it->vals;

@@ -1039,6 +1039,33 @@ START_TEST(test_im2col_ct_rejects_bad)
 	img[0] ^= 1;
 	ck_assert_int_ne(spt_im2col_ct(&sh, img, len, out, ocap, &olen), 0);
 	img[0] ^= 1;
+	/*
+	 * records no encoder writes, which trusted mode does not check: the
+	 * walk still stays inside the tensor (under ASan, too)
+	 */
+	{
+		uint8_t *bad_img = malloc(len);
+		size_t rec = 64 + 8 + 8;	/* header, table of one tile, L1 mask */
+		int trusted;
+
+		ck_assert_ptr_nonnull(bad_img);
+		for (trusted = 0; trusted < 2; trusted++) {
+			spt_ct_set_trusted(trusted);
+			/* a mask with values past the 16 columns */
+			memcpy(bad_img, img, len);
+			bad_img[rec + 2] = 0xff;
+			bad_img[rec + 3] = 0xff;
+			ck_assert_int_eq(spt_im2col_ct(&sh, bad_img, len, out, ocap, &olen),
+					 -EBADMSG);
+			/* an L1 bit past the last of the 16 blocks */
+			memcpy(bad_img, img, len);
+			bad_img[64 + 8 + 2] |= 0x10;
+			ck_assert_int_eq(spt_im2col_ct(&sh, bad_img, len, out, ocap, &olen),
+					 -EBADMSG);
+		}
+		spt_ct_set_trusted(false);
+		free(bad_img);
+	}
 	/* every short capacity: the encoder's error there */
 	ref = im2col_ct_ref(&sh, img, len, &rlen);
 	for (c = 0; c <= rlen; c++) {
