@@ -44,33 +44,19 @@ AINLINE struct pdesc *pdesc_at(uint8_t *base, size_t stride, uint64_t i)
 	return (struct pdesc *)(void *)(base + i * stride);
 }
 
-/* Bits set in a byte (this file is built for any x86-64: no popcnt). */
-#define POP2(n) n, n + 1, n + 1, n + 2
-#define POP4(n) POP2(n), POP2(n + 1), POP2(n + 1), POP2(n + 2)
-#define POP6(n) POP4(n), POP4(n + 1), POP4(n + 1), POP4(n + 2)
-static const uint8_t pop8[256] = { POP6(0), POP6(1), POP6(1), POP6(2) };
-#undef POP6
-#undef POP4
-#undef POP2
-
-AINLINE uint32_t pop32(uint32_t v)
-{
-	return (uint32_t)pop8[v & 0xff] + pop8[(v >> 8) & 0xff] + pop8[(v >> 16) & 0xff] +
-	       pop8[v >> 24];
-}
-
 /*
- * The record at @q (values readable up to @end) as a canonical descriptor;
- * @canon: the records are the encoder's (trusted), canonical already.
+ * The record at @q (mask @l2 of @n values, readable up to @end) as a
+ * canonical descriptor; @canon: the records are the encoder's (trusted),
+ * canonical already.
  */
-AINLINE void pdesc_fill(struct pdesc *d, const uint8_t *q, const uint8_t *end,
-			const uint32_t vals, int canon)
+AINLINE void pdesc_fill(struct pdesc *d, const uint8_t *q, uint32_t l2, uint32_t n,
+			const uint8_t *end, const uint32_t vals, int canon)
 {
 	uint32_t i, amax = 0, s = 0;
 	int e;
 
-	d->l2 = spt_ld32(q);
-	d->n = (uint8_t)pop32(d->l2);
+	d->l2 = l2;
+	d->n = (uint8_t)n;
 	d->e8 = q[4];
 	/* the values past n are never read as values (the record copies run over them) */
 	if (end - (q + 5) >= (ptrdiff_t)vals)
@@ -116,12 +102,17 @@ AINLINE int pdesc_walk(uint8_t *base, const uint8_t *p, const struct ct_hdr *h,
 			memset(pdesc_at(base, stride, j), 0, sizeof(struct pdesc));
 		}
 		for (q += 8; l1; l1 &= l1 - 1) {
+			uint32_t l2, cnt;
+
 			j = t * SPT_TILE_BLOCKS + (uint64_t)__builtin_ctzll(l1);
-			if (j >= h->g.nblocks || end - q < 5 || pop32(spt_ld32(q)) > vals ||
-			    (uint64_t)(end - q) < 5 + pop32(spt_ld32(q)))
+			if (j >= h->g.nblocks || end - q < 5)
 				return -EBADMSG;
-			pdesc_fill(pdesc_at(base, stride, j), q, end, vals, canon);
-			q += 5 + pdesc_at(base, stride, j)->n;
+			l2 = spt_ld32(q);
+			cnt = ct_pop32(l2);
+			if (cnt > vals || (uint64_t)(end - q) < 5 + cnt)
+				return -EBADMSG;
+			pdesc_fill(pdesc_at(base, stride, j), q, l2, cnt, end, vals, canon);
+			q += 5 + cnt;
 		}
 	}
 	/* and the absent block the padding reads */
