@@ -786,7 +786,7 @@ int spt_gemm_run_simd(enum spt_isa isa, const void *a, size_t a_len,
 	struct gemm_cursor cur;
 	struct spt_gemm_plan p;
 	uint32_t t, i;
-	int err, pad_c;
+	int err, pad_c, stream;
 
 	err = gemm_ct_open(a, a_len, &ca);
 	if (err)
@@ -823,28 +823,15 @@ int spt_gemm_run_simd(enum spt_isa isa, const void *a, size_t a_len,
 	*c = y_user ? y_user : g.y;
 	memset(g.bits_a, 0, (size_t)p.nb * BITS32_STRIDE * sizeof(*g.bits_a));
 	memset(g.bits_b, 0, (size_t)p.nb * BITS32_STRIDE * sizeof(*g.bits_b));
-	if (isa == SPT_ISA_AVX2 && p.n <= 32 && p.nb <= STREAM_NB) {
-		/* one tile, A straight from its stream (no plan) */
-		p.nc = p.n;
-		p.tw = (p.n + 7) & ~7u;
-		p.c = *c;
-		p.ldc = p.n;
-		p.b_pairs = g.b_pairs;
-		p.b_scale = g.b_scale;
-		gemm_cursor_init(&cur, &cb);
-		gemm_pack_tile(&cur, &cb, &p, 0, &g);
-		if (p.nb == 1 && ca.cols <= 16 && p.n <= 16)	/* a small convolution's patches */
-			spt_gemm_narrow_avx2(&p, &ca, g.bits_a, &g.bits_a[BITS_FLUSHED]);
-		else
-			gemm_stream(&p, &ca, g.bits_a);
-		bits_total(g.bits_a, g.bits_b, p.nb, exec_macs, blocks);
-		return 0;
+	/* C one tile of at most 32 columns, A of few block columns: no plan */
+	stream = isa == SPT_ISA_AVX2 && p.n <= 32 && p.nb <= STREAM_NB;
+	if (!stream) {
+		gemm_plan_a(&ca, &p, &g);
+		p.item_start = g.item_start;
+		p.items = g.items;
+		p.a_ent = g.a_ent;
+		p.a_scale = g.a_scale;
 	}
-	gemm_plan_a(&ca, &p, &g);
-	p.item_start = g.item_start;
-	p.items = g.items;
-	p.a_ent = g.a_ent;
-	p.a_scale = g.a_scale;
 	p.b_pairs = g.b_pairs;
 	p.b_scale = g.b_scale;
 	gemm_cursor_init(&cur, &cb);
@@ -858,7 +845,11 @@ int spt_gemm_run_simd(enum spt_isa isa, const void *a, size_t a_len,
 		p.col0 = t * p.jt;
 		p.ldc = part ? p.jt : p.n;
 		gemm_pack_tile(&cur, &cb, &p, t, &g);
-		if (isa == SPT_ISA_AVX512)
+		if (stream && p.nb == 1 && ca.cols <= 16 && p.n <= 16)	/* a small conv's patches */
+			spt_gemm_narrow_avx2(&p, &ca, g.bits_a, &g.bits_a[BITS_FLUSHED]);
+		else if (stream)
+			gemm_stream(&p, &ca, g.bits_a);
+		else if (isa == SPT_ISA_AVX512)
 			spt_gemm_kernel_avx512(&p);
 		else
 			spt_gemm_kernel_avx2(&p);
