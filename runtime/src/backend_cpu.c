@@ -294,14 +294,11 @@ static int cpu_im2col_ct(struct spt_ctx *ctx, const struct spt_conv_shape *cs,
 	(void)ctx;
 	if (!img || !dst || t == dst)
 		return -EINVAL;
-	ret = spt_conv_shape_check(cs, &d);
-	if (ret)
-		return ret;
-	if (d.rows > UINT32_MAX || d.cols > UINT32_MAX)
-		return -E2BIG;
+	/* spt_im2col_ct checks the shape and that its dimensions fit a tensor */
 	CT_TRUSTED(ret, spt_im2col_ct(cs, img->host, img->len, dst->host, dst->cap, &dst->len));
 	if (ret)
 		return ret;
+	spt_conv_shape_check(cs, &d);
 	dst->rows = (uint32_t)d.rows;
 	dst->cols = (uint32_t)d.cols;
 	return t ? cpu_reblock(dst, t) : 0;
