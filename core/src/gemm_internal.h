@@ -203,6 +203,36 @@ static inline void gemm_cursor_init(struct gemm_cursor *it, const struct gemm_ct
 }
 
 /*
+ * A cursor at the first stored block at or after block @x: its tile from
+ * the tile table, the records before x in that tile stepped over.
+ */
+static inline void gemm_cursor_seek(struct gemm_cursor *it, const struct gemm_ct *c, uint64_t x)
+{
+	uint64_t t = x / SPT_TILE_BLOCKS, skip;
+
+	memset(it, 0, sizeof(*it));
+	it->c = c;
+	it->t = t;
+	it->blk = x;
+	it->row = (uint32_t)(x / c->bpr);
+	it->col = (uint32_t)(x % c->bpr);
+	if (t < c->tiles) {
+		it->q = c->payload + spt_ld32(c->tab + 4 * t);
+		it->l1 = spt_ld64(it->q);
+		it->q += 8;
+		it->t = t + 1;
+		skip = it->l1 & ((1ull << (x % SPT_TILE_BLOCKS)) - 1);
+		for (; skip; skip &= skip - 1) {
+			uint32_t l2 = spt_ld32(it->q);
+
+			it->q += 5 + (l2 == 0xffffffffu ? 32 : ct_pop32(l2));
+			it->l1 &= it->l1 - 1;
+		}
+	}
+	gemm_cursor_next(it);
+}
+
+/*
  * The SIMD path (gemm_plan_avx2.c): validate, re-lay out and multiply.
  * Returns 0, a negative error, or 1 when the operands are too large for its
  * u32 indices (use the reference path).  Fills *sh, the counters'

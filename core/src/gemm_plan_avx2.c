@@ -147,6 +147,7 @@ struct gemm_bufs {
 	uint32_t *bits_a, *bits_b;	/* BITS32_STRIDE per block column */
 	float *cpad;
 	float *y;		/* the result when the caller wants only ct */
+	int ex_hi;		/* the largest exponent of B's blocks, and A's if streamed */
 };
 
 static size_t gemm_round64(size_t n)
@@ -568,6 +569,7 @@ static void gemm_pack_tile(struct gemm_cursor *cursor, const struct gemm_ct *c,
 	float *b_scale = g->b_scale;
 	uint32_t *bits = g->bits_b;
 	int8_t *stg = g->stg;
+	int ex_hi = g->ex_hi;
 
 	if (tw == jt)
 		memset(b_scale, 0, (size_t)nb * jt * sizeof(float));
@@ -591,126 +593,201 @@ static void gemm_pack_tile(struct gemm_cursor *cursor, const struct gemm_ct *c,
 				memset(stg + done * 32, 0, (at - done) * 32);
 			bits_add(bits, col, it.l2);
 			b_scale[(size_t)col * jt + jj + r] = spt_exp2f_exact(it.ex - 6);
+			ex_hi = it.ex > ex_hi ? it.ex : ex_hi;
 			gemm_expand(&it, stg + at * 32);
 			done = at + 1;
 		}
 		memset(stg + done * 32, 0, ((size_t)8 * nb - done) * 32);
 		spt_gemm_pack_b_avx2(stg, nb, jt, jj, g->b_pairs);
 	}
+	g->ex_hi = ex_hi;
 	*cursor = it;
 }
 
 /*
- * A of at most STREAM_NB block columns in a single column tile of at most
- * four vectors, straight from A's stream: no entries, no sorted work
- * items.  Row by row, each stored block's nonzero pairs are broadcast into
- * vpmaddwd with B's pair rows (its int32 sums), and its term is added to
- * the row's FP32 sums in increasing block order, as spt_rows() adds them;
- * the epilogue as the row is stored.  Absent blocks add nothing: their
- * terms are +-0, and a row's sums are never -0 (gemm_internal.h).  So the
- * same bits as the plan and spt_gemm_kernel_avx2().  The counters' bits of
- * each stored block are added as the plan adds them.
+ * A in a single column tile of at most four vectors, straight from A's
+ * stream: no entries, no sorted work items.  Each stored block's nonzero
+ * pairs are broadcast into vpmaddwd with B's pair rows (its int32 sums),
+ * and its term is added to its row's FP32 sums in increasing block order,
+ * as spt_rows() adds them; the epilogue as the row is stored.  Absent
+ * blocks add nothing: their terms are +-0, and a row's sums are never -0
+ * (gemm_internal.h).  So the same bits as the plan and
+ * spt_gemm_kernel_avx2().  The counters' bits of each stored block are
+ * added as the plan adds them.  An A of at most STREAM_NB block columns is
+ * taken row by row (its B tile stays in L1); a longer one in chunks of kc
+ * block columns, STREAM_RG rows at a time, each row with a cursor of its
+ * own and its sums in C between chunks.
  */
 #define STREAM_NB 16u
+#define STREAM_RG 32u
 
 /* Up to four vectors, written out: steps k >= nv fold away in each instance. */
 #define STREAM_X4(M) M(0) M(1) M(2) M(3)
 
+/* The stored block at @it into its row's sums a[0..nv-1]. */
 static inline __attribute__((always_inline)) void
-stream_rows(const struct spt_gemm_plan *p, const struct gemm_ct *a, uint32_t *bits,
-	    const unsigned int nv, const int whole)
+stream_block(const struct spt_gemm_plan *p, const struct gemm_cursor *it, uint32_t *bits,
+	     const unsigned int nv, __m256 a[4], int *ex_hi)
 {
-	struct gemm_cursor it;
-	const int32_t *bt = p->b_pairs;
-	const float *bs = p->b_scale;
-	float *c = p->c;
-	size_t ldc = p->ldc, jt = p->jt;
-	uint32_t rows = p->m, row, tail = p->nc - 8 * (nv - 1);
-	__m256i last = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)tail),
-					  _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-	struct spt_ep ep = spt_ep_of(p);
 	int32_t pairs[SPT_GEMM_PAIRS] __attribute__((aligned(32)));
 	int8_t kb[SPT_BLOCK_ELEMS] __attribute__((aligned(32)));
-#define STREAM_Z(k)								\
-	__m256 z##k = k < nv ? spt_epi(ep, _mm256_setzero_ps(), k, last,	\
-				       k + 1 == nv && !whole) : _mm256_setzero_ps();
-	/* a row without stored blocks: the epilogue of +0 */
-	STREAM_X4(STREAM_Z)
-#undef STREAM_Z
-#define STREAM_PUT(k, v)							\
-	if (k + 1 == nv && !whole)						\
-		_mm256_maskstore_ps(crow + 8 * k, last, v);			\
-	else if (k < nv)							\
-		_mm256_storeu_ps(crow + 8 * k, v);
+	uint32_t l2 = it->l2, col = it->col;
+	uint32_t pm = _pext_u32((l2 | l2 >> 1) & 0x55555555u, 0x55555555u);
+	const int32_t *bcol = p->b_pairs + (size_t)col * SPT_GEMM_PAIRS * p->jt;
+	const float *sb = p->b_scale + (size_t)col * p->jt;
+	__m256i s0, s1, s2, s3;
+	__m256 sa;
 
-	gemm_cursor_init(&it, a);
-	for (row = 0; row < rows; row++) {
-		float *crow = c + (size_t)row * ldc;
-		__m256 a0, a1, a2, a3;
-
-		if (!it.have || it.row != row) {
-			STREAM_PUT(0, z0)
-			STREAM_PUT(1, z1)
-			STREAM_PUT(2, z2)
-			STREAM_PUT(3, z3)
-			continue;
-		}
-		a0 = a1 = a2 = a3 = _mm256_setzero_ps();
-		do {
-			uint32_t l2 = it.l2, col = it.col;
-			uint32_t pm = _pext_u32((l2 | l2 >> 1) & 0x55555555u, 0x55555555u);
-			const int32_t *bcol = bt + (size_t)col * SPT_GEMM_PAIRS * jt;
-			const float *sb = bs + (size_t)col * jt;
-			__m256i s0, s1, s2, s3;
-			__m256 sa;
-
-			gemm_expand(&it, kb);
-			_mm256_store_si256((__m256i *)pairs,
-					   _mm256_cvtepi8_epi16(_mm_load_si128((const __m128i *)kb)));
-			_mm256_store_si256((__m256i *)(pairs + 8),
-					   _mm256_cvtepi8_epi16(_mm_load_si128((const __m128i *)
-										(kb + 16))));
-			s0 = s1 = s2 = s3 = _mm256_setzero_si256();
-			for (; pm; pm &= pm - 1) {
-				uint32_t m = _tzcnt_u32(pm);
-				__m256i av = _mm256_set1_epi32(pairs[m]);
-				const __m256i *bp = (const __m256i *)(bcol + m * jt);
+	gemm_expand(it, kb);
+	_mm256_store_si256((__m256i *)pairs,
+			   _mm256_cvtepi8_epi16(_mm_load_si128((const __m128i *)kb)));
+	_mm256_store_si256((__m256i *)(pairs + 8),
+			   _mm256_cvtepi8_epi16(_mm_load_si128((const __m128i *)(kb + 16))));
+	s0 = s1 = s2 = s3 = _mm256_setzero_si256();
+	for (; pm; pm &= pm - 1) {
+		uint32_t m = _tzcnt_u32(pm);
+		__m256i av = _mm256_set1_epi32(pairs[m]);
+		const __m256i *bp = (const __m256i *)(bcol + m * p->jt);
 
 #define STREAM_MAC(k)								\
 	if (k < nv)								\
 		s##k = _mm256_add_epi32(s##k, _mm256_madd_epi16(_mm256_load_si256(bp + k), av));
-				STREAM_X4(STREAM_MAC)
+		STREAM_X4(STREAM_MAC)
 #undef STREAM_MAC
-			}
-			sa = _mm256_set1_ps(spt_exp2f_exact(it.ex - 6));
+	}
+	sa = _mm256_set1_ps(spt_exp2f_exact(it->ex - 6));
 #define STREAM_ACC(k)								\
 	if (k < nv)								\
-		a##k = _mm256_add_ps(a##k, _mm256_mul_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(s##k), \
-								       sa),			\
+		a[k] = _mm256_add_ps(a[k], _mm256_mul_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(s##k), sa), \
 							 _mm256_load_ps(sb + 8 * k)));
-			STREAM_X4(STREAM_ACC)
+	STREAM_X4(STREAM_ACC)
 #undef STREAM_ACC
-			bits_add(bits, col, l2);
-			gemm_cursor_next(&it);
-		} while (it.have && it.row == row);
+	bits_add(bits, col, l2);
+	*ex_hi = it->ex > *ex_hi ? it->ex : *ex_hi;
+}
+
+/* Row @crow's sums: vector k of nv, its last through the lane mask unless whole. */
+static inline __attribute__((always_inline)) void
+stream_put(float *crow, const __m256 a[4], __m256i last, const unsigned int nv, const int whole)
+{
+#define STREAM_PUT(k)								\
+	if (k + 1 == nv && !whole)						\
+		_mm256_maskstore_ps(crow + 8 * k, last, a[k]);			\
+	else if (k < nv)							\
+		_mm256_storeu_ps(crow + 8 * k, a[k]);
+	STREAM_X4(STREAM_PUT)
+#undef STREAM_PUT
+}
+
+static inline __attribute__((always_inline)) void
+stream_get(const float *crow, __m256 a[4], __m256i last, const unsigned int nv, const int whole)
+{
+#define STREAM_GET(k)								\
+	if (k + 1 == nv && !whole)						\
+		a[k] = _mm256_maskload_ps(crow + 8 * k, last);			\
+	else if (k < nv)							\
+		a[k] = _mm256_loadu_ps(crow + 8 * k);
+	STREAM_X4(STREAM_GET)
+#undef STREAM_GET
+}
+
+static inline __attribute__((always_inline)) void
+stream_fin(struct spt_ep ep, __m256 a[4], __m256i last, const unsigned int nv, const int whole)
+{
 #define STREAM_FIN(k)								\
 	if (k < nv)								\
-		a##k = spt_epi(ep, a##k, k, last, k + 1 == nv && !whole);
-		STREAM_X4(STREAM_FIN)
+		a[k] = spt_epi(ep, a[k], k, last, k + 1 == nv && !whole);
+	STREAM_X4(STREAM_FIN)
 #undef STREAM_FIN
-		STREAM_PUT(0, a0)
-		STREAM_PUT(1, a1)
-		STREAM_PUT(2, a2)
-		STREAM_PUT(3, a3)
+}
+
+static inline __attribute__((always_inline)) void
+stream_rows(const struct spt_gemm_plan *p, const struct gemm_ct *a, uint32_t *bits,
+	    const unsigned int nv, const int whole, int *ex_hi)
+{
+	int ex = *ex_hi;
+	struct gemm_cursor it;
+	uint32_t rows = p->m, row, tail = p->nc - 8 * (nv - 1);
+	__m256i last = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)tail),
+					  _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+	struct spt_ep ep = spt_ep_of(p);
+	__m256 z[4] = { _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
+			_mm256_setzero_ps() };
+
+	/* a row without stored blocks: the epilogue of +0 */
+	stream_fin(ep, z, last, nv, whole);
+	gemm_cursor_init(&it, a);
+	for (row = 0; row < rows; row++) {
+		float *crow = p->c + (size_t)row * p->ldc;
+		__m256 acc[4] = { _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
+				  _mm256_setzero_ps() };
+
+		if (!it.have || it.row != row) {
+			stream_put(crow, z, last, nv, whole);
+			continue;
+		}
+		do {
+			stream_block(p, &it, bits, nv, acc, &ex);
+			gemm_cursor_next(&it);
+		} while (it.have && it.row == row);
+		stream_fin(ep, acc, last, nv, whole);
+		stream_put(crow, acc, last, nv, whole);
 	}
-#undef STREAM_PUT
+	*ex_hi = ex;
+}
+
+static inline __attribute__((always_inline)) void
+stream_chunks(const struct spt_gemm_plan *p, const struct gemm_ct *a, uint32_t *bits,
+	      const unsigned int nv, const int whole, int *ex_hi)
+{
+	int ex = *ex_hi;
+	struct gemm_cursor cur[STREAM_RG];
+	uint32_t rows = p->m, r0, r1, r, h, tail = p->nc - 8 * (nv - 1);
+	__m256i last = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)tail),
+					  _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+	struct spt_ep ep = spt_ep_of(p);
+
+	for (r0 = 0; r0 < rows; r0 = r1) {
+		r1 = rows - r0 < STREAM_RG ? rows : r0 + STREAM_RG;
+		for (r = r0; r < r1; r++)
+			gemm_cursor_seek(&cur[r - r0], a, (uint64_t)r * a->bpr);
+		for (h = 0; h < p->nchunks; h++) {
+			uint32_t b1 = p->nb - h * p->kc <= p->kc ? p->nb : (h + 1) * p->kc;
+			int fin = b1 == p->nb;
+
+			for (r = r0; r < r1; r++) {
+				/* a local copy, so that the cursor stays in registers */
+				struct gemm_cursor it = cur[r - r0];
+				float *crow = p->c + (size_t)r * p->ldc;
+				__m256 acc[4] = { _mm256_setzero_ps(), _mm256_setzero_ps(),
+						  _mm256_setzero_ps(), _mm256_setzero_ps() };
+				int any = it.have && it.row == r && it.col < b1;
+
+				if (!any && h && !fin)
+					continue;
+				if (h)
+					stream_get(crow, acc, last, nv, whole);
+				for (; it.have && it.row == r && it.col < b1; gemm_cursor_next(&it))
+					stream_block(p, &it, bits, nv, acc, &ex);
+				if (fin)
+					stream_fin(ep, acc, last, nv, whole);
+				stream_put(crow, acc, last, nv, whole);
+				cur[r - r0] = it;
+			}
+		}
+	}
+	*ex_hi = ex;
 }
 
 #define STREAM_FN(nv, whole)							\
 	static void stream_rows##nv##whole(const struct spt_gemm_plan *p,	\
-					   const struct gemm_ct *a, uint32_t *bits) \
+					   const struct gemm_ct *a, uint32_t *bits,	\
+					   int *ex_hi)					\
 	{									\
-		stream_rows(p, a, bits, nv, whole);				\
+		if (p->nb <= STREAM_NB)						\
+			stream_rows(p, a, bits, nv, whole, ex_hi);		\
+		else								\
+			stream_chunks(p, a, bits, nv, whole, ex_hi);		\
 	}
 STREAM_FN(1, 0)
 STREAM_FN(1, 1)
@@ -722,15 +799,16 @@ STREAM_FN(4, 0)
 STREAM_FN(4, 1)
 #undef STREAM_FN
 
-static void gemm_stream(const struct spt_gemm_plan *p, const struct gemm_ct *a, uint32_t *bits)
+static void gemm_stream(const struct spt_gemm_plan *p, const struct gemm_ct *a, uint32_t *bits,
+			int *ex_hi)
 {
 	static void (*const fn[4][2])(const struct spt_gemm_plan *, const struct gemm_ct *,
-				      uint32_t *) = {
+				      uint32_t *, int *) = {
 		{ stream_rows10, stream_rows11 }, { stream_rows20, stream_rows21 },
 		{ stream_rows30, stream_rows31 }, { stream_rows40, stream_rows41 },
 	};
 
-	fn[p->tw / 8 - 1][p->nc % 8 == 0](p, a, bits);
+	fn[p->tw / 8 - 1][p->nc % 8 == 0](p, a, bits, ex_hi);
 }
 
 /*
@@ -771,39 +849,23 @@ static void gemm_plan_init(enum spt_isa isa, const struct gemm_ct *a,
 }
 
 /*
- * Validate, re-lay out and multiply, one column tile of B at a time (the
- * tile's pairs stay in L2).  1: too large for this path's u32 indices, use
- * the reference path.  Without y_user the result lives in *arena, which the
- * caller frees.
+ * Re-lay out and multiply the opened operands, one column tile of B at a
+ * time (the tile's pairs stay in L2).  Without y_user the result lives in
+ * *arena, which the caller frees.  *ex_hi: the largest block exponent seen
+ * in A and B when C is streamed (else not set).
  */
-int spt_gemm_run_simd(enum spt_isa isa, const void *a, size_t a_len,
-		      const void *b, size_t b_len, const struct spt_gemm_epilogue *ep,
-		      struct gemm_shape *sh, uint64_t *exec_macs, uint64_t *blocks,
-		      float **c, float *y_user, void **arena, int *ep_done)
+static int gemm_run(enum spt_isa isa, const struct gemm_ct *ca, const struct gemm_ct *cb,
+		    const struct spt_gemm_epilogue *ep, uint64_t *exec_macs, uint64_t *blocks,
+		    float **c, float *y_user, void **arena, int *ep_done, int *ex_hi)
 {
 	struct gemm_bufs g;
-	struct gemm_ct ca, cb;
 	struct gemm_cursor cur;
 	struct spt_gemm_plan p;
 	uint32_t t, i;
-	int err, pad_c, stream;
+	int pad_c, stream;
 
-	err = gemm_ct_open(a, a_len, &ca);
-	if (err)
-		return err;
-	err = gemm_ct_open(b, b_len, &cb);
-	if (err)
-		return err;
-	if (ca.cols != cb.cols)
-		return -EINVAL;
-	if (ca.nonzeros >= UINT32_MAX || ca.nblocks >= UINT32_MAX)
-		return 1;
-	sh->m = ca.rows;
-	sh->n = cb.rows;
-	sh->k = ca.cols;
-	sh->nb = ca.bpr;
 	memset(&g, 0, sizeof(g));
-	gemm_plan_init(isa, &ca, &cb, &p);
+	gemm_plan_init(isa, ca, cb, &p);
 	if (isa == SPT_ISA_AVX2 && ep) {	/* the AVX2 kernel applies it as it stores */
 		p.ep_fused = 1;
 		p.do_scale = ep->scale != 0.0f && ep->scale != 1.0f;
@@ -814,19 +876,20 @@ int spt_gemm_run_simd(enum spt_isa isa, const void *a, size_t a_len,
 	*ep_done = p.ep_fused;
 	/* AVX-512 writes whole tiles: a partial last tile goes to cpad first */
 	pad_c = isa == SPT_ISA_AVX512 && p.n % p.jt != 0;
-	g.arena = aligned_alloc(64, gemm_bufs_carve(&g, &p, ca.nblocks, ca.nonzeros,
+	g.arena = aligned_alloc(64, gemm_bufs_carve(&g, &p, ca->nblocks, ca->nonzeros,
 						    pad_c, !y_user));
 	if (!g.arena)
 		return -ENOMEM;
 	*arena = g.arena;
-	gemm_bufs_carve(&g, &p, ca.nblocks, ca.nonzeros, pad_c, !y_user);
+	gemm_bufs_carve(&g, &p, ca->nblocks, ca->nonzeros, pad_c, !y_user);
 	*c = y_user ? y_user : g.y;
 	memset(g.bits_a, 0, (size_t)p.nb * BITS32_STRIDE * sizeof(*g.bits_a));
 	memset(g.bits_b, 0, (size_t)p.nb * BITS32_STRIDE * sizeof(*g.bits_b));
-	/* C one tile of at most 32 columns, A of few block columns: no plan */
-	stream = isa == SPT_ISA_AVX2 && p.n <= 32 && p.nb <= STREAM_NB;
+	g.ex_hi = -SPT_E8M0_BIAS;
+	/* C one tile of at most 32 columns: no plan */
+	stream = isa == SPT_ISA_AVX2 && p.n <= 32;
 	if (!stream) {
-		gemm_plan_a(&ca, &p, &g);
+		gemm_plan_a(ca, &p, &g);
 		p.item_start = g.item_start;
 		p.items = g.items;
 		p.a_ent = g.a_ent;
@@ -834,7 +897,7 @@ int spt_gemm_run_simd(enum spt_isa isa, const void *a, size_t a_len,
 	}
 	p.b_pairs = g.b_pairs;
 	p.b_scale = g.b_scale;
-	gemm_cursor_init(&cur, &cb);
+	gemm_cursor_init(&cur, cb);
 	for (t = 0; t < p.ntiles; t++) {
 		int part;
 
@@ -844,11 +907,11 @@ int spt_gemm_run_simd(enum spt_isa isa, const void *a, size_t a_len,
 		p.c = part ? g.cpad : *c + (size_t)t * p.jt;
 		p.col0 = t * p.jt;
 		p.ldc = part ? p.jt : p.n;
-		gemm_pack_tile(&cur, &cb, &p, t, &g);
-		if (stream && p.nb == 1 && ca.cols <= 16 && p.n <= 16)	/* a small conv's patches */
-			spt_gemm_narrow_avx2(&p, &ca, g.bits_a, &g.bits_a[BITS_FLUSHED]);
+		gemm_pack_tile(&cur, cb, &p, t, &g);
+		if (stream && p.nb == 1 && ca->cols <= 16 && p.n <= 16)	/* a small conv's patches */
+			spt_gemm_narrow_avx2(&p, ca, g.bits_a, &g.bits_a[BITS_FLUSHED]);
 		else if (stream)
-			gemm_stream(&p, &ca, g.bits_a);
+			gemm_stream(&p, ca, g.bits_a, &g.ex_hi);
 		else if (isa == SPT_ISA_AVX512)
 			spt_gemm_kernel_avx512(&p);
 		else
@@ -858,5 +921,122 @@ int spt_gemm_run_simd(enum spt_isa isa, const void *a, size_t a_len,
 				      g.cpad + (size_t)i * p.jt, p.nc);
 	}
 	bits_total(g.bits_a, g.bits_b, p.nb, exec_macs, blocks);
+	*ex_hi = g.ex_hi;
 	return 0;
+}
+
+/*
+ * Largest block exponent for which C^T = B A^T gives C's bits: a term is
+ * (float)isum * 2^(ea-6) * 2^(eb-6), |isum| < 2^19 an exact float, and
+ * while neither intermediate product overflows, both orders of the two
+ * scalings are exact up to the final product's single rounding.
+ */
+#define SWAP_EX_MAX 100
+
+/*
+ * C (m x n) as the transpose of C^T = B A^T when A has at most 32 rows and
+ * B more (a weight gradient: dY^T of a few output channels times a wide
+ * patch matrix): C^T is one column tile, streamed from B with the small A
+ * packed, where C itself would pack all of B and plan A.  Each element is
+ * the same sum of the same terms in the same block order; the epilogue is
+ * left to the caller.  1: an exponent past SWAP_EX_MAX, take the usual way.
+ */
+static int gemm_run_swapped(const struct gemm_ct *ca, const struct gemm_ct *cb,
+			    uint64_t *exec_macs, uint64_t *blocks, float **c, float *y_user,
+			    void **arena, int *ep_done)
+{
+	uint32_t m = ca->rows, n = cb->rows, i, j;
+	void *tmp_arena = NULL;
+	float *ct, *dst;
+	int err, done, ex_hi;
+
+	err = gemm_run(SPT_ISA_AVX2, cb, ca, NULL, exec_macs, blocks, &ct, NULL, &tmp_arena,
+		       &done, &ex_hi);
+	if (err || ex_hi > SWAP_EX_MAX) {
+		free(tmp_arena);
+		return err ? err : 1;
+	}
+	dst = y_user;
+	if (!dst) {
+		*arena = aligned_alloc(64, ((size_t)m * n * sizeof(float) + 63) & ~(size_t)63);
+		if (!*arena) {
+			free(tmp_arena);
+			return -ENOMEM;
+		}
+		dst = *arena;
+	}
+	for (i = 0; i < m; i++)
+		for (j = 0; j < n; j++)
+			dst[(size_t)i * n + j] = ct[(size_t)j * m + i];
+	free(tmp_arena);
+	*c = dst;
+	*ep_done = 0;
+	return 0;
+}
+
+/* The blocks stored in @c: the tiles' L1 masks counted. */
+static uint64_t gemm_stored_blocks(const struct gemm_ct *c)
+{
+	uint64_t n = 0;
+	uint32_t t;
+
+	for (t = 0; t < c->tiles; t++)
+		n += (uint64_t)_mm_popcnt_u64(spt_ld64(c->payload + spt_ld32(c->tab + 4 * t)));
+	return n;
+}
+
+/*
+ * Whether C^T pays: A of at most 32 rows (C^T one streamed column tile) of
+ * more than 16 columns (the narrow kernel does not track exponents).  A
+ * stream costs per stored block of the streamed operand, packing per block
+ * whether stored or not.  So when C is streamed too (B of at most 32 rows)
+ * the operand with fewer stored blocks is streamed; a wider B is streamed
+ * when at most SWAP_B_STORED of its blocks are stored (measured on the
+ * convolutions' weight gradients).
+ */
+#define SWAP_B_STORED(nblocks) ((nblocks) / 8 * 5)
+
+static int gemm_swap_pays(const struct gemm_ct *ca, const struct gemm_ct *cb)
+{
+	if (ca->rows > 32 || ca->cols <= 16)
+		return 0;
+	if (cb->rows <= 32)
+		return gemm_stored_blocks(cb) < gemm_stored_blocks(ca);
+	return gemm_stored_blocks(cb) <= SWAP_B_STORED(cb->nblocks);
+}
+
+/*
+ * Validate, re-lay out and multiply.  1: too large for this path's u32
+ * indices, use the reference path.  Without y_user the result lives in
+ * *arena, which the caller frees.
+ */
+int spt_gemm_run_simd(enum spt_isa isa, const void *a, size_t a_len,
+		      const void *b, size_t b_len, const struct spt_gemm_epilogue *ep,
+		      struct gemm_shape *sh, uint64_t *exec_macs, uint64_t *blocks,
+		      float **c, float *y_user, void **arena, int *ep_done)
+{
+	struct gemm_ct ca, cb;
+	int err, ex_hi;
+
+	err = gemm_ct_open(a, a_len, &ca);
+	if (err)
+		return err;
+	err = gemm_ct_open(b, b_len, &cb);
+	if (err)
+		return err;
+	if (ca.cols != cb.cols)
+		return -EINVAL;
+	if (ca.nonzeros >= UINT32_MAX || ca.nblocks >= UINT32_MAX ||
+	    cb.nonzeros >= UINT32_MAX || cb.nblocks >= UINT32_MAX)
+		return 1;
+	sh->m = ca.rows;
+	sh->n = cb.rows;
+	sh->k = ca.cols;
+	sh->nb = ca.bpr;
+	if (isa == SPT_ISA_AVX2 && gemm_swap_pays(&ca, &cb)) {
+		err = gemm_run_swapped(&ca, &cb, exec_macs, blocks, c, y_user, arena, ep_done);
+		if (err != 1)
+			return err;
+	}
+	return gemm_run(isa, &ca, &cb, ep, exec_macs, blocks, c, y_user, arena, ep_done, &ex_hi);
 }

@@ -299,6 +299,55 @@ START_TEST(test_simd_matches_scalar_on_lowered_conv_shapes)
 }
 END_TEST
 
+/* rand_mat() with each block absent (all +0) w.p. @absent. */
+static float *blocky_mat(uint32_t rows, uint32_t cols, double absent, double s, int lo, int hi)
+{
+	float *x = rand_mat(rows, cols, s, lo, hi);
+	uint32_t r, b;
+
+	for (r = 0; r < rows; r++)
+		for (b = 0; b * 32 < cols; b++)
+			if (unit() < absent)
+				memset(x + (size_t)r * cols + b * 32, 0,
+				       (cols - b * 32 < 32 ? cols - b * 32 : 32) * sizeof(float));
+	return x;
+}
+
+/*
+ * A of at most 32 rows: C is computed as (B A^T)^T, streamed from B, when
+ * B has few stored blocks, or when both have at most 32 rows and B fewer
+ * stored blocks than A; the same sums in the same block order, so the
+ * same bits.  Both sides of each choice, chunked streams (K past 16
+ * blocks), every epilogue (applied after the transpose), -0 and subnormal
+ * terms, and block exponents past 100, where the transpose could overflow
+ * in an intermediate product and C is computed as usual.
+ */
+START_TEST(test_simd_matches_scalar_as_transpose)
+{
+	static const uint32_t ms[] = { 1, 9, 16, 32 }, ns[] = { 33, 40, 144, 300, 8, 9, 31 };
+	static const uint32_t ks[] = { 17, 64, 600, 3000 };
+	static const double absent[] = { 0.0, 0.5, 0.8, 1.0 };
+	uint32_t i, j;
+
+	for (i = 0; i < sizeof(ns) / sizeof(ns[0]); i++)
+		for (j = 0; j < sizeof(ks) / sizeof(ks[0]); j++) {
+			uint32_t m = ms[(i + j) % 4], n = ns[i], k = ks[j];
+			double ab = absent[(i + j) % 4], aa = absent[(i * 3 + j) % 3];
+
+			compare_mats(blocky_mat(m, k, aa, 0.5, -4, 4), blocky_mat(n, k, ab, 0.7, -4, 4),
+				     m, k, n, 0.5, (int)(i + j) % 6, (int)j % 2);
+			compare_mats(blocky_mat(m, k, 0.2, 0.3, -126, -60),
+				     blocky_mat(n, k, 0.8, 0.3, -126, -60), m, k, n, 0.3,
+				     (int)(i + 2 * j) % 6, 1);
+			/* one order's first product overflows, the other's not */
+			compare_mats(blocky_mat(m, k, 0.2, 0.3, 100, 127),
+				     blocky_mat(n, k, 0.8, 0.3, -127, -90), m, k, n, 0.3, 0, 0);
+			compare_mats(blocky_mat(m, k, 0.2, 0.3, -127, -90),
+				     blocky_mat(n, k, 0.8, 0.3, 100, 127), m, k, n, 0.3, 0, 0);
+		}
+}
+END_TEST
+
 START_TEST(test_simd_matches_scalar_on_random_shapes)
 {
 	static const double sp[] = { 0.0, 0.5, 0.9, 0.99, 1.0 };
@@ -911,6 +960,7 @@ static Suite *simd_suite(void)
 	suite_add_tcase(s, dispatch);
 
 	tcase_add_test(same_bits, test_simd_matches_scalar_on_random_shapes);
+	tcase_add_test(same_bits, test_simd_matches_scalar_as_transpose);
 	tcase_add_test(same_bits, test_simd_matches_scalar_on_lowered_conv_shapes);
 	tcase_add_test(same_bits, test_simd_matches_scalar_on_every_epilogue);
 	tcase_add_test(same_bits, test_simd_matches_scalar_on_aligned_shapes);
