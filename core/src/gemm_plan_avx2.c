@@ -849,10 +849,22 @@ static void gemm_plan_init(enum spt_isa isa, const struct gemm_ct *a,
 }
 
 /*
+ * C of one tile of at most 32 columns takes no plan when A has at most
+ * STREAM_NB block columns, or more of them but at most 40% of its values
+ * nonzero: denser, the plan's sorted items keep the pair loop's branches
+ * predictable (measured on random operands).
+ */
+static int gemm_streams(const struct gemm_ct *a, uint32_t n)
+{
+	return n <= 32 &&
+	       (a->bpr <= STREAM_NB || a->nonzeros * 5 <= (uint64_t)a->rows * a->cols * 2);
+}
+
+/*
  * Re-lay out and multiply the opened operands, one column tile of B at a
  * time (the tile's pairs stay in L2).  Without y_user the result lives in
  * *arena, which the caller frees.  *ex_hi: the largest block exponent seen
- * in A and B when C is streamed (else not set).
+ * in A and B when C is streamed, else the largest possible.
  */
 static int gemm_run(enum spt_isa isa, const struct gemm_ct *ca, const struct gemm_ct *cb,
 		    const struct spt_gemm_epilogue *ep, uint64_t *exec_macs, uint64_t *blocks,
@@ -886,9 +898,9 @@ static int gemm_run(enum spt_isa isa, const struct gemm_ct *ca, const struct gem
 	memset(g.bits_a, 0, (size_t)p.nb * BITS32_STRIDE * sizeof(*g.bits_a));
 	memset(g.bits_b, 0, (size_t)p.nb * BITS32_STRIDE * sizeof(*g.bits_b));
 	g.ex_hi = -SPT_E8M0_BIAS;
-	/* C one tile of at most 32 columns: no plan */
-	stream = isa == SPT_ISA_AVX2 && p.n <= 32;
+	stream = isa == SPT_ISA_AVX2 && gemm_streams(ca, p.n);
 	if (!stream) {
+		g.ex_hi = SPT_E8M0_BIAS;	/* not tracked */
 		gemm_plan_a(ca, &p, &g);
 		p.item_start = g.item_start;
 		p.items = g.items;
@@ -908,9 +920,10 @@ static int gemm_run(enum spt_isa isa, const struct gemm_ct *ca, const struct gem
 		p.col0 = t * p.jt;
 		p.ldc = part ? p.jt : p.n;
 		gemm_pack_tile(&cur, cb, &p, t, &g);
-		if (stream && p.nb == 1 && ca->cols <= 16 && p.n <= 16)	/* a small conv's patches */
+		if (stream && p.nb == 1 && ca->cols <= 16 && p.n <= 16) {	/* a small conv's patches */
 			spt_gemm_narrow_avx2(&p, ca, g.bits_a, &g.bits_a[BITS_FLUSHED]);
-		else if (stream)
+			g.ex_hi = SPT_E8M0_BIAS;	/* not tracked */
+		} else if (stream)
 			gemm_stream(&p, ca, g.bits_a, &g.ex_hi);
 		else if (isa == SPT_ISA_AVX512)
 			spt_gemm_kernel_avx512(&p);
@@ -998,7 +1011,7 @@ static uint64_t gemm_stored_blocks(const struct gemm_ct *c)
 
 static int gemm_swap_pays(const struct gemm_ct *ca, const struct gemm_ct *cb)
 {
-	if (ca->rows > 32 || ca->cols <= 16)
+	if (ca->rows > 32 || ca->cols <= 16 || !gemm_streams(cb, ca->rows))
 		return 0;
 	if (cb->rows <= 32)
 		return gemm_stored_blocks(cb) < gemm_stored_blocks(ca);
