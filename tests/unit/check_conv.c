@@ -1004,6 +1004,136 @@ START_TEST(test_im2col_ct_matches_encoded_im2col)
 }
 END_TEST
 
+/*
+ * A ReLU output as the runtime stores it: values over 48 binades (the
+ * block's small ones quantise to 0), negatives as +-0, whole blocks of
+ * zeros; @c columns.
+ */
+static void *relu_ct(uint32_t rows, uint32_t c, size_t *len)
+{
+	size_t n = (size_t)rows * c, cap = spt_ct_bound(rows, c), i;
+	float *x = wide_array(n, 0);
+	void *ct = malloc(cap);
+
+	ck_assert_ptr_nonnull(ct);
+	for (i = 0; i < n; i++) {
+		if (x[i] < 0.0f || (i / 32) % 7 == 3)
+			x[i] = i % 3 ? 0.0f : -0.0f;
+	}
+	ck_assert_int_eq(spt_ct_encode(x, rows, c, NULL, ct, cap, len, NULL), 0);
+	free(x);
+	return ct;
+}
+
+/*
+ * The masks from a compressed ReLU output: the bits of the FP32 mask on
+ * its decoded values, for col2im (every grid shape, channel counts below,
+ * at and past a block) and for the plain mask, trusted or not, with NaN
+ * and infinite sums passing where kept.
+ */
+START_TEST(test_relu_mask_ct_matches_decoded)
+{
+	struct spt_conv_shape sh;
+	size_t i, j, n = grid_shape(0, &sh);
+	int trusted;
+
+	rng_state = 31;
+	for (i = 0; i < n + 4; i++) {
+		static const uint32_t wide_c[] = { 32, 40, 64, 100 };
+		struct spt_conv_dims d;
+		float *col, *y, *img, *ref;
+		size_t len;
+		void *yct;
+
+		grid_shape(i < n ? i : 0, &sh);
+		if (i >= n)
+			sh.c = wide_c[i - n];
+		ck_assert_int_eq(spt_conv_shape_check(&sh, &d), 0);
+		yct = relu_ct((uint32_t)(d.img_elems / sh.c), sh.c, &len);
+		col = special_array(d.col_elems, (int)i % 2);
+		y = malloc(d.img_elems * sizeof(float));
+		img = rnd_array(d.img_elems);
+		ref = rnd_array(d.img_elems);
+		ck_assert_ptr_nonnull(y);
+		ck_assert_int_eq(spt_ct_decode(yct, len, y, d.img_elems), 0);
+		ck_assert_int_eq(spt_col2im_relu(&sh, col, d.col_elems, y, ref, d.img_elems), 0);
+		for (trusted = 0; trusted < 2; trusted++) {
+			spt_ct_set_trusted(trusted);
+			memset(img, 0x5a, d.img_elems * sizeof(float));
+			ck_assert_int_eq(spt_col2im_relu_ct(&sh, col, d.col_elems, yct, len, img,
+							    d.img_elems), 0);
+			for (j = 0; j < d.img_elems && fbits(img[j]) == fbits(ref[j]); j++)
+				;
+			if (j < d.img_elems)
+				ck_abort_msg("shape %zu (c %u stride %u pad %u)%s element %zu: %08x, want %08x",
+					     i, sh.c, sh.stride, sh.pad, trusted ? " trusted" : "", j,
+					     (unsigned)fbits(img[j]), (unsigned)fbits(ref[j]));
+			/* the plain mask on the same data */
+			memcpy(img, col, d.img_elems * sizeof(float) < d.col_elems * sizeof(float) ?
+			       d.img_elems * sizeof(float) : d.col_elems * sizeof(float));
+			memcpy(ref, img, d.img_elems * sizeof(float));
+			ck_assert_int_eq(spt_relu_mask(ref, y, d.img_elems), 0);
+			ck_assert_int_eq(spt_relu_mask_ct(img, d.img_elems, yct, len), 0);
+			ck_assert(memcmp(img, ref, d.img_elems * sizeof(float)) == 0);
+			ck_assert_int_eq(spt_col2im_relu(&sh, col, d.col_elems, y, ref, d.img_elems),
+					 0);
+		}
+		spt_ct_set_trusted(false);
+		free(col);
+		free(y);
+		free(img);
+		free(ref);
+		free(yct);
+	}
+}
+END_TEST
+
+START_TEST(test_relu_mask_ct_rejects_bad)
+{
+	struct spt_conv_shape sh = { 1, 4, 4, 16, 3, 1, 1 }, bad;
+	float col[16 * 144], img[256], dx[256];
+	size_t len;
+	uint8_t *yct = relu_ct(16, 16, &len), *other;
+	size_t olen;
+
+	memset(col, 0, sizeof(col));
+	memset(dx, 0, sizeof(dx));
+	ck_assert_int_eq(spt_col2im_relu_ct(&sh, col, 16 * 144, yct, len, img, 256), 0);
+	ck_assert_int_eq(spt_col2im_relu_ct(NULL, col, 16 * 144, yct, len, img, 256), -EINVAL);
+	ck_assert_int_eq(spt_col2im_relu_ct(&sh, NULL, 16 * 144, yct, len, img, 256), -EINVAL);
+	ck_assert_int_eq(spt_col2im_relu_ct(&sh, col, 16 * 144, NULL, len, img, 256), -EINVAL);
+	ck_assert_int_eq(spt_col2im_relu_ct(&sh, col, 16 * 144, yct, len, NULL, 256), -EINVAL);
+	ck_assert_int_eq(spt_col2im_relu_ct(&sh, col, 16 * 143, yct, len, img, 256), -EINVAL);
+	ck_assert_int_eq(spt_col2im_relu_ct(&sh, col, 16 * 144, yct, len, img, 255), -EINVAL);
+	bad = sh;
+	bad.k = 0;
+	ck_assert_int_eq(spt_col2im_relu_ct(&bad, col, 16 * 144, yct, len, img, 256), -EINVAL);
+	/* the same elements in other columns, a truncated or corrupt tensor */
+	other = relu_ct(8, 32, &olen);
+	ck_assert_int_eq(spt_col2im_relu_ct(&sh, col, 16 * 144, other, olen, img, 256), -EINVAL);
+	ck_assert_int_eq(spt_relu_mask_ct(dx, 256, other, olen), 0);
+	ck_assert_int_eq(spt_col2im_relu_ct(&sh, col, 16 * 144, yct, len - 1, img, 256),
+			 -EBADMSG);
+	ck_assert_int_eq(spt_relu_mask_ct(dx, 256, yct, len - 1), -EBADMSG);
+	yct[0] ^= 1;	/* the magic */
+	ck_assert_int_eq(spt_col2im_relu_ct(&sh, col, 16 * 144, yct, len, img, 256), -EBADMSG);
+	ck_assert_int_eq(spt_relu_mask_ct(dx, 256, yct, len), -EBADMSG);
+	yct[0] ^= 1;
+	/* bad sizes, NULL pointers, the mask over its own input */
+	ck_assert_int_eq(spt_relu_mask_ct(dx, 255, yct, len), -EINVAL);
+	ck_assert_int_eq(spt_relu_mask_ct(dx, 257, yct, len), -EINVAL);
+	ck_assert_int_eq(spt_relu_mask_ct(NULL, 256, yct, len), -EINVAL);
+	ck_assert_int_eq(spt_relu_mask_ct(dx, 256, NULL, len), -EINVAL);
+	ck_assert_int_eq(spt_relu_mask_ct((float *)(void *)yct, 2, yct, len), -EINVAL);
+	ck_assert_int_eq(spt_col2im_relu_ct(&sh, col, 16 * 144, col, sizeof(col), img, 256),
+			 -EBADMSG);
+	ck_assert_int_eq(spt_col2im_relu_ct(&sh, col, 16 * 144, img, sizeof(img), img, 256),
+			 -EINVAL);
+	free(yct);
+	free(other);
+}
+END_TEST
+
 START_TEST(test_im2col_ct_rejects_bad)
 {
 	struct spt_conv_shape sh = { 1, 4, 4, 16, 3, 1, 1 }, bad;
@@ -1119,6 +1249,8 @@ static Suite *conv_suite(void)
 	tcase_add_test(low, test_col2im_relu_rejects_bad);
 	tcase_add_test(low, test_im2col_ct_matches_encoded_im2col);
 	tcase_add_test(low, test_im2col_ct_rejects_bad);
+	tcase_add_test(low, test_relu_mask_ct_matches_decoded);
+	tcase_add_test(low, test_relu_mask_ct_rejects_bad);
 	suite_add_tcase(s, low);
 
 	tcase_add_test(cs, test_colsum_matches_decoded_sum);
