@@ -245,9 +245,10 @@ static int encode_scalar(struct enc_state *s, const float *in, const struct ct_g
 	return 0;
 }
 
-int spt_ct_encode(const float *in, uint32_t rows, uint32_t cols,
-		  const struct spt_encode_opts *o, void *out, size_t cap,
-		  size_t *out_len, struct spt_tensor_stats *stats)
+/* spt_ct_encode(); with @tx (AVX2, cols <= 32) the transpose's strips filled too. */
+static int encode_impl(const float *in, uint32_t rows, uint32_t cols,
+		       const struct spt_encode_opts *o, void *out, size_t cap,
+		       size_t *out_len, struct spt_tensor_stats *stats, struct ctt *tx)
 {
 	struct spt_encode_opts def;
 	struct enc_state s;
@@ -274,12 +275,14 @@ int spt_ct_encode(const float *in, uint32_t rows, uint32_t cols,
 #ifndef SPT_NO_SIMD
 	if (spt_use_avx2()) {
 		struct ct_enc_acc acc = { 0, 0, 0, 0, 0.0, 0.0 };
+		float tau = o->prune.mode != SPT_PRUNE_OFF ? o->prune.tau : 0.0f;
+		int sprune = o->prune.mode == SPT_PRUNE_STOCHASTIC;
+		uint64_t pseed = o->prune.seed ^ SPT_PRUNE_SALT;
 
-		err = spt_ct_encode_avx2(in, &g,
-					 o->prune.mode != SPT_PRUNE_OFF ? o->prune.tau : 0.0f,
-					 o->prune.mode == SPT_PRUNE_STOCHASTIC,
-					 o->prune.seed ^ SPT_PRUNE_SALT, o->round, o->round_seed,
-					 p, cap, &pos, &acc);
+		err = tx ? spt_ct_encode_narrow_avx2(in, &g, tau, sprune, pseed, o->round,
+						     o->round_seed, p, cap, &pos, &acc, tx) :
+		      spt_ct_encode_avx2(in, &g, tau, sprune, pseed, o->round, o->round_seed, p,
+					 cap, &pos, &acc);
 		/* every element is a natural zero, pruned, stored or underflowed */
 		s.st.natural_zeros = acc.natural_zeros;
 		s.st.pruned = acc.pruned;
@@ -305,6 +308,56 @@ int spt_ct_encode(const float *in, uint32_t rows, uint32_t cols,
 		*stats = s.st;
 	}
 	return 0;
+}
+
+int spt_ct_encode(const float *in, uint32_t rows, uint32_t cols,
+		  const struct spt_encode_opts *o, void *out, size_t cap,
+		  size_t *out_len, struct spt_tensor_stats *stats)
+{
+	return encode_impl(in, rows, cols, o, out, cap, out_len, stats, NULL);
+}
+
+int spt_ct_encode_t(const float *in, uint32_t rows, uint32_t cols,
+		    const struct spt_encode_opts *o, void *out, size_t cap, size_t *out_len,
+		    struct spt_tensor_stats *stats, void *t, size_t t_cap, size_t *t_len)
+{
+	struct ct_geom g, og;
+	struct ctt x;
+	uint64_t pos, nzb, nnz;
+	bool old;
+	int err;
+
+	if (!t || !t_len || t == out)
+		return -EINVAL;
+#ifndef SPT_NO_SIMD
+	/*
+	 * One block per row, enough rows for the strips (see CTT_MIN_ROWS),
+	 * and both outputs' geometry fine: the strips filled by the encoder.
+	 */
+	if (spt_use_avx2() && in && out && out_len && cols >= 1 && cols <= SPT_BLOCK_ELEMS &&
+	    rows >= CTT_MIN_ROWS && !ct_out_begin(rows, cols, cap, &g) &&
+	    !ct_out_begin(cols, rows, t_cap, &og)) {
+		err = spt_ctt_init(&x, &g, &og, 1);
+		if (err)
+			return err;
+		err = encode_impl(in, rows, cols, o, out, cap, out_len, stats, &x);
+		if (err) {
+			spt_ctt_free(&x);
+			return err;
+		}
+		pos = og.payload_off;
+		err = spt_ctt_finish(&x, &og, t, t_cap, &pos, &nzb, &nnz);
+		return err ? err : ct_out_end(t, &og, nzb, nnz, pos, t_len);
+	}
+#endif
+	err = encode_impl(in, rows, cols, o, out, cap, out_len, stats, NULL);
+	if (err)
+		return err;
+	/* the records just written are the encoder's */
+	old = spt_ct_set_trusted(true);
+	err = spt_ct_transpose(out, *out_len, NULL, t, t_cap, t_len, NULL);
+	spt_ct_set_trusted(old);
+	return err;
 }
 
 /* ---- reading -------------------------------------------------------- */

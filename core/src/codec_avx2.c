@@ -13,6 +13,7 @@
 #include "codec_block.h"
 #include "codec_lut.h"
 #include "codec_simd.h"
+#include "ct_transpose.h"
 
 /* ---- encode ------------------------------------------------------------ */
 
@@ -768,6 +769,27 @@ AINLINE uint32_t put_row1(__m256i b, uint32_t B, unsigned int nv, uint8_t *q)
 }
 
 /*
+ * spt_ct_encode_t(): a row's values (@b, its record's k in element order)
+ * and E8M0 byte into lane row % 32 of the strip of the transpose @tx, as
+ * its scatter would put them there from the record.
+ */
+AINLINE void ctt_row(struct ctt *tx, uint64_t row, __m256i b, uint32_t B)
+{
+	uint32_t i = (uint32_t)(row % SPT_BLOCK_ELEMS);
+
+	_mm256_store_si256((__m256i *)(ctt_tile(tx, 0) + SPT_BLOCK_ELEMS * i), b);
+	ctt_e8(tx, 0)[i] = (uint8_t)B;
+	tx->touch[0] = 1;
+}
+
+/* Rows up to @row done: the strip quantised when @row is its last. */
+AINLINE void ctt_rows_done(struct ctt *tx, uint64_t row)
+{
+	if ((row + 1) % SPT_BLOCK_ELEMS == 0)
+		spt_ctt_flush_avx2(tx, (uint32_t)(row / SPT_BLOCK_ELEMS));
+}
+
+/*
  * A tile of a tensor of one block per row (cols <= 32) with room for its densest record:
  * rows x .. x + nb - 1 through enc_row1(); the counters and sums as
  * encode_tiles() keeps them.  Returns 0 or -EDOM.
@@ -776,7 +798,7 @@ AINLINE int enc_tile_rows1(struct enc_ctx *cx, const float *in, const float *xen
 			   const float **xp, uint32_t cols, unsigned int nv, const __m256i *lm,
 			   uint64_t nb, int prune, int sprune, struct rng_ctx *rp, int csr_rne,
 			   int stoch, struct rng_ctx *rc, uint8_t **qp, uint64_t *l1p,
-			   struct ct_enc_acc *acc)
+			   struct ct_enc_acc *acc, struct ctt *tx, uint64_t row0)
 {
 	const float *x = *xp;
 	uint8_t *q = *qp, *q0 = q;
@@ -823,6 +845,8 @@ AINLINE int enc_tile_rows1(struct enc_ctx *cx, const float *in, const float *xen
 							kzv[j] = _mm256_add_epi32(kzv[j],
 										  _mm256_set1_epi32(2));
 					}
+					if (tx)
+						ctt_rows_done(tx, row0 + i + 1);
 					continue;
 				}
 			}
@@ -843,13 +867,22 @@ AINLINE int enc_tile_rows1(struct enc_ctx *cx, const float *in, const float *xen
 		l2 = put_row1(b0, B0, nv, q);
 		l1 |= (uint64_t)(l2 != 0) << i;
 		q += (uint32_t)_mm_popcnt_u32(l2) + ((0u - (l2 != 0)) & 5u);
+		if (tx && l2)
+			ctt_row(tx, row0 + i, b0, B0);
 		if (!two) {
+			if (tx)
+				ctt_rows_done(tx, row0 + i);
 			x += cols;
 			break;
 		}
 		l2 = put_row1(b1, B1, nv, q);
 		l1 |= (uint64_t)(l2 != 0) << (i + 1);
 		q += (uint32_t)_mm_popcnt_u32(l2) + ((0u - (l2 != 0)) & 5u);
+		if (tx) {
+			if (l2)
+				ctt_row(tx, row0 + i + 1, b1, B1);
+			ctt_rows_done(tx, row0 + i + 1);
+		}
 	}
 	/* per-lane counts (negated) of the nv vectors, lanes past cols included */
 	for (j = 1; j < nv; j++) {
@@ -895,7 +928,8 @@ AINLINE int enc_tile_rows1(struct enc_ctx *cx, const float *in, const float *xen
  */
 AINLINE int encode_tiles(const float *in, const struct ct_geom *g, float tau, int prune,
 			 int sprune, uint64_t pseed, int csr_rne, int stoch, uint64_t seed,
-			 uint8_t *p, size_t cap, uint64_t *pos_io, struct ct_enc_acc *acc, int rag)
+			 uint8_t *p, size_t cap, uint64_t *pos_io, struct ct_enc_acc *acc, int rag,
+			 struct ctt *tx)
 {
 	uint8_t *tab = p + SPT_CT_HEADER_SIZE, stage[64] __attribute__((aligned(32)));
 	uint32_t ragged = rag ? g->cols % SPT_BLOCK_ELEMS : 0, c = 0, last = g->bpr - 1;
@@ -939,7 +973,7 @@ AINLINE int encode_tiles(const float *in, const struct ct_geom *g, float tau, in
 		if (rag >= 2 && cap - pos >= CT_TILE_MAX + CT_SLACK) {
 			/* rows of one block, one row at a time */
 			if (enc_tile_rows1(&cx, in, xend, &x, g->cols, gnv, lmask, nb, prune, sprune, &rp,
-					   csr_rne, stoch, &rc, &q, &l1, acc))
+					   csr_rne, stoch, &rc, &q, &l1, acc, tx, t * SPT_TILE_BLOCKS))
 				return -EDOM;
 		} else if (!ragged && cap - pos >= CT_TILE_MAX + CT_SLACK) {
 			uint64_t nzb, nnz;
@@ -1056,6 +1090,15 @@ AINLINE int encode_tiles(const float *in, const struct ct_geom *g, float tau, in
 					       &bad);
 				if (bad)
 					return -EDOM;
+				if (tx) {	/* rows of one block: block i is a row */
+					uint64_t row = t * SPT_TILE_BLOCKS + i;
+
+					if (l2)
+						spt_ctt_scatter_avx2(tx, 0, (uint32_t)(row % SPT_BLOCK_ELEMS),
+								     room ? q : stage, l2,
+								     room ? p + cap : stage + sizeof(stage));
+					ctt_rows_done(tx, row);
+				}
 				if (!l2)
 					continue;
 				cnt = (uint32_t)_mm_popcnt_u32(l2);
@@ -1074,6 +1117,8 @@ AINLINE int encode_tiles(const float *in, const struct ct_geom *g, float tau, in
 		pos = (uint64_t)(q - p);
 		enc_flush(&cx, acc, prune);
 	}
+	if (tx && g->rows % SPT_BLOCK_ELEMS)	/* the last strip, partial */
+		spt_ctt_flush_avx2(tx, g->rows / SPT_BLOCK_ELEMS);
 	acc->natural_zeros -= zadj;	/* the zero padding of ragged blocks */
 	acc->sum_abs = cx.sum_abs;
 	acc->sum_abs_kept = prune ? cx.sum_kept : cx.sum_abs;
@@ -1083,7 +1128,7 @@ AINLINE int encode_tiles(const float *in, const struct ct_geom *g, float tau, in
 
 AINLINE int encode_mode(const float *in, const struct ct_geom *g, float tau, int sprune,
 			uint64_t pseed, enum spt_round round, uint64_t seed, uint8_t *p,
-			size_t cap, uint64_t *pos, struct ct_enc_acc *acc, int rag)
+			size_t cap, uint64_t *pos, struct ct_enc_acc *acc, int rag, struct ctt *tx)
 {
 	/* tau = 0 prunes nothing (|x| < 0 never holds) */
 	/* RC bits 00: the conversion rounds to nearest-even by itself */
@@ -1094,76 +1139,85 @@ AINLINE int encode_mode(const float *in, const struct ct_geom *g, float tau, int
 	/* stochastic rounding truncates and compares: no MXCSR dependence */
 	if (round == SPT_ROUND_STOCHASTIC) {
 		if (sprune)
-			return encode_tiles(in, g, tau, 1, 1, pseed, 1, 1, seed, p, cap, pos, acc, rag);
+			return encode_tiles(in, g, tau, 1, 1, pseed, 1, 1, seed, p, cap, pos, acc, rag, tx);
 		return tau > 0.0f ?
-			encode_tiles(in, g, tau, 1, 0, 0, 1, 1, seed, p, cap, pos, acc, rag) :
-			encode_tiles(in, g, 0.0f, 0, 0, 0, 1, 1, seed, p, cap, pos, acc, rag);
+			encode_tiles(in, g, tau, 1, 0, 0, 1, 1, seed, p, cap, pos, acc, rag, tx) :
+			encode_tiles(in, g, 0.0f, 0, 0, 0, 1, 1, seed, p, cap, pos, acc, rag, tx);
 	}
 	if (sprune)
-		return csr_rne ? encode_tiles(in, g, tau, 1, 1, pseed, 1, 0, 0, p, cap, pos, acc, rag) :
-				 encode_tiles(in, g, tau, 1, 1, pseed, 0, 0, 0, p, cap, pos, acc, rag);
+		return csr_rne ? encode_tiles(in, g, tau, 1, 1, pseed, 1, 0, 0, p, cap, pos, acc, rag, tx) :
+				 encode_tiles(in, g, tau, 1, 1, pseed, 0, 0, 0, p, cap, pos, acc, rag, tx);
 	if (tau > 0.0f)
-		return csr_rne ? encode_tiles(in, g, tau, 1, 0, 0, 1, 0, 0, p, cap, pos, acc, rag) :
-				 encode_tiles(in, g, tau, 1, 0, 0, 0, 0, 0, p, cap, pos, acc, rag);
-	return csr_rne ? encode_tiles(in, g, 0.0f, 0, 0, 0, 1, 0, 0, p, cap, pos, acc, rag) :
-			 encode_tiles(in, g, 0.0f, 0, 0, 0, 0, 0, 0, p, cap, pos, acc, rag);
+		return csr_rne ? encode_tiles(in, g, tau, 1, 0, 0, 1, 0, 0, p, cap, pos, acc, rag, tx) :
+				 encode_tiles(in, g, tau, 1, 0, 0, 0, 0, 0, p, cap, pos, acc, rag, tx);
+	return csr_rne ? encode_tiles(in, g, 0.0f, 0, 0, 0, 1, 0, 0, p, cap, pos, acc, rag, tx) :
+			 encode_tiles(in, g, 0.0f, 0, 0, 0, 0, 0, 0, p, cap, pos, acc, rag, tx);
 }
 
 static int encode_whole(const float *in, const struct ct_geom *g, float tau, int sprune,
 			uint64_t pseed, enum spt_round round, uint64_t seed, uint8_t *p,
 			size_t cap, uint64_t *pos, struct ct_enc_acc *acc)
 {
-	return encode_mode(in, g, tau, sprune, pseed, round, seed, p, cap, pos, acc, 0);
+	return encode_mode(in, g, tau, sprune, pseed, round, seed, p, cap, pos, acc, 0, NULL);
 }
 
 static int encode_ragged(const float *in, const struct ct_geom *g, float tau, int sprune,
 			 uint64_t pseed, enum spt_round round, uint64_t seed, uint8_t *p,
 			 size_t cap, uint64_t *pos, struct ct_enc_acc *acc)
 {
-	return encode_mode(in, g, tau, sprune, pseed, round, seed, p, cap, pos, acc, 1);
+	return encode_mode(in, g, tau, sprune, pseed, round, seed, p, cap, pos, acc, 1, NULL);
 }
 
 static int encode_narrow1(const float *in, const struct ct_geom *g, float tau, int sprune,
 			  uint64_t pseed, enum spt_round round, uint64_t seed, uint8_t *p,
-			  size_t cap, uint64_t *pos, struct ct_enc_acc *acc)
+			  size_t cap, uint64_t *pos, struct ct_enc_acc *acc, struct ctt *tx)
 {
-	return encode_mode(in, g, tau, sprune, pseed, round, seed, p, cap, pos, acc, 3);
+	return encode_mode(in, g, tau, sprune, pseed, round, seed, p, cap, pos, acc, 3, tx);
 }
 
 static int encode_narrow2(const float *in, const struct ct_geom *g, float tau, int sprune,
 			  uint64_t pseed, enum spt_round round, uint64_t seed, uint8_t *p,
-			  size_t cap, uint64_t *pos, struct ct_enc_acc *acc)
+			  size_t cap, uint64_t *pos, struct ct_enc_acc *acc, struct ctt *tx)
 {
-	return encode_mode(in, g, tau, sprune, pseed, round, seed, p, cap, pos, acc, 4);
+	return encode_mode(in, g, tau, sprune, pseed, round, seed, p, cap, pos, acc, 4, tx);
 }
 
 static int encode_narrow4(const float *in, const struct ct_geom *g, float tau, int sprune,
 			  uint64_t pseed, enum spt_round round, uint64_t seed, uint8_t *p,
-			  size_t cap, uint64_t *pos, struct ct_enc_acc *acc)
+			  size_t cap, uint64_t *pos, struct ct_enc_acc *acc, struct ctt *tx)
 {
-	return encode_mode(in, g, tau, sprune, pseed, round, seed, p, cap, pos, acc, 6);
+	return encode_mode(in, g, tau, sprune, pseed, round, seed, p, cap, pos, acc, 6, tx);
 }
 
 static int encode_narrow3(const float *in, const struct ct_geom *g, float tau, int sprune,
 			  uint64_t pseed, enum spt_round round, uint64_t seed, uint8_t *p,
-			  size_t cap, uint64_t *pos, struct ct_enc_acc *acc)
+			  size_t cap, uint64_t *pos, struct ct_enc_acc *acc, struct ctt *tx)
 {
-	return encode_mode(in, g, tau, sprune, pseed, round, seed, p, cap, pos, acc, 5);
+	return encode_mode(in, g, tau, sprune, pseed, round, seed, p, cap, pos, acc, 5, tx);
+}
+
+int spt_ct_encode_narrow_avx2(const float *in, const struct ct_geom *g, float tau, int sprune,
+			      uint64_t pseed, enum spt_round round, uint64_t seed, uint8_t *p,
+			      size_t cap, uint64_t *pos, struct ct_enc_acc *acc, struct ctt *tx)
+{
+	static int (*const narrow[4])(const float *, const struct ct_geom *, float, int, uint64_t,
+				      enum spt_round, uint64_t, uint8_t *, size_t, uint64_t *,
+				      struct ct_enc_acc *, struct ctt *) = {
+		encode_narrow1, encode_narrow2, encode_narrow3, encode_narrow4
+	};
+
+	return narrow[(g->cols - 1) / 8](in, g, tau, sprune, pseed, round, seed, p, cap, pos, acc,
+					 tx);
 }
 
 int spt_ct_encode_avx2(const float *in, const struct ct_geom *g, float tau, int sprune,
 		       uint64_t pseed, enum spt_round round, uint64_t seed, uint8_t *p,
 		       size_t cap, uint64_t *pos, struct ct_enc_acc *acc)
 {
-	static int (*const narrow[4])(const float *, const struct ct_geom *, float, int, uint64_t,
-				      enum spt_round, uint64_t, uint8_t *, size_t, uint64_t *,
-				      struct ct_enc_acc *) = { encode_narrow1, encode_narrow2,
-							       encode_narrow3, encode_narrow4 };
-
 	/* one block per row: row by row */
 	if (g->cols <= SPT_BLOCK_ELEMS)
-		return narrow[(g->cols - 1) / 8](in, g, tau, sprune, pseed, round, seed, p, cap,
-						 pos, acc);
+		return spt_ct_encode_narrow_avx2(in, g, tau, sprune, pseed, round, seed, p, cap,
+						 pos, acc, NULL);
 	if (g->cols % SPT_BLOCK_ELEMS == 0)
 		return encode_whole(in, g, tau, sprune, pseed, round, seed, p, cap, pos, acc);
 	return encode_ragged(in, g, tau, sprune, pseed, round, seed, p, cap, pos, acc);

@@ -140,6 +140,17 @@ int spt_ct_encode_avx2(const float *in, const struct ct_geom *g, float tau, int 
 		       uint64_t pseed, enum spt_round round, uint64_t seed, uint8_t *p,
 		       size_t cap, uint64_t *pos, struct ct_enc_acc *acc);
 
+struct ctt;
+/*
+ * spt_ct_encode_avx2() of a tensor of one block per row (cols <= 32); with
+ * @tx, each stored row's values also go to the strips of the transpose @tx
+ * (spt_ctt_init() for this geometry), each strip flushed when complete, so
+ * that spt_ctt_finish() gives the transpose of the result.
+ */
+int spt_ct_encode_narrow_avx2(const float *in, const struct ct_geom *g, float tau, int sprune,
+			      uint64_t pseed, enum spt_round round, uint64_t seed, uint8_t *p,
+			      size_t cap, uint64_t *pos, struct ct_enc_acc *acc, struct ctt *tx);
+
 /*
  * Parse and validate @buf as the readers do (0, -EINVAL for NULL, -EBADMSG)
  * and fill @h, for code outside codec.c that walks the records: in full as

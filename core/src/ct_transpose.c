@@ -133,14 +133,10 @@ static int assemble(const struct ctt *x, const struct ct_geom *og, uint8_t *out,
 	return 0;
 }
 
-int spt_ct_transpose_raw(const uint8_t *p, const struct ct_hdr *h, const struct ct_geom *og,
-			 uint8_t *out, size_t cap, uint64_t *pos, uint64_t *nzb, uint64_t *nnz)
+int spt_ctt_init(struct ctt *x, const struct ct_geom *g, const struct ct_geom *og, int avx2)
 {
-	const struct ct_geom *g = &h->g;
-	struct ctt x;
-	size_t tbytes, sbytes, total, o_touch, o_slen, o_bits, o_tb, o_st;
+	size_t tbytes, sbytes, o_touch, o_slen, o_bits, o_tb, o_st;
 	uint8_t *mem;
-	int err, avx2;
 
 	/*
 	 * dims <= 2^24, so every term below is under 2^56 and the offsets add
@@ -148,45 +144,69 @@ int spt_ct_transpose_raw(const uint8_t *p, const struct ct_hdr *h, const struct 
 	 * and the total are checked
 	 */
 	_Static_assert(SIZE_MAX >= UINT64_MAX, "the scratch sizes assume a 64-bit size_t");
-	x.orows = g->cols;
-	x.obpr = og->bpr;
-	x.bpr = g->bpr;
-	x.sstride = ((size_t)og->bpr * (5 + SPT_BLOCK_ELEMS) + CTT_SLACK + 63) & ~(size_t)63;
+	x->orows = g->cols;
+	x->obpr = og->bpr;
+	x->bpr = g->bpr;
+	x->sstride = ((size_t)og->bpr * (5 + SPT_BLOCK_ELEMS) + CTT_SLACK + 63) & ~(size_t)63;
 	/* scalar: 32 x 32 floats per block column; AVX2: 32 x 32 int8 and 32 E8M0 bytes */
-	avx2 = spt_use_avx2();
 	tbytes = (size_t)g->bpr * SPT_BLOCK_ELEMS * (avx2 ? SPT_BLOCK_ELEMS + 1 :
 					       SPT_BLOCK_ELEMS * sizeof(float));
 	tbytes = (tbytes + 63) & ~(size_t)63;
-	sbytes = (size_t)x.orows * x.sstride;
+	sbytes = (size_t)x->orows * x->sstride;
 	o_touch = tbytes;
 	o_slen = o_touch + (((size_t)g->bpr * 4 + 63) & ~(size_t)63);
-	o_bits = o_slen + (((size_t)x.orows * 4 + 63) & ~(size_t)63);
+	o_bits = o_slen + (((size_t)x->orows * 4 + 63) & ~(size_t)63);
 	o_tb = o_bits + (size_t)og->tiles * 8;
 	o_st = o_tb + (size_t)og->tiles * 4;
 	o_st = (o_st + 63) & ~(size_t)63;
-	if (sbytes / x.sstride != x.orows || o_st > SIZE_MAX - sbytes)
+	if (sbytes / x->sstride != x->orows || o_st > SIZE_MAX - sbytes)
 		return -ENOMEM;
-	total = o_st + sbytes;
-	mem = aligned_alloc(64, total);
+	mem = aligned_alloc(64, o_st + sbytes);
 	if (!mem)
 		return -ENOMEM;
 	memset(mem, 0, o_st);	/* all but the streams */
-	x.t = mem;
-	x.touch = (uint32_t *)(mem + o_touch);
-	x.slen = (uint32_t *)(mem + o_slen);
-	x.bits = (uint64_t *)(mem + o_bits);
-	x.tbytes = (uint32_t *)(mem + o_tb);
-	x.st = mem + o_st;
-	x.nzb = x.nnz = 0;
+	x->mem = mem;
+	x->t = mem;
+	x->touch = (uint32_t *)(mem + o_touch);
+	x->slen = (uint32_t *)(mem + o_slen);
+	x->bits = (uint64_t *)(mem + o_bits);
+	x->tbytes = (uint32_t *)(mem + o_tb);
+	x->st = mem + o_st;
+	x->nzb = x->nnz = 0;
+	return 0;
+}
+
+void spt_ctt_free(struct ctt *x)
+{
+	free(x->mem);
+	x->mem = NULL;
+}
+
+int spt_ctt_finish(struct ctt *x, const struct ct_geom *og, uint8_t *out, size_t cap,
+		   uint64_t *pos, uint64_t *nzb, uint64_t *nnz)
+{
+	int err = assemble(x, og, out, cap, pos);
+
+	*nzb = x->nzb;
+	*nnz = x->nnz;
+	spt_ctt_free(x);
+	return err;
+}
+
+int spt_ct_transpose_raw(const uint8_t *p, const struct ct_hdr *h, const struct ct_geom *og,
+			 uint8_t *out, size_t cap, uint64_t *pos, uint64_t *nzb, uint64_t *nnz)
+{
+	struct ctt x;
+	int avx2 = spt_use_avx2(), err;
+
+	err = spt_ctt_init(&x, &h->g, og, avx2);
+	if (err)
+		return err;
 #ifndef SPT_NO_SIMD
 	if (avx2)
 		spt_ctt_walk_avx2(&x, p, h);
 	else
 #endif
 		ctt_walk(&x, p, h, scatter_scalar, flush_scalar);
-	err = assemble(&x, og, out, cap, pos);
-	*nzb = x.nzb;
-	*nnz = x.nnz;
-	free(mem);
-	return err;
+	return spt_ctt_finish(&x, og, out, cap, pos, nzb, nnz);
 }

@@ -33,6 +33,7 @@ struct ctt {
 	uint64_t *bits;		/* output L1 bits, block j * obpr + s: a tile per word */
 	uint32_t *tbytes;	/* record bytes of each output tile */
 	uint64_t nzb, nnz;	/* output blocks and values stored */
+	void *mem;		/* the one allocation behind all of the above */
 };
 
 /* Bytes a record write may touch past the record's end (8-byte chunk stores). */
@@ -90,6 +91,43 @@ AINLINE void ctt_walk(struct ctt *x, const uint8_t *p, const struct ct_hdr *h,
 
 /* ctt_walk() with the AVX2 scatter and flush (ct_transpose_avx2.c). */
 void spt_ctt_walk_avx2(struct ctt *x, const uint8_t *p, const struct ct_hdr *h);
+
+/*
+ * The AVX2 scatter and flush, for an encoder that fills the strips as it
+ * writes the records (spt_ct_encode_t()): the record at @q (its stream
+ * ending at @bend) of source block column @c in lane @i of the strip, and
+ * the strip @s quantised.  The int8 strip of block column c is 32 rows of
+ * 32 bytes at ctt_tile(x, c), its E8M0 bytes at ctt_e8(x, c).
+ */
+void spt_ctt_scatter_avx2(struct ctt *x, uint32_t c, uint32_t i, const uint8_t *q,
+			  uint32_t l2, const uint8_t *bend);
+void spt_ctt_flush_avx2(struct ctt *x, uint32_t s);
+
+static inline uint8_t *ctt_tile(const struct ctt *x, uint32_t c)
+{
+	return (uint8_t *)x->t + (size_t)c * SPT_BLOCK_ELEMS * SPT_BLOCK_ELEMS;
+}
+
+static inline uint8_t *ctt_e8(const struct ctt *x, uint32_t c)
+{
+	return (uint8_t *)x->t + (size_t)x->bpr * SPT_BLOCK_ELEMS * SPT_BLOCK_ELEMS +
+	       (size_t)c * SPT_BLOCK_ELEMS;
+}
+
+/*
+ * The scratch of a transpose of a source of geometry @g into @og (@avx2:
+ * the AVX2 strips), all cleared; free with spt_ctt_finish() or
+ * spt_ctt_free().  -ENOMEM.
+ */
+int spt_ctt_init(struct ctt *x, const struct ct_geom *g, const struct ct_geom *og, int avx2);
+void spt_ctt_free(struct ctt *x);
+
+/*
+ * The payload of the transpose from the flushed strips (see
+ * spt_ct_transpose_raw()) into @out from *@pos on; the scratch freed.
+ */
+int spt_ctt_finish(struct ctt *x, const struct ct_geom *og, uint8_t *out, size_t cap,
+		   uint64_t *pos, uint64_t *nzb, uint64_t *nnz);
 
 /*
  * The payload (tiles, and the tile table at @out + 64) of the transpose of

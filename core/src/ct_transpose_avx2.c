@@ -17,12 +17,12 @@
 /* The int8 tiles (bpr x 32 rows x 32 bytes) and E8M0 bytes (bpr x 32) in x->t. */
 AINLINE uint8_t *tiles(const struct ctt *x)
 {
-	return (uint8_t *)x->t;
+	return ctt_tile(x, 0);
 }
 
 AINLINE uint8_t *e8(const struct ctt *x)
 {
-	return (uint8_t *)x->t + (size_t)x->bpr * TILE_BYTES;
+	return ctt_e8(x, 0);
 }
 
 /* Block c of the strip's row i: its values expanded to 32 bytes (0 where absent). */
@@ -231,4 +231,15 @@ static void flush_avx2(struct ctt *x, uint32_t s)
 void spt_ctt_walk_avx2(struct ctt *x, const uint8_t *p, const struct ct_hdr *h)
 {
 	ctt_walk(x, p, h, scatter_avx2, flush_avx2);
+}
+
+void spt_ctt_scatter_avx2(struct ctt *x, uint32_t c, uint32_t i, const uint8_t *q,
+			  uint32_t l2, const uint8_t *bend)
+{
+	scatter_avx2(x, c, i, q, l2, bend);
+}
+
+void spt_ctt_flush_avx2(struct ctt *x, uint32_t s)
+{
+	flush_avx2(x, s);
 }

@@ -113,9 +113,21 @@ static int cpu_encode_t(struct spt_ctx *ctx, const struct spt_buf *src, uint32_t
 			uint32_t cols, const struct spt_encode_opts *o, struct spt_buf *dst,
 			struct spt_tensor_stats *st, struct spt_buf *t)
 {
+	int ret;
+
+	(void)ctx;
 	if (!t || t == dst)
 		return -EINVAL;
-	return cpu_encode(ctx, src, rows, cols, o, dst, st) ?: cpu_reblock(dst, t);
+	if ((size_t)rows * cols * sizeof(float) > src->cap)
+		return -EINVAL;
+	dst->rows = rows;
+	dst->cols = cols;
+	t->rows = cols;
+	t->cols = rows;
+	/* spt_ct_encode, then the re-blocked transpose (spt_ct_transpose, raw) */
+	ret = spt_ct_encode_t(src->host, rows, cols, o, dst->host, dst->cap, &dst->len, st,
+			      t->host, t->cap, &t->len);
+	return ret;
 }
 
 static int cpu_decode(struct spt_ctx *ctx, const struct spt_buf *src, struct spt_buf *dst,

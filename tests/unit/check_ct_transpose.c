@@ -11,6 +11,8 @@
  */
 #include <check.h>
 #include <errno.h>
+#include <math.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -308,6 +310,162 @@ START_TEST(test_raw_transpose_encoded_input)
 }
 END_TEST
 
+/*
+ * FP32 rows for spt_ct_encode_t(): zero w.p. @z, values over 2^-(@spread)
+ * .. 1 (a row's small ones quantise to 0), runs of zero rows, and with
+ * @tiny rows whose largest |x| is subnormal.
+ */
+static float *enc_rows(uint32_t rows, uint32_t cols, uint32_t z, uint32_t spread, int tiny)
+{
+	size_t n = (size_t)rows * cols, i;
+	float *x = malloc(n * sizeof(float) + 1);
+
+	ck_assert_ptr_nonnull(x);
+	for (i = 0; i < n; i++) {
+		float v = ldexpf((float)((int)rnd(2001) - 1000) / 1000.0f, -(int)rnd(spread + 1));
+
+		if (tiny && (i / cols) % 5 == 1)
+			v = ldexpf(v, -130);
+		x[i] = rnd(100) < z || (i / cols) % 97 < 9 ? (rnd(2) ? 0.0f : -0.0f) : v;
+	}
+	return x;
+}
+
+/*
+ * spt_ct_encode_t() against spt_ct_encode() then the raw transpose: the
+ * same bytes, statistics and errors, for every width of one block per row
+ * (the encoder fills the transpose's strips) and past it, few rows and
+ * many (not a whole strip or tile at the end), every pruning and rounding,
+ * an output with exactly the room the tensor needs (the encoder's last
+ * tiles then take its record-by-record path), and short outputs.
+ */
+static void encode_t_case(uint32_t rows, uint32_t cols, const struct spt_encode_opts *o,
+			  uint32_t z, int tiny)
+{
+	size_t cap = spt_ct_bound(rows, cols), tcap = spt_ct_bound(cols, rows);
+	size_t l, lt, l2, lt2, exact, texact;
+	uint8_t *a = malloc(cap), *t = malloc(tcap), *a2 = malloc(cap), *t2 = malloc(tcap);
+	struct spt_tensor_stats st, st2;
+	float *x = enc_rows(rows, cols, z, 40, tiny);
+	bool old;
+	int ret;
+
+	ck_assert(a && t && a2 && t2);
+	ck_assert_int_eq(spt_ct_encode(x, rows, cols, o, a, cap, &l, &st), 0);
+	old = spt_ct_set_trusted(true);
+	ck_assert_int_eq(spt_ct_transpose(a, l, NULL, t, tcap, &lt, NULL), 0);
+	spt_ct_set_trusted(old);
+	exact = l;
+	texact = lt;
+	/* the full bound, then exactly the room needed */
+	for (cap = spt_ct_bound(rows, cols); ; cap = exact) {
+		memset(a2, 0xa5, spt_ct_bound(rows, cols));
+		memset(&st2, 0x5a, sizeof(st2));
+		ret = spt_ct_encode_t(x, rows, cols, o, a2, cap, &l2, &st2, t2, texact, &lt2);
+		ck_assert_msg(ret == 0, "%ux%u cap %zu: %d", rows, cols, cap, ret);
+		ck_assert_msg(l2 == l && memcmp(a2, a, l) == 0, "%ux%u: the tensor differs", rows,
+			      cols);
+		ck_assert_msg(lt2 == lt && memcmp(t2, t, lt) == 0,
+			      "%ux%u cap %zu: the transpose differs", rows, cols, cap);
+		ck_assert(memcmp(&st2, &st, sizeof(st)) == 0);
+		if (cap == exact)
+			break;
+	}
+	/* one byte short of either output */
+	ck_assert_int_eq(spt_ct_encode_t(x, rows, cols, o, a2, exact - 1, &l2, NULL, t2, tcap,
+					 &lt2), -ENOSPC);
+	ck_assert_int_eq(spt_ct_encode_t(x, rows, cols, o, a2, exact, &l2, NULL, t2, texact - 1,
+					 &lt2), -ENOSPC);
+	free(x);
+	free(a);
+	free(t);
+	free(a2);
+	free(t2);
+}
+
+START_TEST(test_encode_t_is_encode_then_transpose)
+{
+	static const uint32_t rows[] = { 1024, 1025, 1057, 2048 + 31, 3000, 100, 31 };
+	struct spt_encode_opts o;
+	uint32_t cols;
+	int k = 0;
+
+	for (cols = 1; cols <= 34; cols++) {
+		uint32_t r = rows[cols % 7];
+
+		spt_encode_opts_init(&o);
+		switch (cols % 5) {
+		case 1:
+			o.prune.mode = SPT_PRUNE_DETERMINISTIC;
+			o.prune.tau = 0x1p-6f;
+			break;
+		case 2:
+			o.prune.mode = SPT_PRUNE_STOCHASTIC;
+			o.prune.tau = 0x1p-5f;
+			o.prune.seed = 9;
+			break;
+		case 3:
+			o.round = SPT_ROUND_STOCHASTIC;
+			o.round_seed = 5;
+			break;
+		case 4:
+			o.prune.mode = SPT_PRUNE_STOCHASTIC;
+			o.prune.tau = 0x1p-8f;
+			o.round = SPT_ROUND_STOCHASTIC;
+			break;
+		default:
+			break;
+		}
+		encode_t_case(r, cols, &o, 50 + 10 * (uint32_t)(k % 5), k % 3 == 0);
+		encode_t_case(r + 32 * (uint32_t)(k % 3), cols, &o, 95, 0);
+		encode_t_case(1100, cols, &o, 0, 1);
+		k++;
+	}
+	/* the CNN's first layer's error and patch matrix at batch 64 */
+	spt_encode_opts_init(&o);
+	o.prune.mode = SPT_PRUNE_STOCHASTIC;
+	o.prune.tau = 0x1p-7f;
+	encode_t_case(50176, 16, &o, 90, 0);
+	encode_t_case(50176, 9, NULL, 50, 0);
+}
+END_TEST
+
+START_TEST(test_encode_t_rejects_bad)
+{
+	uint32_t rows = 1100, cols = 16;
+	size_t cap = spt_ct_bound(rows, cols), tcap = spt_ct_bound(cols, rows), l, lt;
+	uint8_t *a = malloc(cap), *t = malloc(tcap);
+	float *x = enc_rows(rows, cols, 50, 4, 0);
+	struct spt_encode_opts o;
+
+	ck_assert(a && t);
+	ck_assert_int_eq(spt_ct_encode_t(x, rows, cols, NULL, a, cap, &l, NULL, t, tcap, &lt), 0);
+	ck_assert_int_eq(spt_ct_encode_t(x, rows, cols, NULL, a, cap, &l, NULL, NULL, tcap, &lt),
+			 -EINVAL);
+	ck_assert_int_eq(spt_ct_encode_t(x, rows, cols, NULL, a, cap, &l, NULL, t, tcap, NULL),
+			 -EINVAL);
+	ck_assert_int_eq(spt_ct_encode_t(x, rows, cols, NULL, a, cap, &l, NULL, a, cap, &lt),
+			 -EINVAL);
+	ck_assert_int_eq(spt_ct_encode_t(NULL, rows, cols, NULL, a, cap, &l, NULL, t, tcap, &lt),
+			 -EINVAL);
+	ck_assert_int_eq(spt_ct_encode_t(x, rows, cols, NULL, NULL, cap, &l, NULL, t, tcap, &lt),
+			 -EINVAL);
+	ck_assert_int_eq(spt_ct_encode_t(x, rows, 0, NULL, a, cap, &l, NULL, t, tcap, &lt),
+			 -EINVAL);
+	spt_encode_opts_init(&o);
+	o.round = (enum spt_round)7;
+	ck_assert_int_eq(spt_ct_encode_t(x, rows, cols, &o, a, cap, &l, NULL, t, tcap, &lt),
+			 -EINVAL);
+	/* a NaN: -EDOM, as the encoder gives it */
+	x[700 * cols + 3] = __builtin_nanf("");
+	ck_assert_int_eq(spt_ct_encode_t(x, rows, cols, NULL, a, cap, &l, NULL, t, tcap, &lt),
+			 -EDOM);
+	free(x);
+	free(a);
+	free(t);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("ct_transpose");
@@ -320,6 +478,8 @@ int main(void)
 	tcase_add_test(tc, test_raw_transpose_edge_shapes);
 	tcase_add_test(tc, test_raw_transpose_rounding_edges);
 	tcase_add_test(tc, test_raw_transpose_encoded_input);
+	tcase_add_test(tc, test_encode_t_is_encode_then_transpose);
+	tcase_add_test(tc, test_encode_t_rejects_bad);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

@@ -167,6 +167,20 @@ int spt_ct_transpose(const void *in, size_t in_len,
 		     size_t *out_len, struct spt_tensor_stats *stats);
 
 /*
+ * spt_ct_encode() of @in into @out, then its re-blocked transpose with raw
+ * options into @t (@t_cap bytes, *@t_len its length): exactly
+ *	spt_ct_encode(in, rows, cols, o, out, cap, out_len, stats);
+ *	spt_ct_transpose(out, *out_len, NULL, t, t_cap, t_len, NULL);
+ * with their errors, in that order.  A tensor of one block per row (cols
+ * <= 32) of many rows puts each row's values into the transpose as it
+ * encodes it, instead of reading the records back.  -EINVAL also if @t or
+ * @t_len is NULL or @t is @out.
+ */
+int spt_ct_encode_t(const float *in, uint32_t rows, uint32_t cols,
+		    const struct spt_encode_opts *o, void *out, size_t cap, size_t *out_len,
+		    struct spt_tensor_stats *stats, void *t, size_t t_cap, size_t *t_len);
+
+/*
  * Column sums of a compressed tensor: validate @len bytes at @buf as the
  * readers do (spt_ct_set_trusted()), then sum[j] = sum over rows r in
  * increasing order, starting from +0.0f, of the decoded element (r, j) (FP32
