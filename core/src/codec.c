@@ -681,50 +681,6 @@ int spt_ct_colsum(const void *buf, size_t len, float *sum, size_t cols)
 	return 0;
 }
 
-int spt_ct_keep_map(const void *buf, size_t len, uint32_t cols, uint8_t *keep, size_t n)
-{
-	const uint8_t *p = buf;
-	struct ct_hdr h;
-	int err;
-
-	if (!buf || !keep)
-		return -EINVAL;
-	err = ct_open(buf, len, &h);
-	if (err)
-		return err;
-	if ((cols && h.g.cols != cols) || (uint64_t)h.g.rows * h.g.cols != n)
-		return -EINVAL;
-	memset(keep, 0, n);
-	FOR_EACH_BLOCK(p, &h, {
-		uint32_t c = (uint32_t)(blk % h.g.bpr) * SPT_BLOCK_ELEMS;
-		uint32_t w = h.g.cols - c;
-		size_t at = (size_t)(blk / h.g.bpr) * h.g.cols + c;
-		unsigned int j;
-
-		(void)ex;
-		(void)vals;
-		/*
-		 * A stored value is never 0 (spt_ct_validate(), the encoder):
-		 * the L2 bits are the nonzeros.  A trusted record's bits past
-		 * the row are not the row's.
-		 */
-		if (w < SPT_BLOCK_ELEMS)
-			l2 &= (1u << w) - 1;
-		/* eight bits at a time to eight bytes 0 or 0xff */
-		for (j = 0; j < 4 && 8 * j < w; j++) {
-			uint64_t b = (l2 >> (8 * j)) & 0xffu;
-			uint64_t x = (b * 0x0101010101010101ull) & 0x8040201008040201ull;
-
-			x = (((x + 0x7f7f7f7f7f7f7f7full) & 0x8080808080808080ull) >> 7) * 0xffu;
-			if (n - at - 8 * j >= 8)
-				memcpy(keep + at + 8 * j, &x, 8);
-			else
-				memcpy(keep + at + 8 * j, &x, n - at - 8 * j);
-		}
-	});
-	return 0;
-}
-
 void spt_unpacked_free(struct spt_unpacked *u)
 {
 	if (!u)

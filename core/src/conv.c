@@ -9,13 +9,11 @@
  */
 #include <errno.h>
 #include <stddef.h>
-#include <stdlib.h>
 #include <stdint.h>
 #include <string.h>
 
 #include "spt/core.h"
 #include "conv_internal.h"
-#include "ct_internal.h"
 #include "isa_internal.h"
 
 #define CONV_VF 4
@@ -24,7 +22,6 @@
 
 #ifdef SPT_NO_SIMD
 #define spt_conv_mask_run_avx2 spt_conv_mask_run
-#define spt_conv_keep_run_avx2 spt_conv_keep_run
 #define spt_conv_col2im_rows_avx2 spt_conv_col2im_rows
 #endif
 
@@ -228,80 +225,26 @@ int spt_im2col(const struct spt_conv_shape *s, const float *img, size_t img_elem
 	return 0;
 }
 
-/* The checks of spt_col2im_relu() (@y: the mask, if any); fills @d. */
-static int col2im_args(const struct spt_conv_shape *s, const float *col, size_t col_elems,
-		       const void *y, size_t y_bytes, const float *img, size_t img_elems,
-		       struct spt_conv_dims *d)
-{
-	int err;
-
-	if (!img || !col)
-		return -EINVAL;
-	err = spt_conv_shape_check(s, d);
-	if (err)
-		return err;
-	if (img_elems != d->img_elems || col_elems != d->col_elems)
-		return -EINVAL;
-	if (overlap(img, img_elems * sizeof(float), col, col_elems * sizeof(float)) ||
-	    (y && overlap(img, img_elems * sizeof(float), y, y_bytes)))
-		return -EINVAL;
-	return 0;
-}
-
-static void col2im_run(const struct spt_conv_shape *s, const struct spt_conv_dims *d,
-		       const float *col, const float *y, const uint8_t *keep, float *img)
-{
-	if (spt_use_avx2())
-		spt_conv_col2im_rows_avx2(s, d, col, y, keep, img);
-	else
-		spt_conv_col2im_rows(s, d, col, y, keep, img);
-}
-
 int spt_col2im_relu(const struct spt_conv_shape *s, const float *col, size_t col_elems,
 		    const float *y, float *img, size_t img_elems)
 {
 	struct spt_conv_dims d;
-	int err = col2im_args(s, col, col_elems, y, img_elems * sizeof(float), img, img_elems, &d);
-
-	if (err)
-		return err;
-	col2im_run(s, &d, col, y, NULL, img);
-	return 0;
-}
-
-/* The keep map of @y_ct (see spt_ct_keep_map()) in a new buffer of @n bytes. */
-static int keep_map(const void *y_ct, size_t y_len, uint32_t cols, size_t n, uint8_t **keep)
-{
 	int err;
 
-	*keep = malloc(n ? n : 1);
-	if (!*keep)
-		return -ENOMEM;
-	err = spt_ct_keep_map(y_ct, y_len, cols, *keep, n);
-	if (err) {
-		free(*keep);
-		*keep = NULL;
-	}
-	return err;
-}
-
-int spt_col2im_relu_ct(const struct spt_conv_shape *s, const float *col, size_t col_elems,
-		       const void *y_ct, size_t y_len, float *img, size_t img_elems)
-{
-	struct spt_conv_dims d;
-	uint8_t *keep;
-	int err;
-
-	if (!y_ct)
+	if (!img || !col)
 		return -EINVAL;
-	err = col2im_args(s, col, col_elems, y_ct, y_len, img, img_elems, &d);
+	err = spt_conv_shape_check(s, &d);
 	if (err)
 		return err;
-	err = keep_map(y_ct, y_len, s->c, img_elems, &keep);
-	if (err)
-		return err;
-	col2im_run(s, &d, col, NULL, keep, img);
-	free(keep);
+	if (img_elems != d.img_elems || col_elems != d.col_elems)
+		return -EINVAL;
+	if (overlap(img, img_elems * sizeof(float), col, col_elems * sizeof(float)) ||
+	    (y && overlap(img, img_elems * sizeof(float), y, img_elems * sizeof(float))))
+		return -EINVAL;
+	if (spt_use_avx2())
+		spt_conv_col2im_rows_avx2(s, &d, col, y, img);
+	else
+		spt_conv_col2im_rows(s, &d, col, y, img);
 	return 0;
 }
 
@@ -309,26 +252,6 @@ int spt_col2im(const struct spt_conv_shape *s, const float *col, size_t col_elem
 	       float *img, size_t img_elems)
 {
 	return spt_col2im_relu(s, col, col_elems, NULL, img, img_elems);
-}
-
-int spt_relu_mask_ct(float *dx, size_t n, const void *y_ct, size_t y_len)
-{
-	uint8_t *keep;
-	int err;
-
-	if (!dx || !y_ct || n > SIZE_MAX / sizeof(float))
-		return -EINVAL;
-	if (overlap(dx, n * sizeof(float), y_ct, y_len))
-		return -EINVAL;
-	err = keep_map(y_ct, y_len, 0, n, &keep);
-	if (err)
-		return err;
-	if (spt_use_avx2())
-		spt_conv_keep_run_avx2(dx, keep, n);
-	else
-		spt_conv_keep_run(dx, keep, n);
-	free(keep);
-	return 0;
 }
 
 int spt_relu_mask(float *dx, const float *y, size_t n)

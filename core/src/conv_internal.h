@@ -11,15 +11,12 @@
 #include "spt/core.h"
 
 void spt_conv_mask_run(float *dx, const float *y, size_t n);
-void spt_conv_keep_run(float *dx, const uint8_t *keep, size_t n);
 void spt_conv_col2im_rows(const struct spt_conv_shape *s, const struct spt_conv_dims *d,
 			  const float *restrict col, const float *restrict y,
-			  const uint8_t *restrict keep, float *restrict img);
+			  float *restrict img);
 void spt_conv_mask_run_avx2(float *dx, const float *y, size_t n);
-void spt_conv_keep_run_avx2(float *dx, const uint8_t *keep, size_t n);
 void spt_conv_col2im_rows_avx2(const struct spt_conv_shape *s, const struct spt_conv_dims *d,
 			       const float *restrict col, const float *restrict y,
-			       const uint8_t *restrict keep, float *restrict img);
-
+			       float *restrict img);
 
 #endif

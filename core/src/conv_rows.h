@@ -14,18 +14,13 @@
 
 #include "spt/core.h"
 
-#if CONV_VF == 8 && defined(__AVX2__)
-#include <immintrin.h>
-#endif
-
 typedef float conv_vf __attribute__((vector_size(CONV_VF * sizeof(float))));
 typedef uint32_t conv_vu __attribute__((vector_size(CONV_VF * sizeof(float))));
 
 void CONV_NAME(mask_run)(float *dx, const float *y, size_t n);
-void CONV_NAME(keep_run)(float *dx, const uint8_t *keep, size_t n);
 void CONV_NAME(col2im_rows)(const struct spt_conv_shape *s, const struct spt_conv_dims *d,
 			    const float *restrict col, const float *restrict y,
-			    const uint8_t *restrict keep, float *restrict img);
+			    float *restrict img);
 
 /*
  * The output columns ox in [*lo, *hi) whose window lies inside the image
@@ -98,49 +93,15 @@ void CONV_NAME(mask_run)(float *dx, const float *y, size_t n)
 }
 
 /*
- * The same mask from bytes, 0xff where y is nonzero and 0 where it is +-0
- * (spt_ct_keep_map()): dx[i] &= (int8_t)keep[i] on the bits.
- */
-void CONV_NAME(keep_run)(float *dx, const uint8_t *keep, size_t n)
-{
-	size_t i = 0;
-
-	for (; i + CONV_VF <= n; i += CONV_VF) {
-		conv_vu d, k;
-#if CONV_VF == 8 && defined(__AVX2__)
-		/* (GCC 12 widens the bytes lane by lane without the intrinsic) */
-		__m256i w = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(keep + i)));
-
-		memcpy(&k, &w, sizeof(k));
-#else
-		unsigned int j;
-
-		for (j = 0; j < CONV_VF; j++)
-			k[j] = (uint32_t)(int32_t)(int8_t)keep[i + j];
-#endif
-		memcpy(&d, dx + i, sizeof(d));
-		d &= k;
-		memcpy(dx + i, &d, sizeof(d));
-	}
-	for (; i < n; i++) {
-		uint32_t d;
-
-		memcpy(&d, &dx[i], sizeof(d));
-		d &= keep[i] ? 0xffffffffu : 0u;
-		memcpy(&dx[i], &d, sizeof(d));
-	}
-}
-
-/*
  * col2im one image row at a time: the row is set to +0.0f, receives the
  * kernel-row slices of the patches that cover it in patch row order (oy,
  * then ox; a patch holds a pixel at most once), which is each element's
- * order in the definition, and is masked with @y or @keep if given, while
- * it is still in the cache.
+ * order in the definition, and is masked with @y if given, while it is
+ * still in the cache.
  */
 void CONV_NAME(col2im_rows)(const struct spt_conv_shape *s, const struct spt_conv_dims *d,
 			    const float *restrict col, const float *restrict y,
-			    const uint8_t *restrict keep, float *restrict img)
+			    float *restrict img)
 {
 	size_t c = s->c, k = s->k, kc = k * c, cols = d->cols, wc = (size_t)s->w * c;
 	uint32_t b, iy, oy, ox, in_lo, in_hi;
@@ -178,8 +139,6 @@ void CONV_NAME(col2im_rows)(const struct spt_conv_shape *s, const struct spt_con
 			}
 			if (y)
 				CONV_NAME(mask_run)(row, y + off, wc);
-			else if (keep)
-				CONV_NAME(keep_run)(row, keep + off, wc);
 		}
 	}
 }

@@ -43,15 +43,6 @@ int spt_ct_unpack(const void *buf, size_t len, struct spt_unpacked *u);
 void spt_unpacked_free(struct spt_unpacked *u);
 
 /*
- * keep[j] = 0xff where element j of the compressed tensor at @buf (@len
- * bytes, @n == rows * cols elements) decodes nonzero, 0 where it decodes to
- * +-0: spt_relu_mask's rule on decode(buf), without the floats.  The
- * tensor's own errors (as spt_ct_open()), -EINVAL if @n is not its size or
- * @cols (0: any) not its columns.
- */
-int spt_ct_keep_map(const void *buf, size_t len, uint32_t cols, uint8_t *keep, size_t n);
-
-/*
  * Counter-based random numbers, a pure function of (seed, index)
  * (docs/formats.md): a 64-bit key from the seed and the index's high 32
  * bits (two SplitMix64 rounds, once per block in the vector paths), then

@@ -316,35 +316,6 @@ static int cpu_im2col_ct(struct spt_ctx *ctx, const struct spt_conv_shape *cs,
 	return t ? cpu_reblock(dst, t) : 0;
 }
 
-static int cpu_col2im_ct(struct spt_ctx *ctx, const struct spt_conv_shape *cs,
-			 const struct spt_buf *col, struct spt_buf *img, const struct spt_buf *y_ct)
-{
-	struct spt_conv_dims d;
-	int ret;
-
-	(void)ctx;
-	if (!y_ct)
-		return -EINVAL;
-	ret = conv_dims(cs, img, col, &d);
-	if (ret)
-		return ret;
-	CT_TRUSTED(ret, spt_col2im_relu_ct(cs, col->host, d.col_elems, y_ct->host, y_ct->len,
-					   img->host, d.img_elems));
-	return ret;
-}
-
-static int cpu_relu_mask_ct(struct spt_ctx *ctx, struct spt_buf *dx, const struct spt_buf *y_ct,
-			    size_t n)
-{
-	int ret;
-
-	(void)ctx;
-	if (!dx || !y_ct || !n || n > dx->cap / sizeof(float))
-		return -EINVAL;
-	CT_TRUSTED(ret, spt_relu_mask_ct(dx->host, n, y_ct->host, y_ct->len));
-	return ret;
-}
-
 static int cpu_colsum(struct spt_ctx *ctx, const struct spt_buf *src, struct spt_buf *dst,
 		      uint32_t cols)
 {
@@ -400,8 +371,6 @@ const struct spt_backend_ops spt_cpu_backend = {
 	.im2col = cpu_im2col,
 	.col2im = cpu_col2im,
 	.im2col_ct = cpu_im2col_ct,
-	.col2im_ct = cpu_col2im_ct,
-	.relu_mask_ct = cpu_relu_mask_ct,
 	.colsum = cpu_colsum,
 	.check_finite = cpu_check_finite,
 	.relu_mask = cpu_relu_mask,

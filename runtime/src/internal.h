@@ -129,18 +129,6 @@ struct spt_backend_ops {
 	 */
 	int (*im2col_ct)(struct spt_ctx *ctx, const struct spt_conv_shape *s,
 			 const struct spt_buf *img_ct, struct spt_buf *dst, struct spt_buf *t);
-	/*
-	 * col2im with the ReLU mask, and the mask alone, taking the mask from
-	 * the compressed ReLU output @y_ct instead of its decoded copy
-	 * (spt_col2im_relu_ct, spt_relu_mask_ct): the bits of decode, then
-	 * col2im or relu_mask.  NULL if the backend has no such operation;
-	 * the caller then decodes @y_ct and takes col2im or relu_mask.
-	 */
-	int (*col2im_ct)(struct spt_ctx *ctx, const struct spt_conv_shape *s,
-			 const struct spt_buf *col, struct spt_buf *img,
-			 const struct spt_buf *y_ct);
-	int (*relu_mask_ct)(struct spt_ctx *ctx, struct spt_buf *dx, const struct spt_buf *y_ct,
-			    size_t n);
 	/* @cols FP32 column sums of the compressed @src (spt_ct_colsum): the bias gradient. */
 	int (*colsum)(struct spt_ctx *ctx, const struct spt_buf *src, struct spt_buf *dst,
 		      uint32_t cols);

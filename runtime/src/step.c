@@ -42,7 +42,6 @@ struct step {
 	 */
 	const struct spt_buf *rb_out[64][3];
 	int nrb[64];
-	bool y_dec[64];			/* layers[i].y holds decode(layers[i].y_ct) (BFP8) */
 	struct rt_ctl saved[64][SPT_CLASS_COUNT];	/* controller before a gradients-only step */
 	float lr;
 	double t0;
@@ -148,20 +147,10 @@ static int encode_maybe_t(struct step *s, int i, const struct spt_buf *src, uint
 	return ctx->ops->encode_t(ctx, src, rows, cols, o, dst, ts, t);
 }
 
-/*
- * Layer i's output in FP32 (its y) for a consumer that reads it so: the
- * FP32 lowering of the next convolution, a Linear layer after a
- * convolution, a backend's ReLU mask without a compressed form.  Decoded
- * from y_ct once per step, when first needed.
- */
-static int y_f32(struct step *s, int i)
+static bool needs_f32_out(const struct spt_model *m, int i)
 {
-	struct rt_layer *l = &s->m->layers[i];
-
-	if (s->y_dec[i])
-		return 0;
-	s->y_dec[i] = true;
-	return s->m->ctx->ops->decode(s->m->ctx, &l->y_ct, &l->y, rows_of(l, s->n) * l->N);
+	return i + 1 < m->nlayers &&
+	       (m->layers[i].kind == RT_CONV || m->layers[i + 1].kind == RT_CONV);
 }
 
 /* The forward pass on the batch in @x (a backend buffer). */
@@ -195,13 +184,11 @@ static int bfp8_forward(struct step *s, const struct spt_buf *x)
 						reblock_add(s, i, &l->at_ct);
 				}
 				if (ret == -EOPNOTSUPP)
-					ret = (prev ? y_f32(s, i - 1) : 0) ?:
-					      ctx->ops->im2col(ctx, &cs, src, &l->col) ?:
+					ret = ctx->ops->im2col(ctx, &cs, src, &l->col) ?:
 					      encode_maybe_t(s, i, &l->col, (uint32_t)M, l->K,
 							     &raw, &l->a_ct, NULL, &l->at_ct);
 			} else {
-				ret = (prev ? y_f32(s, i - 1) : 0) ?:
-				      encode_maybe_t(s, i, src, s->n, l->K, &raw, &l->a_ct, NULL,
+				ret = encode_maybe_t(s, i, src, s->n, l->K, &raw, &l->a_ct, NULL,
 						     &l->at_ct);
 			}
 			if (ret)
@@ -234,6 +221,11 @@ static int bfp8_forward(struct step *s, const struct spt_buf *x)
 		}
 		if (ret)
 			return ret;
+		if (needs_f32_out(m, i)) {
+			ret = ctx->ops->decode(ctx, &l->y_ct, &l->y, M * l->N);
+			if (ret)
+				return ret;
+		}
 	}
 	return 0;
 }
@@ -249,31 +241,25 @@ static int bfp8_backward_f32(struct step *s, struct rt_layer *l, struct rt_layer
 	struct spt_ctx *ctx = s->m->ctx;
 	uint64_t Mp = rows_of(prev, s->n);
 	size_t e = Mp * prev->N;
-	int ip = (int)(prev - s->m->layers), ret;
-	/* the ReLU mask from y_ct as stored, or from its decoded copy */
-	bool mask_ct = prev->relu && (l->kind == RT_CONV ? ctx->ops->col2im_ct != NULL :
-				      ctx->ops->relu_mask_ct != NULL);
+	int ret;
 
-	ret = ctx->ops->gemm(ctx, SPT_PASS_BWD, &l->dy_ct, &l->w_ct, NULL, SPT_ACT_NONE, NULL,
-			     l->kind == RT_CONV ? &l->dcol : &prev->dy, NULL, NULL, NULL,
-			     &l->st.pass[SPT_PASS_BWD]) ?:
-	      (prev->relu && !mask_ct ? y_f32(s, ip) : 0);
-	if (!ret && l->kind == RT_CONV) {
+	if (l->kind == RT_CONV) {
 		struct spt_conv_shape cs = conv_shape(l, s->n);
 
-		ret = mask_ct ? ctx->ops->col2im_ct(ctx, &cs, &l->dcol, &prev->dy, &prev->y_ct) :
+		ret = ctx->ops->gemm(ctx, SPT_PASS_BWD, &l->dy_ct, &l->w_ct, NULL, SPT_ACT_NONE,
+				     NULL, &l->dcol, NULL, NULL, NULL, &l->st.pass[SPT_PASS_BWD]) ?:
 		      ctx->ops->col2im(ctx, &cs, &l->dcol, &prev->dy, prev->relu ? &prev->y : NULL);
-	} else if (!ret && prev->relu) {
-		/*
-		 * a Linear layer's input is its predecessor's output, flattened;
-		 * the ReLU mask on the FP32 bits: dy := +0.0f where y is +-0.0f
-		 */
-		ret = mask_ct ? ctx->ops->relu_mask_ct(ctx, &prev->dy, &prev->y_ct, e) :
-		      ctx->ops->relu_mask(ctx, &prev->dy, &prev->y, e);
+	} else {
+		/* a Linear layer's input is its predecessor's output, flattened */
+		ret = ctx->ops->gemm(ctx, SPT_PASS_BWD, &l->dy_ct, &l->w_ct, NULL, SPT_ACT_NONE,
+				     NULL, &prev->dy, NULL, NULL, NULL, &l->st.pass[SPT_PASS_BWD]);
+		/* the ReLU mask on the FP32 bits: dy := +0.0f where y is +-0.0f */
+		if (!ret && prev->relu)
+			ret = ctx->ops->relu_mask(ctx, &prev->dy, &prev->y, e);
 	}
 	if (ret)
 		return ret;
-	reblock_add(s, ip, &prev->dyt_ct);
+	reblock_add(s, (int)(prev - s->m->layers), &prev->dyt_ct);
 	return ctx->ops->encode_t(ctx, &prev->dy, (uint32_t)Mp, prev->N, o, &prev->dy_ct, ts,
 				  &prev->dyt_ct);
 }

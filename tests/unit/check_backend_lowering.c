@@ -2,9 +2,7 @@
 /*
  * The CPU backend's convolution lowering ops: col2im with a ReLU mask gives
  * the bits of col2im followed by relu_mask, without a mask the bits of
- * col2im; with the mask from the compressed ReLU output (col2im_ct,
- * relu_mask_ct) the bits of decode, then col2im or relu_mask; bad buffers
- * are refused before anything is written.
+ * col2im, and bad buffers are refused before anything is written.
  */
 #include <check.h>
 #include <errno.h>
@@ -125,83 +123,6 @@ START_TEST(test_col2im_mask_rejects_bad_buffers)
 }
 END_TEST
 
-/* t->y as the runtime keeps it: encoded, pixels x channels. */
-static void encode_y(struct bufs *t, struct spt_buf *yct)
-{
-	uint32_t rows = (uint32_t)(t->d.img_elems / shape.c);
-
-	ck_assert_int_eq(t->ctx->ops->buf_alloc(t->ctx, yct, spt_ct_bound(rows, shape.c)), 0);
-	ck_assert_int_eq(spt_ct_encode(t->y.host, rows, shape.c, NULL, yct->host, yct->cap,
-				       &yct->len, NULL), 0);
-	yct->rows = rows;
-	yct->cols = shape.c;
-	/* what the ops compare with: its decoded values */
-	ck_assert_int_eq(spt_ct_decode(yct->host, yct->len, t->y.host, t->d.img_elems), 0);
-}
-
-START_TEST(test_masks_from_compressed_output)
-{
-	const struct spt_backend_ops *ops;
-	struct spt_buf yct;
-	struct bufs t;
-
-	setup(&t);
-	ops = t.ctx->ops;
-	ck_assert_ptr_nonnull(ops->col2im_ct);
-	ck_assert_ptr_nonnull(ops->relu_mask_ct);
-	encode_y(&t, &yct);
-	ck_assert_int_eq(ops->col2im(t.ctx, &shape, &t.col, &t.a, &t.y), 0);
-	ck_assert_int_eq(ops->col2im_ct(t.ctx, &shape, &t.col, &t.b, &yct), 0);
-	ck_assert_int_eq(ops->sync(t.ctx), 0);
-	ck_assert(memcmp(t.a.host, t.b.host, t.d.img_elems * sizeof(float)) == 0);
-	/* the mask alone, on the unmasked sums */
-	ck_assert_int_eq(ops->col2im(t.ctx, &shape, &t.col, &t.a, NULL), 0);
-	ck_assert_int_eq(ops->col2im(t.ctx, &shape, &t.col, &t.b, NULL), 0);
-	ck_assert_int_eq(ops->relu_mask(t.ctx, &t.a, &t.y, t.d.img_elems), 0);
-	ck_assert_int_eq(ops->relu_mask_ct(t.ctx, &t.b, &yct, t.d.img_elems), 0);
-	ck_assert(memcmp(t.a.host, t.b.host, t.d.img_elems * sizeof(float)) == 0);
-	ops->buf_free(t.ctx, &yct);
-	teardown(&t);
-}
-END_TEST
-
-START_TEST(test_masks_from_compressed_output_reject_bad)
-{
-	const struct spt_backend_ops *ops;
-	struct spt_buf yct, small;
-	struct bufs t;
-	const float *a;
-	size_t i;
-
-	setup(&t);
-	ops = t.ctx->ops;
-	a = t.a.host;
-	encode_y(&t, &yct);
-	small = t.a;
-	small.cap -= sizeof(float);
-	ck_assert_int_eq(ops->col2im_ct(t.ctx, &shape, &t.col, &t.a, NULL), -EINVAL);
-	ck_assert_int_eq(ops->col2im_ct(t.ctx, &shape, &t.col, NULL, &yct), -EINVAL);
-	ck_assert_int_eq(ops->col2im_ct(t.ctx, &shape, NULL, &t.a, &yct), -EINVAL);
-	ck_assert_int_eq(ops->col2im_ct(t.ctx, NULL, &t.col, &t.a, &yct), -EINVAL);
-	ck_assert_int_eq(ops->col2im_ct(t.ctx, &shape, &t.col, &small, &yct), -EINVAL);
-	ck_assert_int_eq(ops->relu_mask_ct(t.ctx, &t.a, NULL, t.d.img_elems), -EINVAL);
-	ck_assert_int_eq(ops->relu_mask_ct(t.ctx, NULL, &yct, t.d.img_elems), -EINVAL);
-	ck_assert_int_eq(ops->relu_mask_ct(t.ctx, &t.a, &yct, 0), -EINVAL);
-	ck_assert_int_eq(ops->relu_mask_ct(t.ctx, &small, &yct, t.d.img_elems), -EINVAL);
-	/* a mask of another size, or a truncated one */
-	ck_assert_int_eq(ops->relu_mask_ct(t.ctx, &t.a, &yct, t.d.img_elems - 1), -EINVAL);
-	yct.len--;
-	ck_assert_int_eq(ops->col2im_ct(t.ctx, &shape, &t.col, &t.a, &yct), -EBADMSG);
-	ck_assert_int_eq(ops->relu_mask_ct(t.ctx, &t.a, &yct, t.d.img_elems), -EBADMSG);
-	yct.len++;
-	for (i = 0; i < t.d.img_elems && a[i] == 7.0f; i++)
-		;
-	ck_assert_uint_eq(i, t.d.img_elems);
-	ops->buf_free(t.ctx, &yct);
-	teardown(&t);
-}
-END_TEST
-
 int main(void)
 {
 	Suite *s = suite_create("backend_lowering");
@@ -211,8 +132,6 @@ int main(void)
 
 	tcase_add_test(tc, test_col2im_mask_is_col2im_then_relu_mask);
 	tcase_add_test(tc, test_col2im_mask_rejects_bad_buffers);
-	tcase_add_test(tc, test_masks_from_compressed_output);
-	tcase_add_test(tc, test_masks_from_compressed_output_reject_bad);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

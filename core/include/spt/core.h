@@ -273,17 +273,6 @@ int spt_col2im(const struct spt_conv_shape *s, const float *col, size_t col_elem
 int spt_col2im_relu(const struct spt_conv_shape *s, const float *col, size_t col_elems,
 		    const float *y, float *img, size_t img_elems);
 
-/*
- * spt_col2im_relu() with the mask from the compressed ReLU output @y_ct
- * (@y_len bytes; pixels x channels, rows * cols == @img_elems, cols == c):
- * the bits of spt_col2im_relu(s, col, cn, decode(y_ct), img, n), without
- * decoding it.  Its errors, then the tensor's own (as spt_ct_validate(), or
- * as in trusted mode), -EINVAL if its dimensions are not the image's,
- * -ENOMEM.
- */
-int spt_col2im_relu_ct(const struct spt_conv_shape *s, const float *col, size_t col_elems,
-		       const void *y_ct, size_t y_len, float *img, size_t img_elems);
-
 /* 0 if all @n floats at @x are finite, -EDOM if one is NaN or infinite. */
 int spt_check_finite(const float *x, size_t n);
 
@@ -297,15 +286,6 @@ int spt_check_finite(const float *x, size_t n);
  * nothing.
  */
 int spt_relu_mask(float *dx, const float *y, size_t n);
-
-/*
- * spt_relu_mask(dx, decode(y_ct), n) without decoding: dx[j] becomes +0.0f
- * where element j of the compressed ReLU output @y_ct (@y_len bytes, rows *
- * cols == @n) is zero (its block absent or its value 0).  -EINVAL for a
- * NULL pointer or @n not the tensor's size, the tensor's own errors,
- * -ENOMEM.
- */
-int spt_relu_mask_ct(float *dx, size_t n, const void *y_ct, size_t y_len);
 
 /*
  * The dense FP32 step's element-wise helpers (the baseline the chip's
