@@ -779,15 +779,19 @@ stream_chunks(const struct spt_gemm_plan *p, const struct gemm_ct *a, uint32_t *
 	*ex_hi = ex;
 }
 
+/* An instance per width and tail; rows and chunks apart, so each keeps its state in registers. */
 #define STREAM_FN(nv, whole)							\
 	static void stream_rows##nv##whole(const struct spt_gemm_plan *p,	\
 					   const struct gemm_ct *a, uint32_t *bits,	\
 					   int *ex_hi)					\
 	{									\
-		if (p->nb <= STREAM_NB)						\
-			stream_rows(p, a, bits, nv, whole, ex_hi);		\
-		else								\
-			stream_chunks(p, a, bits, nv, whole, ex_hi);		\
+		stream_rows(p, a, bits, nv, whole, ex_hi);			\
+	}									\
+	static void stream_chunks##nv##whole(const struct spt_gemm_plan *p,	\
+					     const struct gemm_ct *a, uint32_t *bits, \
+					     int *ex_hi)				\
+	{									\
+		stream_chunks(p, a, bits, nv, whole, ex_hi);			\
 	}
 STREAM_FN(1, 0)
 STREAM_FN(1, 1)
@@ -799,16 +803,21 @@ STREAM_FN(4, 0)
 STREAM_FN(4, 1)
 #undef STREAM_FN
 
+typedef void stream_fn(const struct spt_gemm_plan *, const struct gemm_ct *, uint32_t *, int *);
+
 static void gemm_stream(const struct spt_gemm_plan *p, const struct gemm_ct *a, uint32_t *bits,
 			int *ex_hi)
 {
-	static void (*const fn[4][2])(const struct spt_gemm_plan *, const struct gemm_ct *,
-				      uint32_t *, int *) = {
+	static stream_fn *const rows[4][2] = {
 		{ stream_rows10, stream_rows11 }, { stream_rows20, stream_rows21 },
 		{ stream_rows30, stream_rows31 }, { stream_rows40, stream_rows41 },
 	};
+	static stream_fn *const chunks[4][2] = {
+		{ stream_chunks10, stream_chunks11 }, { stream_chunks20, stream_chunks21 },
+		{ stream_chunks30, stream_chunks31 }, { stream_chunks40, stream_chunks41 },
+	};
 
-	fn[p->tw / 8 - 1][p->nc % 8 == 0](p, a, bits, ex_hi);
+	(p->nb <= STREAM_NB ? rows : chunks)[p->tw / 8 - 1][p->nc % 8 == 0](p, a, bits, ex_hi);
 }
 
 /*
