@@ -1020,7 +1020,9 @@ static uint64_t gemm_stored_blocks(const struct gemm_ct *c)
 
 static int gemm_swap_pays(const struct gemm_ct *ca, const struct gemm_ct *cb)
 {
-	if (ca->rows > 32 || ca->cols <= 16 || !gemm_streams(cb, ca->rows))
+	/* B becomes the A of the run: its sizes within that path's u32 indices */
+	if (ca->rows > 32 || ca->cols <= 16 || cb->nonzeros >= UINT32_MAX ||
+	    cb->nblocks >= UINT32_MAX || !gemm_streams(cb, ca->rows))
 		return 0;
 	if (cb->rows <= 32)
 		return gemm_stored_blocks(cb) < gemm_stored_blocks(ca);
@@ -1048,8 +1050,7 @@ int spt_gemm_run_simd(enum spt_isa isa, const void *a, size_t a_len,
 		return err;
 	if (ca.cols != cb.cols)
 		return -EINVAL;
-	if (ca.nonzeros >= UINT32_MAX || ca.nblocks >= UINT32_MAX ||
-	    cb.nonzeros >= UINT32_MAX || cb.nblocks >= UINT32_MAX)
+	if (ca.nonzeros >= UINT32_MAX || ca.nblocks >= UINT32_MAX)
 		return 1;
 	sh->m = ca.rows;
 	sh->n = cb.rows;
