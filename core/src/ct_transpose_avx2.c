@@ -14,26 +14,15 @@
 
 #define TILE_BYTES (SPT_BLOCK_ELEMS * SPT_BLOCK_ELEMS)
 
-/* The int8 tiles (bpr x 32 rows x 32 bytes) and E8M0 bytes (bpr x 32) in x->t. */
-AINLINE uint8_t *tiles(const struct ctt *x)
-{
-	return ctt_tile(x, 0);
-}
-
-AINLINE uint8_t *e8(const struct ctt *x)
-{
-	return ctt_e8(x, 0);
-}
-
 /* Block c of the strip's row i: its values expanded to 32 bytes (0 where absent). */
 static void scatter_avx2(struct ctt *x, uint32_t c, uint32_t i, const uint8_t *q, uint32_t l2,
 			 const uint8_t *bend)
 {
-	uint8_t *dst = tiles(x) + (size_t)c * TILE_BYTES + i * SPT_BLOCK_ELEMS;
+	uint8_t *dst = ctt_tile(x, c) + i * SPT_BLOCK_ELEMS;
 	const uint8_t *v = q + 5;
 
 	x->touch[c] = 1;	/* a store, not an OR: no chain through memory */
-	e8(x)[c * SPT_BLOCK_ELEMS + i] = q[4];
+	ctt_e8(x, c)[i] = q[4];
 	if (__builtin_expect(bend - q >= 5 + 32, 1)) {
 		uint32_t c0 = (uint32_t)_mm_popcnt_u32(l2 & 0xffu);
 		uint32_t c1 = (uint32_t)_mm_popcnt_u32(l2 & 0xffffu);
@@ -188,14 +177,14 @@ static void flush_avx2(struct ctt *x, uint32_t s)
 	uint32_t c, g;
 
 	for (c = 0; c < x->bpr; c++) {
-		const uint8_t *e = e8(x) + c * SPT_BLOCK_ELEMS;
+		const uint8_t *e = ctt_e8(x, c);
 		uint32_t m, mm;
 		__m256 sc[4];
 
 		if (!x->touch[c])
 			continue;
 		x->touch[c] = 0;
-		m = transpose32(tiles(x) + (size_t)c * TILE_BYTES, tr);
+		m = transpose32(ctt_tile(x, c), tr);
 		for (g = 0; g < 4; g++)
 			sc[g] = _mm256_i32gather_ps(spt_lut_e8m0_scale, _mm256_cvtepu8_epi32(
 				_mm_loadl_epi64((const __m128i *)(e + 8 * g))), 4);

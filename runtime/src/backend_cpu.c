@@ -70,16 +70,23 @@ static void cpu_buf_free(struct spt_ctx *ctx, struct spt_buf *b)
 	memset(b, 0, sizeof(*b));
 }
 
+/* @src holds rows x cols floats: -EINVAL otherwise; @dst gets the dimensions. */
+static int enc_dims(const struct spt_buf *src, uint32_t rows, uint32_t cols, struct spt_buf *dst)
+{
+	if ((size_t)rows * cols * sizeof(float) > src->cap)
+		return -EINVAL;
+	dst->rows = rows;
+	dst->cols = cols;
+	return 0;
+}
+
 static int cpu_encode(struct spt_ctx *ctx, const struct spt_buf *src, uint32_t rows,
 		      uint32_t cols, const struct spt_encode_opts *o, struct spt_buf *dst,
 		      struct spt_tensor_stats *st)
 {
 	(void)ctx;
-	if ((size_t)rows * cols * sizeof(float) > src->cap)
-		return -EINVAL;
-	dst->rows = rows;
-	dst->cols = cols;
-	return spt_ct_encode(src->host, rows, cols, o, dst->host, dst->cap, &dst->len, st);
+	return enc_dims(src, rows, cols, dst) ?:
+	       spt_ct_encode(src->host, rows, cols, o, dst->host, dst->cap, &dst->len, st);
 }
 
 static int cpu_transpose(struct spt_ctx *ctx, const struct spt_buf *src,
@@ -113,21 +120,14 @@ static int cpu_encode_t(struct spt_ctx *ctx, const struct spt_buf *src, uint32_t
 			uint32_t cols, const struct spt_encode_opts *o, struct spt_buf *dst,
 			struct spt_tensor_stats *st, struct spt_buf *t)
 {
-	int ret;
-
 	(void)ctx;
-	if (!t || t == dst)
+	if (!t || t == dst || enc_dims(src, rows, cols, dst))
 		return -EINVAL;
-	if ((size_t)rows * cols * sizeof(float) > src->cap)
-		return -EINVAL;
-	dst->rows = rows;
-	dst->cols = cols;
 	t->rows = cols;
 	t->cols = rows;
 	/* spt_ct_encode, then the re-blocked transpose (spt_ct_transpose, raw) */
-	ret = spt_ct_encode_t(src->host, rows, cols, o, dst->host, dst->cap, &dst->len, st,
-			      t->host, t->cap, &t->len);
-	return ret;
+	return spt_ct_encode_t(src->host, rows, cols, o, dst->host, dst->cap, &dst->len, st,
+			       t->host, t->cap, &t->len);
 }
 
 static int cpu_decode(struct spt_ctx *ctx, const struct spt_buf *src, struct spt_buf *dst,
