@@ -1004,13 +1004,13 @@ AINLINE int encode_tiles(const float *in, const struct ct_geom *g, float tau, in
 			x += 32 * nb;
 			acc->nz_blocks += nzb;
 			acc->nonzeros += nnz;
-		} else if (rag && !(rag == 1 && stoch) && cap - pos >= CT_TILE_MAX + CT_SLACK) {
-			/* (wide ragged rows with stochastic rounding: block by block is faster) */
+		} else if (rag && cap - pos >= CT_TILE_MAX + CT_SLACK) {
 			uint64_t nzb, nnz;
 			/*
-			 * ragged rows, room for a dense tile: groups of 8 blocks
-			 * (several rows when narrower than 8 blocks), each row's
-			 * last block read through the ragged mask
+			 * ragged rows, room for a dense tile: groups of 8 blocks,
+			 * read in place when they are whole blocks of one row,
+			 * else through pointers (several rows when narrower than
+			 * 8 blocks), each row's last block through the ragged mask
 			 */
 			const uint8_t *q0 = q;
 			double sa = cx.sum_abs, sk = cx.sum_kept;
@@ -1020,6 +1020,15 @@ AINLINE int encode_tiles(const float *in, const struct ct_geom *g, float tau, in
 			unsigned int j;
 
 			for (i = 0; i + 8 <= nb; i += 8) {
+				if (c + 8 <= last) {
+					if (enc_group8(x, NULL, NULL, NULL, (uint64_t)(x - in), 4, prune,
+						       sprune, csr_rne, stoch, &rp, &rc, &cx, &sa, &sk,
+						       &q, &l1, i))
+						return -EDOM;
+					x += 8 * SPT_BLOCK_ELEMS;
+					c += 8;
+					continue;
+				}
 				for (j = 0; j < 8; j++) {
 					xp[j] = x;
 					idx[j] = (uint64_t)(x - in);

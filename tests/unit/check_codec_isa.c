@@ -429,18 +429,19 @@ static void transpose_isa(enum spt_isa isa, const unsigned char *a, size_t la, u
 
 /*
  * Rows narrower than a block (every block ragged) and ragged last blocks:
- * widths 1..70, 144 and 288, short and tall, in every rounding and pruning
+ * widths 1..70, 144, 288, 300 and 784, short and tall, in every rounding and pruning
  * mode: every ISA gives the scalar bytes, decoded floats (into a buffer of
  * exactly rows x cols floats: the decoder writes nothing past it) and
  * statistics, and so does the re-blocked transpose, raw and re-pruned.
  */
 START_TEST(test_simd_narrow_and_ragged_widths)
 {
-	static const uint32_t wide[] = { 144, 288 };
+	/* 300 and 784: groups of 8 whole blocks of a row between ragged ends */
+	static const uint32_t wide[] = { 144, 288, 300, 784 };
 	static const double sparsities[] = { 0.0, 0.5, 0.9, 1.0 };
 	uint32_t it;
 
-	for (it = 0; it < 72 * 6; it++) {
+	for (it = 0; it < (70 + 4) * 6; it++) {
 		uint32_t w = it / 6, mode = it % 6;
 		uint32_t c = w < 70 ? w + 1 : wide[w - 70];
 		/* tall: thousands of rows for the narrow widths; or a few, or one */
