@@ -113,17 +113,17 @@ AINLINE void rng_u(struct rng_ctx *r, uint64_t index, __m256 u[4], unsigned int 
 }
 
 /*
- * round_stochastic() of bfp8.c on eight lanes (|y| < 128): t = (int)y,
- * fl = t - (y < t), k = fl + (u < y - fl).  The clamp is the packs' job.
+ * round_stochastic() of bfp8.c on eight lanes (|y| < 128): its fl is
+ * floor(y), exact in float, and so is d = y - fl; k = fl + (u < d).  The
+ * clamp is the packs' job.
  */
 AINLINE __m256i round_stoch_v(__m256 y, __m256 u)
 {
-	__m256i t = _mm256_cvttps_epi32(y);
-	__m256i fl = _mm256_add_epi32(t, _mm256_castps_si256(
-		_mm256_cmp_ps(y, _mm256_cvtepi32_ps(t), _CMP_LT_OQ)));
-	__m256 d = _mm256_sub_ps(y, _mm256_cvtepi32_ps(fl));
+	__m256 fl = _mm256_round_ps(y, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+	__m256 d = _mm256_sub_ps(y, fl);
 
-	return _mm256_sub_epi32(fl, _mm256_castps_si256(_mm256_cmp_ps(u, d, _CMP_LT_OQ)));
+	return _mm256_sub_epi32(_mm256_cvttps_epi32(fl),
+				_mm256_castps_si256(_mm256_cmp_ps(u, d, _CMP_LT_OQ)));
 }
 
 /*
