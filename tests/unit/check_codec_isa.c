@@ -439,9 +439,10 @@ START_TEST(test_simd_narrow_and_ragged_widths)
 	/* 300 and 784: groups of 8 whole blocks of a row between ragged ends */
 	static const uint32_t wide[] = { 144, 288, 300, 784 };
 	static const double sparsities[] = { 0.0, 0.5, 0.9, 1.0 };
+	const uint32_t widths = 70 + sizeof(wide) / sizeof(wide[0]);
 	uint32_t it;
 
-	for (it = 0; it < (70 + 4) * 6; it++) {
+	for (it = 0; it < widths * 6; it++) {
 		uint32_t w = it / 6, mode = it % 6;
 		uint32_t c = w < 70 ? w + 1 : wide[w - 70];
 		/* tall: thousands of rows for the narrow widths; or a few, or one */
