@@ -173,28 +173,26 @@ AINLINE __m256 ldv(const float *x, const __m256i *mk, int masked, unsigned int n
 }
 
 /*
- * Prune, quantise and write one 32-element block record at @dst (l2, E8M0
- * byte, packed values; up to 37 bytes are written whatever the size).
- * Returns the L2 mask; *bad set on NaN/Inf.  Same arithmetic as the scalar
- * encode: |x| < tau is pruned (with @sprune to sign(x) * tau or 0 by the
- * draws of @rp), E from the largest kept |x|, k = clamp(
+ * Prune and quantise one 32-element block: its 32 k packed in element order
+ * to *@bp and its E8M0 byte to *@Bp; 0 (nothing written) when every value
+ * is +-0 after pruning, or, with *bad set, on NaN/Inf.  Same arithmetic as
+ * the scalar encode: |x| < tau is pruned (with @sprune to sign(x) * tau or
+ * 0 by the draws of @rp), E from the largest kept |x|, k = clamp(
  * round(x * s1 * s2)) to nearest even or, with @stoch, stochastically with
  * the draws of element @index on, sums in spt_block_sum order.
  */
-AINLINE uint32_t enc_block(struct enc_ctx *cx, const float *x, const __m256i *mk, int prune,
-			   int sprune, struct rng_ctx *rp, int stoch, struct rng_ctx *rc,
-			   uint64_t index, uint8_t *dst, int *bad)
+AINLINE int enc_block_k(struct enc_ctx *cx, const float *x, const __m256i *mk, int prune,
+			int sprune, struct rng_ctx *rp, int stoch, struct rng_ctx *rc,
+			uint64_t index, __m256i *bp, uint32_t *Bp, int *bad)
 {
 	const __m256 sign = _mm256_set1_ps(-0.0f);
-	const __m256i zero = _mm256_setzero_si256();
 	__m256 x0 = LDB(x, mk, 0), x1 = LDB(x, mk, 1);
 	__m256 x2 = LDB(x, mk, 2), x3 = LDB(x, mk, 3);
 	__m256 a0 = _mm256_andnot_ps(sign, x0), a1 = _mm256_andnot_ps(sign, x1);
 	__m256 a2 = _mm256_andnot_ps(sign, x2), a3 = _mm256_andnot_ps(sign, x3);
 	__m256 k0, k1, k2, k3;
-	__m256i z, m, r0, r1, r2, r3, b;
-	__m128i lo, hi;
-	uint32_t umax, B, l2, c0, c1, c2;
+	__m256i z, m, r0, r1, r2, r3;
+	uint32_t umax, B;
 
 	z = zero_bytes(a0, a1, a2, a3);
 	cx->zacc = _mm256_add_epi8(cx->zacc, z);
@@ -246,6 +244,7 @@ AINLINE uint32_t enc_block(struct enc_ctx *cx, const float *x, const __m256i *mk
 		return 0;
 	/* E + 127 is the biased float exponent of the max (0: subnormal, E = -127) */
 	B = umax >> 23;
+	*Bp = B;
 	scale4_v(&x0, &x1, &x2, &x3, B);
 	if (stoch) {
 		__m256 u[4];
@@ -263,7 +262,27 @@ AINLINE uint32_t enc_block(struct enc_ctx *cx, const float *x, const __m256i *mk
 		r3 = RNE(x3);
 #undef RNE
 	}
-	b = pack_k4(r0, r1, r2, r3);
+	*bp = pack_k4(r0, r1, r2, r3);
+	return 1;
+}
+
+/*
+ * Prune, quantise and write one 32-element block record at @dst (l2, E8M0
+ * byte, packed values; up to 37 bytes are written whatever the size).
+ * Returns the L2 mask; *bad set on NaN/Inf.  The arithmetic is
+ * enc_block_k()'s.
+ */
+AINLINE uint32_t enc_block(struct enc_ctx *cx, const float *x, const __m256i *mk, int prune,
+			   int sprune, struct rng_ctx *rp, int stoch, struct rng_ctx *rc,
+			   uint64_t index, uint8_t *dst, int *bad)
+{
+	const __m256i zero = _mm256_setzero_si256();
+	__m256i b;
+	__m128i lo, hi;
+	uint32_t B, l2, c0, c1, c2;
+
+	if (!enc_block_k(cx, x, mk, prune, sprune, rp, stoch, rc, index, &b, &B, bad))
+		return 0;
 	l2 = ~(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(b, zero));
 	/* record: l2, E8M0 byte, then the nonzero k compacted 8 lanes at a time */
 	stu64(dst, (uint64_t)l2 | (uint64_t)B << 32);
@@ -1161,6 +1180,132 @@ AINLINE int encode_mode(const float *in, const struct ct_geom *g, float tau, int
 				 encode_tiles(in, g, tau, 1, 0, 0, 0, 0, 0, p, cap, pos, acc, rag, tx);
 	return csr_rne ? encode_tiles(in, g, 0.0f, 0, 0, 0, 1, 0, 0, p, cap, pos, acc, rag, tx) :
 			 encode_tiles(in, g, 0.0f, 0, 0, 0, 0, 0, 0, p, cap, pos, acc, rag, tx);
+}
+
+/*
+ * Eight whole blocks at @x, pruned below cx->vtau with @prune, quantised as
+ * enc_group8_k() quantises them, to k (8 x 32), e8 and l2 as
+ * spt_ct_quant_rows_avx2() gives them; the sums added to *sa and *sk in
+ * block order.  0 or -EDOM.
+ */
+AINLINE int quant_group8(const float *x, int prune, int csr_rne, struct enc_ctx *cx,
+			 double *sa, double *sk, int8_t *k, uint8_t *e8, uint32_t *l2)
+{
+	struct grp gr;
+	unsigned int j;
+
+	scan8(x, NULL, NULL, NULL, 4, prune, 0, NULL, 0, NULL, cx->vtau, &cx->zacc, &cx->kzacc,
+	      &gr);
+	__asm__ volatile("" : "+m"(gr));
+	if (__builtin_expect(gr.bad, 0))
+		return -EDOM;
+	for (j = 0; j < 8; j++) {
+		*sa += gr.sa[j];
+		if (prune)
+			*sk += gr.sk[j];
+	}
+	if (!gr.present) {
+		memset(k, 0, 8 * SPT_BLOCK_ELEMS);
+		memset(l2, 0, 8 * sizeof(*l2));
+		return 0;
+	}
+#pragma GCC unroll 8
+	for (j = 0; j < 8; j++) {
+		__m256i b = quant_bytes(x + 32 * j, NULL, 0, 4, prune, csr_rne, 0, NULL, 0,
+					cx->vtau, gr.s1[j], gr.B[j], (gr.need2 >> j) & 1);
+
+		_mm256_storeu_si256((__m256i *)(k + 32 * j), b);
+		e8[j] = (uint8_t)gr.B[j];
+		l2[j] = ~(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(b, _mm256_setzero_si256()));
+	}
+	return 0;
+}
+
+/*
+ * spt_ct_quant_rows_avx2() (codec_simd.h): a row's whole blocks eight at a
+ * time as the encoder's groups quantise them, the rest through
+ * enc_block_k(); the statistics in the encoder's order.
+ */
+AINLINE int quant_rows(const float *in, uint32_t rows, uint32_t cols, float tau, int prune,
+		       int csr_rne, int8_t *k, uint8_t *e8, uint32_t *l2, struct ct_enc_acc *acc)
+{
+	const __m256i zero = _mm256_setzero_si256();
+	uint32_t bpr = (cols + SPT_BLOCK_ELEMS - 1) / SPT_BLOCK_ELEMS;
+	uint32_t ragged = cols % SPT_BLOCK_ELEMS, whole = cols / SPT_BLOCK_ELEMS, r, c, n = 0, i;
+	struct rng_ctx none;	/* no draws: deterministic pruning, nearest rounding */
+	__m256i rmask[4];
+	struct enc_ctx cx;
+	int bad = 0;
+
+	for (c = 0; c < 4; c++)
+		rmask[c] = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)ragged - 8 * (int)c),
+					      _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+	memset(&none, 0, sizeof(none));
+	cx.vtau = _mm256_set1_ps(tau);
+	cx.rnv = (ragged + 7) / 8;
+	cx.zacc = cx.kzacc = zero;
+	cx.sum_abs = acc->sum_abs;
+	cx.sum_kept = acc->sum_abs_kept;
+	for (r = 0; r < rows; r++) {
+		const float *x = in + (size_t)r * cols;
+
+		for (c = 0; c < bpr; c = i) {
+			if (c + 8 <= whole) {
+				if (quant_group8(x, prune, csr_rne, &cx, &cx.sum_abs, &cx.sum_kept,
+						 k, e8, l2))
+					return -EDOM;
+				i = c + 8;
+			} else {
+				const __m256i *mk = c == whole ? rmask : NULL;
+				__m256i b = zero;
+				uint32_t B = 0;
+
+				*l2 = 0;
+				if (enc_block_k(&cx, x, mk, prune, 0, &none, 0, &none, 0, &b, &B,
+						&bad))
+					*l2 = ~(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(b,
+											       zero));
+				if (__builtin_expect(bad, 0))
+					return -EDOM;
+				_mm256_storeu_si256((__m256i *)k, b);
+				*e8 = (uint8_t)B;
+				i = c + 1;
+			}
+			for (; c < i; c++, x += SPT_BLOCK_ELEMS, k += SPT_BLOCK_ELEMS, e8++, l2++)
+				if (*l2) {
+					acc->nz_blocks++;
+					acc->nonzeros += (uint32_t)_mm_popcnt_u32(*l2);
+				}
+			/* the per-lane zero counts hold 64 blocks, as in a tile */
+			n += 8;
+			if (n > SPT_TILE_BLOCKS - 8) {
+				enc_flush(&cx, acc, prune);
+				n = 0;
+			}
+		}
+	}
+	enc_flush(&cx, acc, prune);
+	if (ragged)	/* the zero padding of ragged blocks */
+		acc->natural_zeros -= (uint64_t)rows * (SPT_BLOCK_ELEMS - ragged);
+	acc->sum_abs = cx.sum_abs;
+	acc->sum_abs_kept = prune ? cx.sum_kept : cx.sum_abs;
+	return 0;
+}
+
+int spt_ct_quant_rows_avx2(const float *in, uint32_t rows, uint32_t cols, float tau,
+			   int8_t *k, uint8_t *e8, uint32_t *l2, struct ct_enc_acc *acc)
+{
+	/* RC bits 00: the conversion rounds to nearest-even by itself */
+	int csr_rne = (_mm_getcsr() & 0x6000u) == 0;
+
+	if (!in || !k || !e8 || !l2 || !acc || !cols || cols > SPT_CT_MAX_DIM ||
+	    !(tau >= 0.0f))
+		return -EINVAL;
+	if (tau > 0.0f)
+		return csr_rne ? quant_rows(in, rows, cols, tau, 1, 1, k, e8, l2, acc) :
+				 quant_rows(in, rows, cols, tau, 1, 0, k, e8, l2, acc);
+	return csr_rne ? quant_rows(in, rows, cols, 0.0f, 0, 1, k, e8, l2, acc) :
+			 quant_rows(in, rows, cols, 0.0f, 0, 0, k, e8, l2, acc);
 }
 
 static int encode_whole(const float *in, const struct ct_geom *g, float tau, int sprune,

@@ -140,6 +140,19 @@ int spt_ct_encode_avx2(const float *in, const struct ct_geom *g, float tau, int 
 		       uint64_t pseed, enum spt_round round, uint64_t seed, uint8_t *p,
 		       size_t cap, uint64_t *pos, struct ct_enc_acc *acc);
 
+/*
+ * @rows rows of @in (@cols floats each) pruned below @tau (0: none,
+ * deterministic) and quantised to nearest-even exactly as spt_ct_encode()
+ * quantises them, without writing records: block c of row r (its 32 k,
+ * zero for a block the encoder would not store) at k + 32 * (r * bpr + c),
+ * its E8M0 byte at e8[r * bpr + c] and its L2 mask at l2[r * bpr + c].  The
+ * statistics are added to @acc as the encoder adds them (so calls on
+ * consecutive rows give a whole tensor's).  0, -EINVAL, or -EDOM on a NaN
+ * or Inf (the outputs then partly written).
+ */
+int spt_ct_quant_rows_avx2(const float *in, uint32_t rows, uint32_t cols, float tau,
+			   int8_t *k, uint8_t *e8, uint32_t *l2, struct ct_enc_acc *acc);
+
 struct ctt;
 /*
  * spt_ct_encode_avx2() of a tensor of one block per row (cols <= 32); with

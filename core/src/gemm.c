@@ -225,6 +225,55 @@ static int gemm_args_check(enum spt_pass pass, const void *a, const void *b,
 }
 
 /*
+ * The counters, the epilogue and the outputs of a product @y (m x n, from
+ * the SIMD path or the reference, whose bits are @ba and @bb) whose
+ * operands were @a_len and @b_len bytes.
+ */
+static int gemm_finish(const struct gemm_shape *sh, size_t a_len, size_t b_len,
+		       uint64_t exec_macs, uint64_t blocks, struct gemm_bits *ba,
+		       struct gemm_bits *bb, float *y, int simd, int ep_done,
+		       const struct spt_gemm_epilogue *ep, struct spt_gemm_out *out,
+		       struct spt_counters *cnt)
+{
+	size_t total = (size_t)sh->m * sh->n, i;
+	struct spt_counters c;
+	int err;
+
+	memset(&c, 0, sizeof(c));
+	c.dense_macs = (uint64_t)sh->m * sh->n * sh->k;
+	c.bytes_read = a_len + b_len;
+	c.dense_fp16_bytes = 2 * ((uint64_t)sh->m * sh->k + (uint64_t)sh->n * sh->k + total);
+	c.elements_out = total;
+	c.exec_macs = exec_macs;
+	c.blocks = blocks;
+	if (ba->v)	/* the reference path's bits */
+		gemm_bits_finish(ba, bb, sh->nb, &c);
+	err = gemm_epilogue(ep, sh->m, sh->n, y, &c.bytes_read, simd, ep_done);
+	if (err)
+		return err;
+
+	out->ct_len = 0;
+	memset(&out->stats, 0, sizeof(out->stats));
+	if (out->ct) {
+		err = spt_ct_encode(y, sh->m, sh->n, &out->enc, out->ct, out->ct_cap,
+				    &out->ct_len, &out->stats);
+		if (err)
+			return err;
+		c.bytes_written += out->ct_len;
+	}
+	if (out->y) {
+		/* y holds the values the encoder quantised: after pruning. */
+		if (out->enc.prune.mode != SPT_PRUNE_OFF)
+			for (i = 0; i < total; i++)
+				y[i] = spt_prune_value(&out->enc.prune, y[i], i);
+		c.bytes_written += 4 * (uint64_t)total;
+	}
+	if (cnt)
+		*cnt = c;
+	return 0;
+}
+
+/*
  * out->y, when set, receives the result after the epilogue's scale, bias
  * and activation and after out->enc's pruning (the encoder's rule and random
  * draws, element index = row * N + column), before quantisation; so out->ct
@@ -237,10 +286,8 @@ int spt_gemm(enum spt_pass pass, const void *a, size_t a_len,
 {
 	struct gemm_bits ba = { NULL }, bb = { NULL };
 	struct gemm_shape sh = { 0, 0, 0, 0 };
-	struct spt_counters c;
 	uint64_t exec_macs = 0, blocks = 0;
 	enum spt_isa isa = spt_core_get_isa();
-	size_t total, i;
 	float *y = NULL;
 	void *arena = NULL;
 	int err, ep_done = 0;
@@ -257,41 +304,9 @@ int spt_gemm(enum spt_pass pass, const void *a, size_t a_len,
 	(void)isa;
 #endif
 		err = gemm_run_scalar(a, a_len, b, b_len, &sh, &ba, &bb, &y, out->y);
-	if (err)
-		goto out_free;
-	total = (size_t)sh.m * sh.n;
-	memset(&c, 0, sizeof(c));
-	c.dense_macs = (uint64_t)sh.m * sh.n * sh.k;
-	c.bytes_read = a_len + b_len;
-	c.dense_fp16_bytes = 2 * ((uint64_t)sh.m * sh.k + (uint64_t)sh.n * sh.k + total);
-	c.elements_out = total;
-	c.exec_macs = exec_macs;
-	c.blocks = blocks;
-	if (ba.v)	/* the reference path's bits */
-		gemm_bits_finish(&ba, &bb, sh.nb, &c);
-	err = gemm_epilogue(ep, sh.m, sh.n, y, &c.bytes_read, isa != SPT_ISA_SCALAR, ep_done);
-	if (err)
-		goto out_free;
-
-	out->ct_len = 0;
-	memset(&out->stats, 0, sizeof(out->stats));
-	if (out->ct) {
-		err = spt_ct_encode(y, sh.m, sh.n, &out->enc, out->ct, out->ct_cap,
-				    &out->ct_len, &out->stats);
-		if (err)
-			goto out_free;
-		c.bytes_written += out->ct_len;
-	}
-	if (out->y) {
-		/* y holds the values the encoder quantised: after pruning. */
-		if (out->enc.prune.mode != SPT_PRUNE_OFF)
-			for (i = 0; i < total; i++)
-				y[i] = spt_prune_value(&out->enc.prune, y[i], i);
-		c.bytes_written += 4 * (uint64_t)total;
-	}
-	if (cnt)
-		*cnt = c;
-out_free:
+	if (!err)
+		err = gemm_finish(&sh, a_len, b_len, exec_macs, blocks, &ba, &bb, y,
+				  isa != SPT_ISA_SCALAR, ep_done, ep, out, cnt);
 	free(ba.v);
 	free(bb.v);
 	if (arena)
@@ -299,4 +314,99 @@ out_free:
 	else if (y != out->y)
 		free(y);
 	return err;
+}
+
+/* spt_gemm_wq(): the two calls it is defined as, through a scratch encoding. */
+static int gemm_wq_calls(enum spt_pass pass, const void *a, size_t a_len, const float *w,
+			 uint32_t n, uint32_t k, const struct spt_encode_opts *wo,
+			 struct spt_tensor_stats *wst, const struct spt_gemm_epilogue *ep,
+			 struct spt_gemm_out *out, struct spt_counters *cnt)
+{
+	size_t cap = spt_ct_bound(n, k), len = 0;
+	void *b;
+	int err;
+
+	/* a shape past the format's limits: the encoder's error, from its checks */
+	b = malloc(cap ? cap : 1);
+	if (!b)
+		return -ENOMEM;
+	err = spt_ct_encode(w, n, k, wo, b, cap, &len, wst) ?:
+	      spt_gemm(pass, a, a_len, b, len, ep, out, cnt);
+	free(b);
+	return err;
+}
+
+int spt_gemm_wq(enum spt_pass pass, const void *a, size_t a_len, const float *w, uint32_t n,
+		uint32_t k, const struct spt_encode_opts *wo, struct spt_tensor_stats *wst,
+		const struct spt_gemm_epilogue *ep, struct spt_gemm_out *out,
+		struct spt_counters *cnt)
+{
+#ifndef SPT_NO_SIMD
+	struct gemm_bits ba = { NULL }, bb = { NULL };
+	struct gemm_shape sh = { 0, 0, 0, 0 };
+	struct spt_encode_opts def;
+	struct spt_tensor_stats st;
+	struct gemm_wsrc src;
+	uint64_t exec_macs = 0, blocks = 0, tiles, b_len;
+	size_t cap = spt_ct_bound(n, k);
+	float *y = NULL;
+	void *arena = NULL;
+	int err, ep_done = 0;
+
+	if (!wo) {
+		spt_encode_opts_init(&def);
+		wo = &def;
+	}
+	/*
+	 * The fused path takes what it can: AVX2, nearest rounding, no
+	 * stochastic pruning, a valid shape whose encoding fits the format's
+	 * u32 offsets, operands and options that both calls accept.  Anything
+	 * else, errors included, goes through the two calls, which give the
+	 * errors in their order.
+	 */
+	if (spt_core_get_isa() != SPT_ISA_AVX2 || !w || !cap || cap - 64 > UINT32_MAX ||
+	    wo->round != SPT_ROUND_EVEN || wo->prune.mode == SPT_PRUNE_STOCHASTIC ||
+	    gemm_prune_check(&wo->prune) || gemm_args_check(pass, a, w, ep, out))
+		return gemm_wq_calls(pass, a, a_len, w, n, k, wo, wst, ep, out, cnt);
+	memset(&src, 0, sizeof(src));
+	src.w = w;
+	src.n = n;
+	src.k = k;
+	src.tau = wo->prune.mode == SPT_PRUNE_DETERMINISTIC ? wo->prune.tau : 0.0f;
+	err = spt_gemm_run_simd_w(a, a_len, &src, ep, &sh, &exec_macs, &blocks, &y, &arena,
+				  &ep_done);
+	if (err && err != -EDOM) {	/* A's errors come after the encoder's */
+		free(arena);
+		return gemm_wq_calls(pass, a, a_len, w, n, k, wo, wst, ep, out, cnt);
+	}
+	if (err)
+		goto out_free;
+	/* the encoding's size (docs/formats.md), as the encoder counts it */
+	tiles = ((uint64_t)n * sh.nb + SPT_TILE_BLOCKS - 1) / SPT_TILE_BLOCKS;
+	b_len = 64 + 4 * (tiles + 1) + 8 * tiles + 5 * src.acc.nz_blocks + src.acc.nonzeros;
+	if (wst) {	/* as the encoder gives them, whatever the product's fate */
+		memset(&st, 0, sizeof(st));
+		st.elements = (uint64_t)n * k;
+		st.natural_zeros = src.acc.natural_zeros;
+		st.pruned = src.acc.pruned;
+		st.nonzeros = src.acc.nonzeros;
+		st.nz_blocks = src.acc.nz_blocks;
+		st.underflow = st.elements - st.natural_zeros - st.pruned - st.nonzeros;
+		st.sum_abs = src.acc.sum_abs;
+		st.sum_abs_kept = src.acc.sum_abs_kept;
+		st.bytes = b_len;
+		*wst = st;
+	}
+	if (out->y) {	/* the result went to scratch: nothing is written on -EDOM */
+		memcpy(out->y, y, (size_t)sh.m * sh.n * sizeof(float));
+		y = out->y;
+	}
+	err = gemm_finish(&sh, a_len, b_len, exec_macs, blocks, &ba, &bb, y, 1, ep_done, ep,
+			  out, cnt);
+out_free:
+	free(arena);
+	return err;
+#else
+	return gemm_wq_calls(pass, a, a_len, w, n, k, wo, wst, ep, out, cnt);
+#endif
 }

@@ -246,6 +246,29 @@ int spt_gemm_run_simd(enum spt_isa isa, const void *a, size_t a_len,
 		      struct gemm_shape *sh, uint64_t *exec_macs, uint64_t *blocks,
 		      float **c, float *y_user, void **arena, int *ep_done);
 
+/*
+ * B given as FP32 (spt_gemm_wq()): the n x k matrix @w, quantised tile by
+ * tile as spt_ct_encode() would quantise it, nearest-even, pruned below
+ * @tau (0: none); the encoder's statistics gather in @acc.
+ */
+struct gemm_wsrc {
+	const float *w;
+	uint32_t n, k;
+	float tau;
+	struct ct_enc_acc acc;
+};
+
+/*
+ * spt_gemm_run_simd() with B from @w instead of a compressed tensor (AVX2
+ * only; no C^T path, which streams B's records): the same results, counters
+ * and *c, which is inside *arena (the caller frees it).  -EDOM on a NaN or
+ * Inf in @w, then *c unspecified.
+ */
+int spt_gemm_run_simd_w(const void *a, size_t a_len, struct gemm_wsrc *w,
+			const struct spt_gemm_epilogue *ep, struct gemm_shape *sh,
+			uint64_t *exec_macs, uint64_t *blocks, float **c, void **arena,
+			int *ep_done);
+
 /* 2^e exactly as a float, for e in [-149, 127]. */
 static inline float spt_exp2f_exact(int e)
 {

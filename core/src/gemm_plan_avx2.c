@@ -144,6 +144,8 @@ struct gemm_bufs {
 	int32_t *b_pairs;	/* one column tile */
 	float *b_scale;
 	int8_t *stg;		/* 8 rows of B, dense */
+	uint8_t *w_e8;		/* B from FP32: the staged blocks' E8M0 bytes */
+	uint32_t *w_l2;		/* and L2 masks */
 	uint32_t *bits_a, *bits_b;	/* BITS32_STRIDE per block column */
 	float *cpad;
 	float *y;		/* the result when the caller wants only ct */
@@ -176,6 +178,8 @@ static size_t gemm_bufs_carve(struct gemm_bufs *g, const struct spt_gemm_plan *p
 	GEMM_TAKE(b_pairs, (size_t)p->nb * SPT_GEMM_PAIRS * p->jt);
 	GEMM_TAKE(b_scale, (size_t)p->nb * p->jt);
 	GEMM_TAKE(stg, (size_t)8 * p->nb * 32);
+	GEMM_TAKE(w_e8, (size_t)8 * p->nb);
+	GEMM_TAKE(w_l2, (size_t)8 * p->nb);
 	GEMM_TAKE(bits_a, (size_t)p->nb * BITS32_STRIDE);
 	GEMM_TAKE(bits_b, (size_t)p->nb * BITS32_STRIDE);
 	if (pad_c)
@@ -605,6 +609,54 @@ static void gemm_pack_tile(struct gemm_cursor *cursor, const struct gemm_ct *c,
 }
 
 /*
+ * gemm_pack_tile() with B from FP32: eight rows at a time quantised straight
+ * into the staging area (spt_ct_quant_rows_avx2(), which zeroes the blocks
+ * the encoder would not store), their stored blocks' scales and counts
+ * taken as the cursor would give them.  0 or -EDOM.
+ */
+static int gemm_pack_tile_w(struct gemm_wsrc *w, const struct spt_gemm_plan *p, uint32_t t,
+			    struct gemm_bufs *g)
+{
+	uint32_t nb = p->nb, jt = p->jt, tw = p->tw, jj, r, col, nr;
+	float *b_scale = g->b_scale;
+	int ex_hi = g->ex_hi;
+
+	if (tw == jt)
+		memset(b_scale, 0, (size_t)nb * jt * sizeof(float));
+	else
+		for (col = 0; col < nb; col++)
+			memset(b_scale + (size_t)col * jt, 0, tw * sizeof(float));
+	for (jj = 0; jj < tw; jj += 8) {
+		uint64_t j0 = (uint64_t)t * jt + jj;
+
+		if (j0 >= p->n) {	/* padding rows only: zero pairs, no staging */
+			gemm_zero_rows(g->b_pairs, nb, jt, jj);
+			continue;
+		}
+		nr = p->n - j0 < 8 ? (uint32_t)(p->n - j0) : 8;
+		if (spt_ct_quant_rows_avx2(w->w + j0 * w->k, nr, w->k, w->tau, g->stg, g->w_e8,
+					   g->w_l2, &w->acc))
+			return -EDOM;
+		if (nr < 8)
+			memset(g->stg + (size_t)nr * nb * 32, 0, (size_t)(8 - nr) * nb * 32);
+		for (r = 0; r < nr; r++)
+			for (col = 0; col < nb; col++) {
+				uint32_t l2 = g->w_l2[r * nb + col];
+				int ex = (int)g->w_e8[r * nb + col] - SPT_E8M0_BIAS;
+
+				if (!l2)
+					continue;
+				bits_add(g->bits_b, col, l2);
+				b_scale[(size_t)col * jt + jj + r] = spt_exp2f_exact(ex - 6);
+				ex_hi = ex > ex_hi ? ex : ex_hi;
+			}
+		spt_gemm_pack_b_avx2(g->stg, nb, jt, jj, g->b_pairs);
+	}
+	g->ex_hi = ex_hi;
+	return 0;
+}
+
+/*
  * A in a single column tile of at most four vectors, straight from A's
  * stream: no entries, no sorted work items.  Each stored block's nonzero
  * pairs are broadcast into vpmaddwd with B's pair rows (its int32 sums),
@@ -876,8 +928,9 @@ static int gemm_streams(const struct gemm_ct *a, uint32_t n)
  * in A and B when C is streamed, else the largest possible.
  */
 static int gemm_run(enum spt_isa isa, const struct gemm_ct *ca, const struct gemm_ct *cb,
-		    const struct spt_gemm_epilogue *ep, uint64_t *exec_macs, uint64_t *blocks,
-		    float **c, float *y_user, void **arena, int *ep_done, int *ex_hi)
+		    struct gemm_wsrc *wb, const struct spt_gemm_epilogue *ep, uint64_t *exec_macs,
+		    uint64_t *blocks, float **c, float *y_user, void **arena, int *ep_done,
+		    int *ex_hi)
 {
 	struct gemm_bufs g;
 	struct gemm_cursor cur;
@@ -918,7 +971,8 @@ static int gemm_run(enum spt_isa isa, const struct gemm_ct *ca, const struct gem
 	}
 	p.b_pairs = g.b_pairs;
 	p.b_scale = g.b_scale;
-	gemm_cursor_init(&cur, cb);
+	if (!wb)
+		gemm_cursor_init(&cur, cb);
 	for (t = 0; t < p.ntiles; t++) {
 		int part;
 
@@ -928,7 +982,10 @@ static int gemm_run(enum spt_isa isa, const struct gemm_ct *ca, const struct gem
 		p.c = part ? g.cpad : *c + (size_t)t * p.jt;
 		p.col0 = t * p.jt;
 		p.ldc = part ? p.jt : p.n;
-		gemm_pack_tile(&cur, cb, &p, t, &g);
+		if (!wb)
+			gemm_pack_tile(&cur, cb, &p, t, &g);
+		else if (gemm_pack_tile_w(wb, &p, t, &g))
+			return -EDOM;
 		if (stream && p.nb == 1 && ca->cols <= 16 && p.n <= 16) {	/* a small conv's patches */
 			spt_gemm_narrow_avx2(&p, ca, g.bits_a, &g.bits_a[BITS_FLUSHED]);
 			g.ex_hi = SPT_E8M0_BIAS;	/* not tracked */
@@ -972,8 +1029,8 @@ static int gemm_run_swapped(const struct gemm_ct *ca, const struct gemm_ct *cb,
 	float *ct, *dst;
 	int err, done, ex_hi;
 
-	err = gemm_run(SPT_ISA_AVX2, cb, ca, NULL, exec_macs, blocks, &ct, NULL, &tmp_arena,
-		       &done, &ex_hi);
+	err = gemm_run(SPT_ISA_AVX2, cb, ca, NULL, NULL, exec_macs, blocks, &ct, NULL,
+		       &tmp_arena, &done, &ex_hi);
 	if (err || ex_hi > SWAP_EX_MAX) {
 		free(tmp_arena);
 		return err ? err : 1;
@@ -1061,5 +1118,35 @@ int spt_gemm_run_simd(enum spt_isa isa, const void *a, size_t a_len,
 		if (err != 1)
 			return err;
 	}
-	return gemm_run(isa, &ca, &cb, ep, exec_macs, blocks, c, y_user, arena, ep_done, &ex_hi);
+	return gemm_run(isa, &ca, &cb, NULL, ep, exec_macs, blocks, c, y_user, arena, ep_done,
+			&ex_hi);
+}
+
+int spt_gemm_run_simd_w(const void *a, size_t a_len, struct gemm_wsrc *w,
+			const struct spt_gemm_epilogue *ep, struct gemm_shape *sh,
+			uint64_t *exec_macs, uint64_t *blocks, float **c, void **arena,
+			int *ep_done)
+{
+	struct gemm_ct ca, cb;
+	int err, ex_hi;
+
+	err = gemm_ct_open(a, a_len, &ca);
+	if (err)
+		return err;
+	if (ca.cols != w->k || !w->n)
+		return -EINVAL;
+	if (ca.nonzeros >= UINT32_MAX || ca.nblocks >= UINT32_MAX)
+		return 1;
+	/* B's geometry only: gemm_run() reads its rows, the quantiser the rest */
+	memset(&cb, 0, sizeof(cb));
+	cb.rows = w->n;
+	cb.cols = w->k;
+	cb.bpr = ca.bpr;
+	cb.nblocks = (uint64_t)w->n * ca.bpr;
+	sh->m = ca.rows;
+	sh->n = w->n;
+	sh->k = ca.cols;
+	sh->nb = ca.bpr;
+	return gemm_run(SPT_ISA_AVX2, &ca, &cb, w, ep, exec_macs, blocks, c, NULL, arena,
+			ep_done, &ex_hi);
 }

@@ -410,6 +410,24 @@ int spt_gemm(enum spt_pass pass, const void *a, size_t a_len,
 	     const void *b, size_t b_len, const struct spt_gemm_epilogue *ep,
 	     struct spt_gemm_out *out, struct spt_counters *cnt);
 
+/*
+ * spt_gemm() with B given as FP32: exactly
+ *
+ *	spt_ct_encode(w, n, k, wo, b, spt_ct_bound(n, k), &b_len, wst);
+ *	spt_gemm(pass, a, a_len, b, b_len, ep, out, cnt);
+ *
+ * (the n x k matrix @w quantised with @wo, NULL for defaults, then the
+ * product): the same results, counters, statistics and errors, in that
+ * order, and nothing written when either call would fail before writing.
+ * On AVX2, with nearest rounding and no stochastic pruning, B is quantised
+ * tile by tile straight into the kernel's layout, without the encoding (a
+ * weight copy read by nothing else).
+ */
+int spt_gemm_wq(enum spt_pass pass, const void *a, size_t a_len, const float *w, uint32_t n,
+		uint32_t k, const struct spt_encode_opts *wo, struct spt_tensor_stats *wst,
+		const struct spt_gemm_epilogue *ep, struct spt_gemm_out *out,
+		struct spt_counters *cnt);
+
 /* ---- training step helpers (run on the chip too) ----------------------- */
 
 /*
