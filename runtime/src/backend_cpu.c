@@ -142,43 +142,84 @@ static int cpu_decode(struct spt_ctx *ctx, const struct spt_buf *src, struct spt
 	return ret;
 }
 
+/* The epilogue and outputs of a GEMM op in spt_gemm()'s terms. */
+static void gemm_io(const struct spt_buf *bias, enum spt_act act, const struct spt_buf *mask,
+		    struct spt_buf *y, struct spt_buf *ct, const struct spt_encode_opts *enc,
+		    struct spt_gemm_epilogue *ep, struct spt_gemm_out *out)
+{
+	memset(ep, 0, sizeof(*ep));
+	memset(out, 0, sizeof(*out));
+	ep->bias = bias ? bias->host : NULL;
+	ep->act = act;
+	if (mask) {
+		ep->mask = mask->host;
+		ep->mask_len = mask->len;
+	}
+	out->y = y ? y->host : NULL;
+	if (ct) {
+		out->ct = ct->host;
+		out->ct_cap = ct->cap;
+	}
+	if (enc)
+		out->enc = *enc;
+	else
+		spt_encode_opts_init(&out->enc);
+}
+
+/* A GEMM op's results: @ct (@m x @n) and its statistics. */
+static void gemm_done(const struct spt_gemm_out *out, uint32_t m, uint32_t n, struct spt_buf *ct,
+		      struct spt_tensor_stats *st)
+{
+	if (ct) {
+		ct->len = out->ct_len;
+		ct->rows = m;
+		ct->cols = n;
+	}
+	if (st)
+		*st = out->stats;
+}
+
 static int cpu_gemm(struct spt_ctx *ctx, enum spt_pass pass, const struct spt_buf *a,
 		    const struct spt_buf *b, const struct spt_buf *bias, enum spt_act act,
 		    const struct spt_buf *mask, struct spt_buf *y, struct spt_buf *ct,
 		    const struct spt_encode_opts *enc, struct spt_tensor_stats *st,
 		    struct spt_counters *cnt)
 {
-	struct spt_gemm_epilogue ep = { 0 };
-	struct spt_gemm_out out = { 0 };
+	struct spt_gemm_epilogue ep;
+	struct spt_gemm_out out;
 	int ret;
 
 	(void)ctx;
-	ep.bias = bias ? bias->host : NULL;
-	ep.act = act;
-	if (mask) {
-		ep.mask = mask->host;
-		ep.mask_len = mask->len;
-	}
-	out.y = y ? y->host : NULL;
-	if (ct) {
-		out.ct = ct->host;
-		out.ct_cap = ct->cap;
-	}
-	if (enc)
-		out.enc = *enc;
-	else
-		spt_encode_opts_init(&out.enc);
+	gemm_io(bias, act, mask, y, ct, enc, &ep, &out);
 	CT_TRUSTED(ret, spt_gemm(pass, a->host, a->len, b->host, b->len, &ep, &out, cnt));
 	if (ret)
 		return ret;
-	if (ct) {
-		ct->len = out.ct_len;
-		ct->rows = a->rows;
-		ct->cols = b->rows;
-	}
-	if (st)
-		*st = out.stats;
+	gemm_done(&out, a->rows, b->rows, ct, st);
 	return 0;
+}
+
+/* B quantised inside the GEMM (spt_gemm_wq): the same bits as encode, then gemm. */
+static int cpu_gemm_w(struct spt_ctx *ctx, enum spt_pass pass, const struct spt_buf *a,
+		      const struct spt_buf *w, uint32_t n, uint32_t k,
+		      const struct spt_encode_opts *wo, struct spt_tensor_stats *wst,
+		      const struct spt_buf *bias, enum spt_act act, struct spt_buf *y,
+		      struct spt_buf *ct, const struct spt_encode_opts *enc,
+		      struct spt_tensor_stats *st, struct spt_counters *cnt, struct spt_buf *t)
+{
+	struct spt_gemm_epilogue ep;
+	struct spt_gemm_out out;
+	int ret;
+
+	(void)ctx;
+	if ((size_t)n * k * sizeof(float) > w->cap || (t && (!ct || t == ct)))
+		return -EINVAL;
+	gemm_io(bias, act, NULL, y, ct, enc, &ep, &out);
+	CT_TRUSTED(ret, spt_gemm_wq(pass, a->host, a->len, w->host, n, k, wo, wst, &ep, &out,
+				    cnt));
+	if (ret)
+		return ret;
+	gemm_done(&out, a->rows, n, ct, st);
+	return t ? cpu_reblock(ct, t) : 0;
 }
 
 static int cpu_gemm_t(struct spt_ctx *ctx, enum spt_pass pass, const struct spt_buf *a,
@@ -364,6 +405,7 @@ const struct spt_backend_ops spt_cpu_backend = {
 	.decode = cpu_decode,
 	.gemm = cpu_gemm,
 	.gemm_t = cpu_gemm_t,
+	.gemm_w = cpu_gemm_w,
 	.sgemm = cpu_sgemm,
 	.softmax_xent = cpu_softmax_xent,
 	.sgd = cpu_sgd,

@@ -80,6 +80,19 @@ struct spt_backend_ops {
 		      const struct spt_buf *mask, struct spt_buf *y, struct spt_buf *ct,
 		      const struct spt_encode_opts *enc, struct spt_tensor_stats *st,
 		      struct spt_counters *cnt, struct spt_buf *t);
+	/*
+	 * gemm (gemm_t when @t is set, without a mask) with B the encoding of
+	 * the @n x @k FP32 values of @w with @wo, its statistics to @wst:
+	 * exactly encode into a scratch buffer, then the product, for a weight
+	 * copy that nothing else reads.  NULL if the backend has no such
+	 * fusion (the caller then encodes and multiplies).
+	 */
+	int (*gemm_w)(struct spt_ctx *ctx, enum spt_pass pass, const struct spt_buf *a,
+		      const struct spt_buf *w, uint32_t n, uint32_t k,
+		      const struct spt_encode_opts *wo, struct spt_tensor_stats *wst,
+		      const struct spt_buf *bias, enum spt_act act, struct spt_buf *y,
+		      struct spt_buf *ct, const struct spt_encode_opts *enc,
+		      struct spt_tensor_stats *st, struct spt_counters *cnt, struct spt_buf *t);
 	/* Dense FP32 C = op(A) * op(B) (+ C if @accumulate); NULL if unsupported. */
 	int (*sgemm)(struct spt_ctx *ctx, bool trans_a, bool trans_b, uint32_t m,
 		     uint32_t n, uint32_t k, const float *a, const float *b, float *c,

@@ -114,12 +114,25 @@ static void reblock_add(struct step *s, int l, const struct spt_buf *out)
 
 /* ---- BFP8 ----------------------------------------------------------------- */
 
+/*
+ * Whether layer @i's weight copy is quantised inside its forward GEMM
+ * (gemm_w): when the backend can and nothing else reads the copy, in
+ * inference and in the first layer, which has no backward GEMM.
+ */
+static bool wcopy_fused(const struct step *s, int i)
+{
+	return s->m->ctx->ops->gemm_w && (i == 0 || !s->train);
+}
+
 static int bfp8_wcopy(struct step *s, int i)
 {
 	struct spt_model *m = s->m;
 	struct spt_ctx *ctx = m->ctx;
 	struct rt_layer *l = &m->layers[i];
 	struct spt_encode_opts o;
+
+	if (wcopy_fused(s, i))
+		return 0;	/* fwd_gemm() */
 
 	/*
 	 * master weights are N x K, blocked along K: the forward B operand as
@@ -151,6 +164,32 @@ static bool needs_f32_out(const struct spt_model *m, int i)
 {
 	return i + 1 < m->nlayers &&
 	       (m->layers[i].kind == RT_CONV || m->layers[i + 1].kind == RT_CONV);
+}
+
+/*
+ * Layer @i's forward GEMM of A operand @a with the weight copy: gemm, or
+ * gemm_t with @t; through gemm_w when the copy is fused (wcopy_fused()).
+ */
+static int fwd_gemm(struct step *s, int i, const struct spt_buf *a, enum spt_act act,
+		    struct spt_buf *y, struct spt_buf *ct, const struct spt_encode_opts *enc,
+		    struct spt_tensor_stats *st, struct spt_buf *t)
+{
+	struct spt_ctx *ctx = s->m->ctx;
+	struct rt_layer *l = &s->m->layers[i];
+	struct spt_counters *cnt = &l->st.pass[SPT_PASS_FWD];
+	struct spt_encode_opts wo;
+
+	if (wcopy_fused(s, i)) {
+		enc_opts(&wo, &s->prune[i][SPT_CLASS_WCOPY]);
+		return ctx->ops->gemm_w(ctx, SPT_PASS_FWD, a, &l->wb, l->N, l->K, &wo,
+					note(s, i, SPT_CLASS_WCOPY), &l->bb, act, y, ct, enc, st,
+					cnt, t);
+	}
+	if (t)
+		return ctx->ops->gemm_t(ctx, SPT_PASS_FWD, a, &l->wt_ct, &l->bb, act, NULL, y,
+					ct, enc, st, cnt, t);
+	return ctx->ops->gemm(ctx, SPT_PASS_FWD, a, &l->wt_ct, &l->bb, act, NULL, y, ct, enc,
+			      st, cnt);
 }
 
 /* The forward pass on the batch in @x (a backend buffer). */
@@ -198,9 +237,8 @@ static int bfp8_forward(struct step *s, const struct spt_buf *x)
 			s->a_op[i] = &prev->y_ct;
 		}
 		if (i == m->nlayers - 1) {
-			ret = ctx->ops->gemm(ctx, SPT_PASS_FWD, s->a_op[i], &l->wt_ct, &l->bb,
-					     SPT_ACT_NONE, NULL, &l->y, NULL, NULL, NULL,
-					     &l->st.pass[SPT_PASS_FWD]);
+			ret = fwd_gemm(s, i, s->a_op[i], SPT_ACT_NONE, &l->y, NULL, NULL, NULL,
+				       NULL);
 			if (ret)
 				return ret;
 			continue;
@@ -209,15 +247,12 @@ static int bfp8_forward(struct step *s, const struct spt_buf *x)
 		if (s->train && l->kind != RT_CONV && m->layers[i + 1].kind != RT_CONV) {
 			/* y_ct is the next layer's A operand: its transpose too */
 			reblock_add(s, i + 1, &m->layers[i + 1].at_ct);
-			ret = ctx->ops->gemm_t(ctx, SPT_PASS_FWD, s->a_op[i], &l->wt_ct, &l->bb,
-					       l->relu ? SPT_ACT_RELU : SPT_ACT_NONE, NULL, NULL,
-					       &l->y_ct, &o, note(s, i + 1, SPT_CLASS_ACT),
-					       &l->st.pass[SPT_PASS_FWD], &m->layers[i + 1].at_ct);
+			ret = fwd_gemm(s, i, s->a_op[i], l->relu ? SPT_ACT_RELU : SPT_ACT_NONE,
+				       NULL, &l->y_ct, &o, note(s, i + 1, SPT_CLASS_ACT),
+				       &m->layers[i + 1].at_ct);
 		} else {
-			ret = ctx->ops->gemm(ctx, SPT_PASS_FWD, s->a_op[i], &l->wt_ct, &l->bb,
-					     l->relu ? SPT_ACT_RELU : SPT_ACT_NONE, NULL, NULL,
-					     &l->y_ct, &o, note(s, i + 1, SPT_CLASS_ACT),
-					     &l->st.pass[SPT_PASS_FWD]);
+			ret = fwd_gemm(s, i, s->a_op[i], l->relu ? SPT_ACT_RELU : SPT_ACT_NONE,
+				       NULL, &l->y_ct, &o, note(s, i + 1, SPT_CLASS_ACT), NULL);
 		}
 		if (ret)
 			return ret;
