@@ -519,6 +519,31 @@ AINLINE void enc_flush(struct enc_ctx *cx, struct ct_enc_acc *acc, int prune)
 }
 
 /*
+ * A group's first pass (scan8()) and its sums added to *sa and *sk in block
+ * order; -EDOM on a NaN or Inf.
+ */
+AINLINE int group_scan(const float *x, const float *const *xp, const __m256i *const *mk,
+		       const uint64_t *idx, unsigned int nv, int prune, int sprune,
+		       struct rng_ctx *rp, uint64_t index, float *vst, struct enc_ctx *cx,
+		       double *sa, double *sk, struct grp *gr)
+{
+	unsigned int j;
+
+	scan8(x, xp, mk, idx, nv, prune, sprune, rp, index, vst, cx->vtau, &cx->zacc, &cx->kzacc,
+	      gr);
+	/* read the group's per-block fields as plain loads */
+	__asm__ volatile("" : "+m"(*gr));
+	if (__builtin_expect(gr->bad, 0))
+		return -EDOM;
+	for (j = 0; j < 8; j++) {
+		*sa += gr->sa[j];
+		if (prune)
+			*sk += gr->sk[j];
+	}
+	return 0;
+}
+
+/*
  * Encode 8 blocks (@x, @xp, @mk, @idx and @index as for scan8) in place at
  * *qp with room for 8 dense records; their presence goes to bits i.. of
  * *l1, their sums to *sa and *sk.  -EDOM on NaN or Inf.
@@ -537,17 +562,8 @@ AINLINE int enc_group8_k(const float *x, const float *const *xp, const __m256i *
 	uint8_t *q = *qp;
 	unsigned int j;
 
-	scan8(x, xp, mk, idx, nv, prune, sprune, rp, index, vst, cx->vtau, &cx->zacc, &cx->kzacc,
-	      &gr);
-	/* read the group's per-block fields as plain loads */
-	__asm__ volatile("" : "+m"(gr));
-	if (__builtin_expect(gr.bad, 0))
+	if (group_scan(x, xp, mk, idx, nv, prune, sprune, rp, index, vst, cx, sa, sk, &gr))
 		return -EDOM;
-	for (j = 0; j < 8; j++) {
-		*sa += gr.sa[j];
-		if (prune)
-			*sk += gr.sk[j];
-	}
 	/* eight blocks of +-0 (dead units' rows of a weight gradient): no record, no draws */
 	if (!gr.present)
 		return 0;
@@ -1194,16 +1210,8 @@ AINLINE int quant_group8(const float *x, int prune, int csr_rne, struct enc_ctx 
 	struct grp gr;
 	unsigned int j;
 
-	scan8(x, NULL, NULL, NULL, 4, prune, 0, NULL, 0, NULL, cx->vtau, &cx->zacc, &cx->kzacc,
-	      &gr);
-	__asm__ volatile("" : "+m"(gr));
-	if (__builtin_expect(gr.bad, 0))
+	if (group_scan(x, NULL, NULL, NULL, 4, prune, 0, NULL, 0, NULL, cx, sa, sk, &gr))
 		return -EDOM;
-	for (j = 0; j < 8; j++) {
-		*sa += gr.sa[j];
-		if (prune)
-			*sk += gr.sk[j];
-	}
 	if (!gr.present) {
 		memset(k, 0, 8 * SPT_BLOCK_ELEMS);
 		memset(l2, 0, 8 * sizeof(*l2));

@@ -556,6 +556,18 @@ static void gemm_zero_rows(int32_t *tile, uint32_t nb, uint32_t jt, uint32_t jj)
 		_mm256_store_si256((__m256i *)(tile + x * jt + jj), _mm256_setzero_si256());
 }
 
+/* A B tile's scales zeroed: its tw rows of each of nb block columns. */
+static void b_scale_clear(float *b_scale, uint32_t nb, uint32_t jt, uint32_t tw)
+{
+	uint32_t blk;
+
+	if (tw == jt)
+		memset(b_scale, 0, (size_t)nb * jt * sizeof(float));
+	else
+		for (blk = 0; blk < nb; blk++)
+			memset(b_scale + (size_t)blk * jt, 0, tw * sizeof(float));
+}
+
 /*
  * B's column tile t (rows t*jt .. t*jt+tw-1) as int16 pairs and scales, see
  * gemm_internal.h: eight rows at a time are expanded into a dense staging
@@ -569,17 +581,13 @@ static void gemm_pack_tile(struct gemm_cursor *cursor, const struct gemm_ct *c,
 {
 	/* locals, so that the per-block state stays in registers */
 	struct gemm_cursor it = *cursor;
-	uint32_t nb = c->bpr, jt = p->jt, tw = p->tw, jj, blk;
+	uint32_t nb = c->bpr, jt = p->jt, tw = p->tw, jj;
 	float *b_scale = g->b_scale;
 	uint32_t *bits = g->bits_b;
 	int8_t *stg = g->stg;
 	int ex_hi = g->ex_hi;
 
-	if (tw == jt)
-		memset(b_scale, 0, (size_t)nb * jt * sizeof(float));
-	else
-		for (blk = 0; blk < nb; blk++)
-			memset(b_scale + (size_t)blk * jt, 0, tw * sizeof(float));
+	b_scale_clear(b_scale, nb, jt, tw);
 	for (jj = 0; jj < tw; jj += 8) {
 		uint64_t j0 = (uint64_t)t * jt + jj;
 		size_t done = 0;	/* staged blocks written; the gaps are absent */
@@ -621,11 +629,7 @@ static int gemm_pack_tile_w(struct gemm_wsrc *w, const struct spt_gemm_plan *p, 
 	float *b_scale = g->b_scale;
 	int ex_hi = g->ex_hi;
 
-	if (tw == jt)
-		memset(b_scale, 0, (size_t)nb * jt * sizeof(float));
-	else
-		for (col = 0; col < nb; col++)
-			memset(b_scale + (size_t)col * jt, 0, tw * sizeof(float));
+	b_scale_clear(b_scale, nb, jt, tw);
 	for (jj = 0; jj < tw; jj += 8) {
 		uint64_t j0 = (uint64_t)t * jt + jj;
 

@@ -13,16 +13,7 @@
 #include <string.h>
 
 #include "spt/core.h"
-
-static uint64_t rng = 0x9e3779b97f4a7c15ull;
-
-static double unit(void)
-{
-	rng ^= rng >> 12;
-	rng ^= rng << 25;
-	rng ^= rng >> 27;
-	return (double)((rng * 0x2545f4914f6cdd1dull) >> 11) * 0x1p-53;
-}
+#include "test_util.h"
 
 /* zeros (both signs), NaN and infinities among random values */
 static float *rand_vec(size_t n, int specials)

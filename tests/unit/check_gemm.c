@@ -13,18 +13,9 @@
 #include <string.h>
 
 #include "spt/core.h"
+#include "test_util.h"
 
 /* ---- helpers ------------------------------------------------------------ */
-
-static uint64_t rng = 0x9e3779b97f4a7c15ull;
-
-static double unit(void)
-{
-	rng ^= rng >> 12;
-	rng ^= rng << 25;
-	rng ^= rng >> 27;
-	return (double)((rng * 0x2545f4914f6cdd1dull) >> 11) * 0x1p-53;
-}
 
 /* zero with probability s, else +-[0.1, 1.1) * scale */
 static float *rand_mat(size_t rows, size_t cols, double s, float scale)

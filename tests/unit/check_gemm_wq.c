@@ -13,21 +13,7 @@
 #include <string.h>
 
 #include "spt/core.h"
-
-static uint64_t rng = 0x9e3779b97f4a7c15ull;
-
-static double unit(void)
-{
-	rng ^= rng >> 12;
-	rng ^= rng << 25;
-	rng ^= rng >> 27;
-	return (double)((rng * 0x2545f4914f6cdd1dull) >> 11) * 0x1p-53;
-}
-
-static uint32_t below(uint32_t n)
-{
-	return (uint32_t)(unit() * n);
-}
+#include "test_util.h"
 
 /*
  * rows x cols, zero w.p. @s; each block's exponent in [lo, hi], and w.p.
@@ -51,16 +37,6 @@ static float *mat(uint32_t rows, uint32_t cols, double s, int lo, int hi)
 		}
 	}
 	return x;
-}
-
-static void *enc(const float *x, uint32_t rows, uint32_t cols, size_t *len)
-{
-	size_t cap = spt_ct_bound(rows, cols);
-	void *buf = malloc(cap);
-
-	ck_assert_ptr_nonnull(buf);
-	ck_assert_int_eq(spt_ct_encode(x, rows, cols, NULL, buf, cap, len, NULL), 0);
-	return buf;
 }
 
 /* What one call gave; the buffers start as a fill pattern. */
@@ -179,6 +155,23 @@ static void same(const struct wcase *c, const char *what)
 	res_free(&got);
 }
 
+/* A forward case of A (@a, @al bytes) times @w (@n x @k), both outputs, no options. */
+static void wcase_init(struct wcase *c, const void *a, size_t al, const float *w, uint32_t m,
+		       uint32_t n, uint32_t k)
+{
+	memset(c, 0, sizeof(*c));
+	c->pass = SPT_PASS_FWD;
+	c->a = a;
+	c->a_len = al;
+	c->w = w;
+	c->m = m;
+	c->n = n;
+	c->k = k;
+	c->want_ct = c->want_y = 1;
+	spt_encode_opts_init(&c->wo);
+	spt_encode_opts_init(&c->oenc);
+}
+
 static const enum spt_isa isas[] = { SPT_ISA_SCALAR, SPT_ISA_AVX2, SPT_ISA_AVX512 };
 
 static const uint32_t shapes[][3] = {	/* m, n, k */
@@ -217,18 +210,10 @@ START_TEST(test_wq_matches_encode_then_gemm)
 			struct spt_gemm_epilogue ep;
 			struct wcase c;
 			size_t al;
-			void *a = enc(x, m, k, &al);
+			void *a = test_encode(x, m, k, &al);
 			int kind, e;
 
-			memset(&c, 0, sizeof(c));
-			c.pass = SPT_PASS_FWD;
-			c.a = a;
-			c.a_len = al;
-			c.w = w;
-			c.m = m;
-			c.n = n;
-			c.k = k;
-			spt_encode_opts_init(&c.oenc);
+			wcase_init(&c, a, al, w, m, n, k);
 			for (kind = 0; kind < 4; kind++)
 				for (e = 0; e < 3; e++) {
 					memset(&ep, 0, sizeof(ep));
@@ -278,18 +263,9 @@ START_TEST(test_wq_matches_under_other_rounding_modes)
 	float *x = mat(20, 300, 0.5, -3, 2), *w = mat(90, 300, 0.2, -6, 1);
 	struct wcase c;
 	size_t al, mi;
-	void *a = enc(x, 20, 300, &al);
+	void *a = test_encode(x, 20, 300, &al);
 
-	memset(&c, 0, sizeof(c));
-	c.pass = SPT_PASS_FWD;
-	c.a = a;
-	c.a_len = al;
-	c.w = w;
-	c.m = 20;
-	c.n = 90;
-	c.k = 300;
-	c.want_ct = c.want_y = 1;
-	spt_encode_opts_init(&c.oenc);
+	wcase_init(&c, a, al, w, 20, 90, 300);
 	for (mi = 0; mi < sizeof(modes) / sizeof(modes[0]); mi++) {
 		ck_assert_int_eq(fesetround(modes[mi]), 0);
 		wopts(&c.wo, 0);
@@ -317,25 +293,15 @@ START_TEST(test_wq_errors_are_the_two_calls_errors)
 	struct spt_gemm_epilogue ep;
 	struct wcase c;
 	size_t al, i;
-	void *a = enc(x, m, k, &al), *a_bad = malloc(al);
+	void *a = test_encode(x, m, k, &al), *a_bad = malloc(al);
 	float keep;
 
 	ck_assert_ptr_nonnull(a_bad);
 	memcpy(a_bad, a, al);
 	((unsigned char *)a_bad)[0] ^= 0xff;	/* the magic */
-	memset(&c, 0, sizeof(c));
 	memset(&ep, 0, sizeof(ep));
-	c.pass = SPT_PASS_FWD;
-	c.a = a;
-	c.a_len = al;
-	c.w = w;
-	c.m = m;
-	c.n = n;
-	c.k = k;
+	wcase_init(&c, a, al, w, m, n, k);
 	c.ep = &ep;
-	c.want_ct = c.want_y = 1;
-	spt_encode_opts_init(&c.oenc);
-	wopts(&c.wo, 0);
 
 	/* a NaN or Inf in B, anywhere (a ragged block, the last row): -EDOM */
 	for (i = 0; i < sizeof(bad_at) / sizeof(bad_at[0]); i++) {

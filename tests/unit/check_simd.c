@@ -13,21 +13,8 @@
 #include <string.h>
 
 #include "spt/core.h"
-
-static uint64_t rng = 0x243f6a8885a308d3ull;
-
-static double unit(void)
-{
-	rng ^= rng >> 12;
-	rng ^= rng << 25;
-	rng ^= rng >> 27;
-	return (double)((rng * 0x2545f4914f6cdd1dull) >> 11) * 0x1p-53;
-}
-
-static uint32_t below(uint32_t n)
-{
-	return (uint32_t)(unit() * n);
-}
+#define TEST_RNG_SEED 0x243f6a8885a308d3ull
+#include "test_util.h"
 
 /* zero w.p. s; blocks get random exponents in [lo, hi] */
 static float *rand_mat(uint32_t rows, uint32_t cols, double s, int lo, int hi)
@@ -49,16 +36,6 @@ static float *rand_mat(uint32_t rows, uint32_t cols, double s, int lo, int hi)
 		}
 	}
 	return x;
-}
-
-static void *enc(const float *x, uint32_t rows, uint32_t cols, size_t *len)
-{
-	size_t cap = spt_ct_bound(rows, cols);
-	void *buf = malloc(cap);
-
-	ck_assert_ptr_nonnull(buf);
-	ck_assert_int_eq(spt_ct_encode(x, rows, cols, NULL, buf, cap, len, NULL), 0);
-	return buf;
 }
 
 struct result {
@@ -151,7 +128,7 @@ static void compare_mats(float *a, float *b, uint32_t m, uint32_t k, uint32_t n,
 	float *mk = rand_mat(m, n, with_epilogue == 3 ? 0.99 : 0.5, 0, 0);
 	float *bias = rand_mat(1, n, 0.0, -2, 2);
 	size_t al, bl, ml;
-	void *ca = enc(a, m, k, &al), *cb = enc(b, n, k, &bl), *cm = enc(mk, m, n, &ml);
+	void *ca = test_encode(a, m, k, &al), *cb = test_encode(b, n, k, &bl), *cm = test_encode(mk, m, n, &ml);
 	struct spt_gemm_epilogue ep = { bias, SPT_ACT_RELU_GRAD, cm, ml, 0.5f };
 
 	if (with_epilogue == 2) {
