@@ -31,6 +31,26 @@ static int geom_init(uint32_t rows, uint32_t cols, struct ct_geom *g)
 	return 0;
 }
 
+uint64_t ct_size(const struct ct_geom *g, uint64_t nzb, uint64_t nnz)
+{
+	return g->payload_off + 8 * g->tiles + 5 * nzb + nnz;
+}
+
+void ct_acc_stats(const struct ct_enc_acc *acc, uint32_t rows, uint32_t cols,
+		  struct spt_tensor_stats *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->elements = (uint64_t)rows * cols;
+	st->natural_zeros = acc->natural_zeros;
+	st->pruned = acc->pruned;
+	st->nonzeros = acc->nonzeros;
+	st->nz_blocks = acc->nz_blocks;
+	/* every element is a natural zero, pruned, stored or underflowed */
+	st->underflow = st->elements - acc->natural_zeros - acc->pruned - acc->nonzeros;
+	st->sum_abs = acc->sum_abs;
+	st->sum_abs_kept = acc->sum_abs_kept;
+}
+
 size_t spt_ct_bound(uint32_t rows, uint32_t cols)
 {
 	struct ct_geom g;
@@ -38,7 +58,7 @@ size_t spt_ct_bound(uint32_t rows, uint32_t cols)
 
 	if (geom_init(rows, cols, &g))
 		return 0;
-	b = g.payload_off + 8 * g.tiles + g.nblocks * (5 + SPT_BLOCK_ELEMS);
+	b = ct_size(&g, g.nblocks, g.nblocks * SPT_BLOCK_ELEMS);
 	if (b > SIZE_MAX)
 		return 0;
 	return (size_t)b;
@@ -283,15 +303,7 @@ static int encode_impl(const float *in, uint32_t rows, uint32_t cols,
 						     o->round_seed, p, cap, &pos, &acc, tx) :
 		      spt_ct_encode_avx2(in, &g, tau, sprune, pseed, o->round, o->round_seed, p,
 					 cap, &pos, &acc);
-		/* every element is a natural zero, pruned, stored or underflowed */
-		s.st.natural_zeros = acc.natural_zeros;
-		s.st.pruned = acc.pruned;
-		s.st.nonzeros = acc.nonzeros;
-		s.st.nz_blocks = acc.nz_blocks;
-		s.st.underflow = (uint64_t)rows * cols - acc.natural_zeros - acc.pruned -
-				 acc.nonzeros;
-		s.st.sum_abs = acc.sum_abs;
-		s.st.sum_abs_kept = acc.sum_abs_kept;
+		ct_acc_stats(&acc, rows, cols, &s.st);
 	} else
 #endif
 	{

@@ -276,14 +276,13 @@ AINLINE uint32_t enc_block(struct enc_ctx *cx, const float *x, const __m256i *mk
 			   int sprune, struct rng_ctx *rp, int stoch, struct rng_ctx *rc,
 			   uint64_t index, uint8_t *dst, int *bad)
 {
-	const __m256i zero = _mm256_setzero_si256();
 	__m256i b;
 	__m128i lo, hi;
 	uint32_t B, l2, c0, c1, c2;
 
 	if (!enc_block_k(cx, x, mk, prune, sprune, rp, stoch, rc, index, &b, &B, bad))
 		return 0;
-	l2 = ~(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(b, zero));
+	l2 = nz_mask32(b);
 	/* record: l2, E8M0 byte, then the nonzero k compacted 8 lanes at a time */
 	stu64(dst, (uint64_t)l2 | (uint64_t)B << 32);
 	lo = _mm256_castsi256_si128(b);
@@ -518,6 +517,44 @@ AINLINE void enc_flush(struct enc_ctx *cx, struct ct_enc_acc *acc, int prune)
 	cx->zacc = cx->kzacc = _mm256_setzero_si256();
 }
 
+/* Lanes of a ragged block of @ragged elements (lane masks per vector). */
+AINLINE void ragged_masks(uint32_t ragged, __m256i m[4])
+{
+	unsigned int c;
+
+	for (c = 0; c < 4; c++)
+		m[c] = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)ragged - 8 * (int)c),
+					  _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+/*
+ * An encoder context for threshold @tau and ragged blocks of @ragged
+ * elements (0: none), its sums continuing those of @acc.
+ */
+AINLINE void enc_begin(struct enc_ctx *cx, float tau, uint32_t ragged,
+		       const struct ct_enc_acc *acc)
+{
+	cx->vtau = _mm256_set1_ps(tau);
+	cx->rnv = (ragged + 7) / 8;
+	cx->zacc = cx->kzacc = _mm256_setzero_si256();
+	cx->sum_abs = acc->sum_abs;
+	cx->sum_kept = acc->sum_abs_kept;
+}
+
+/*
+ * The context's last counts and its sums into @acc, less the zero padding
+ * of @rows ragged blocks of @ragged elements, which counted as zeros.
+ */
+AINLINE void enc_end(struct enc_ctx *cx, struct ct_enc_acc *acc, int prune, uint64_t rows,
+		     uint32_t ragged)
+{
+	enc_flush(cx, acc, prune);
+	if (ragged)
+		acc->natural_zeros -= rows * (SPT_BLOCK_ELEMS - ragged);
+	acc->sum_abs = cx->sum_abs;
+	acc->sum_abs_kept = prune ? cx->sum_kept : cx->sum_abs;
+}
+
 /*
  * A group's first pass (scan8()) and its sums added to *sa and *sk in block
  * order; -EDOM on a NaN or Inf.
@@ -576,7 +613,7 @@ AINLINE int enc_group8_k(const float *x, const float *const *xp, const __m256i *
 					gr.s1[j], gr.B[j], (gr.need2 >> j) & 1);
 
 		_mm256_store_si256((__m256i *)kb[j], b);
-		l2s[j] = ~(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(b, _mm256_setzero_si256()));
+		l2s[j] = nz_mask32(b);
 	}
 #pragma GCC unroll 8
 	for (j = 0; j < 8; j++) {
@@ -776,7 +813,7 @@ AINLINE uint32_t put_row1(__m256i b, uint32_t B, unsigned int nv, uint8_t *q)
 	__m128i lo, hi;
 	uint32_t l2, c0, c1, c2;
 
-	l2 = ~(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(b, _mm256_setzero_si256()));
+	l2 = nz_mask32(b);
 	stu64(q, (uint64_t)l2 | (uint64_t)B << 32);
 	lo = _mm256_castsi256_si128(b);
 	q += 5;
@@ -970,29 +1007,21 @@ AINLINE int encode_tiles(const float *in, const struct ct_geom *g, float tau, in
 	uint32_t ragged = rag ? g->cols % SPT_BLOCK_ELEMS : 0, c = 0, last = g->bpr - 1;
 	unsigned int gnv = rag >= 2 ? (unsigned int)rag - 2 : 4;
 	__m256i rmask[4], lmask[4];
-	uint64_t pos = *pos_io, t, zadj;
+	uint64_t pos = *pos_io, t;
 	const float *x = in, *xend = in + (size_t)g->rows * g->cols;
 	struct enc_ctx cx;
 	struct rng_ctx rc, rp;
 	int bad = 0;
 
-	for (c = 0; c < 4; c++) {
-		rmask[c] = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)ragged - 8 * (int)c),
-					      _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+	ragged_masks(ragged, rmask);
+	for (c = 0; c < 4; c++)
 		lmask[c] = ragged ? rmask[c] : _mm256_set1_epi32(-1);
-	}
 	c = 0;
-	/* the zero padding of the ragged blocks, counted as zeros */
-	zadj = ragged ? (uint64_t)g->rows * (SPT_BLOCK_ELEMS - ragged) : 0;
 	memset(&rc, 0, sizeof(rc));
 	rc.seed = seed;
 	memset(&rp, 0, sizeof(rp));
 	rp.seed = pseed;
-	cx.vtau = _mm256_set1_ps(tau);
-	cx.rnv = (ragged + 7) / 8;
-	cx.zacc = cx.kzacc = _mm256_setzero_si256();
-	cx.sum_abs = acc->sum_abs;
-	cx.sum_kept = acc->sum_abs_kept;
+	enc_begin(&cx, tau, ragged, acc);
 	for (t = 0; t < g->tiles; t++) {
 		uint64_t nb = g->nblocks - t * SPT_TILE_BLOCKS, l1 = 0, l1pos = pos, i;
 		uint8_t *q;
@@ -1163,9 +1192,7 @@ AINLINE int encode_tiles(const float *in, const struct ct_geom *g, float tau, in
 	}
 	if (tx && g->rows % SPT_BLOCK_ELEMS)	/* the last strip, partial */
 		spt_ctt_flush_avx2(tx, g->rows / SPT_BLOCK_ELEMS);
-	acc->natural_zeros -= zadj;	/* the zero padding of ragged blocks */
-	acc->sum_abs = cx.sum_abs;
-	acc->sum_abs_kept = prune ? cx.sum_kept : cx.sum_abs;
+	enc_end(&cx, acc, prune, g->rows, ragged);
 	*pos_io = pos;
 	return 0;
 }
@@ -1224,7 +1251,7 @@ AINLINE int quant_group8(const float *x, int prune, int csr_rne, struct enc_ctx 
 
 		_mm256_storeu_si256((__m256i *)(k + 32 * j), b);
 		e8[j] = (uint8_t)gr.B[j];
-		l2[j] = ~(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(b, _mm256_setzero_si256()));
+		l2[j] = nz_mask32(b);
 	}
 	return 0;
 }
@@ -1245,15 +1272,9 @@ AINLINE int quant_rows(const float *in, uint32_t rows, uint32_t cols, float tau,
 	struct enc_ctx cx;
 	int bad = 0;
 
-	for (c = 0; c < 4; c++)
-		rmask[c] = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)ragged - 8 * (int)c),
-					      _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+	ragged_masks(ragged, rmask);
 	memset(&none, 0, sizeof(none));
-	cx.vtau = _mm256_set1_ps(tau);
-	cx.rnv = (ragged + 7) / 8;
-	cx.zacc = cx.kzacc = zero;
-	cx.sum_abs = acc->sum_abs;
-	cx.sum_kept = acc->sum_abs_kept;
+	enc_begin(&cx, tau, ragged, acc);
 	for (r = 0; r < rows; r++) {
 		const float *x = in + (size_t)r * cols;
 
@@ -1271,32 +1292,27 @@ AINLINE int quant_rows(const float *in, uint32_t rows, uint32_t cols, float tau,
 				*l2 = 0;
 				if (enc_block_k(&cx, x, mk, prune, 0, &none, 0, &none, 0, &b, &B,
 						&bad))
-					*l2 = ~(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(b,
-											       zero));
+					*l2 = nz_mask32(b);
 				if (__builtin_expect(bad, 0))
 					return -EDOM;
 				_mm256_storeu_si256((__m256i *)k, b);
 				*e8 = (uint8_t)B;
 				i = c + 1;
 			}
+			/* the per-lane zero counts hold 64 blocks, as in a tile */
+			n += i - c;
+			if (n > SPT_TILE_BLOCKS - 8) {
+				enc_flush(&cx, acc, prune);
+				n = 0;
+			}
 			for (; c < i; c++, x += SPT_BLOCK_ELEMS, k += SPT_BLOCK_ELEMS, e8++, l2++)
 				if (*l2) {
 					acc->nz_blocks++;
 					acc->nonzeros += (uint32_t)_mm_popcnt_u32(*l2);
 				}
-			/* the per-lane zero counts hold 64 blocks, as in a tile */
-			n += 8;
-			if (n > SPT_TILE_BLOCKS - 8) {
-				enc_flush(&cx, acc, prune);
-				n = 0;
-			}
 		}
 	}
-	enc_flush(&cx, acc, prune);
-	if (ragged)	/* the zero padding of ragged blocks */
-		acc->natural_zeros -= (uint64_t)rows * (SPT_BLOCK_ELEMS - ragged);
-	acc->sum_abs = cx.sum_abs;
-	acc->sum_abs_kept = prune ? cx.sum_kept : cx.sum_abs;
+	enc_end(&cx, acc, prune, rows, ragged);
 	return 0;
 }
 

@@ -81,6 +81,12 @@ AINLINE __m256i pack_k4(__m256i r0, __m256i r1, __m256i r2, __m256i r3)
 	b = _mm256_permutevar8x32_epi32(b, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
 	return _mm256_max_epi8(b, _mm256_set1_epi8(-SPT_KMAX));
 }
+
+/* The L2 mask of a block's 32 packed k: bit j set where k[j] != 0. */
+AINLINE uint32_t nz_mask32(__m256i b)
+{
+	return ~(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(b, _mm256_setzero_si256()));
+}
 #endif
 
 struct ct_geom {
@@ -114,6 +120,12 @@ struct ct_enc_acc {
 	double sum_abs, sum_abs_kept;
 };
 
+/* The encoded size of a tensor of geometry @g with @nzb stored blocks and @nnz values. */
+uint64_t ct_size(const struct ct_geom *g, uint64_t nzb, uint64_t nnz);
+/* The statistics of a @rows x @cols encoding from its accumulator (not @st->bytes: 0). */
+void ct_acc_stats(const struct ct_enc_acc *acc, uint32_t rows, uint32_t cols,
+		  struct spt_tensor_stats *st);
+
 /*
  * Largest record a tile can hold (L1 mask and 64 dense block records) and the
  * slack the SIMD paths may touch past a record (8-byte chunk stores/loads).
@@ -145,7 +157,8 @@ int spt_ct_encode_avx2(const float *in, const struct ct_geom *g, float tau, int 
  * deterministic) and quantised to nearest-even exactly as spt_ct_encode()
  * quantises them, without writing records: block c of row r (its 32 k,
  * zero for a block the encoder would not store) at k + 32 * (r * bpr + c),
- * its E8M0 byte at e8[r * bpr + c] and its L2 mask at l2[r * bpr + c].  The
+ * its L2 mask at l2[r * bpr + c] (0: not stored) and, when stored, its E8M0
+ * byte at e8[r * bpr + c].  The
  * statistics are added to @acc as the encoder adds them (so calls on
  * consecutive rows give a whole tensor's).  0, -EINVAL, or -EDOM on a NaN
  * or Inf (the outputs then partly written).

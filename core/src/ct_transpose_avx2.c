@@ -142,7 +142,7 @@ AINLINE uint32_t quant_block(const uint8_t *k, const __m256 sc[4], uint8_t *kout
 AINLINE uint32_t put_record(const uint8_t *k, uint32_t B, uint8_t *dst)
 {
 	__m256i b = _mm256_load_si256((const __m256i *)k);
-	uint32_t l2 = ~(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(b, _mm256_setzero_si256()));
+	uint32_t l2 = nz_mask32(b);
 	__m128i lo = _mm256_castsi256_si128(b), hi = _mm256_extracti128_si256(b, 1);
 	uint32_t c0 = (uint32_t)_mm_popcnt_u32(l2 & 0xffu);
 	uint32_t c1 = (uint32_t)_mm_popcnt_u32(l2 & 0xffffu);

@@ -345,10 +345,9 @@ int spt_gemm_wq(enum spt_pass pass, const void *a, size_t a_len, const float *w,
 	struct gemm_bits ba = { NULL }, bb = { NULL };
 	struct gemm_shape sh = { 0, 0, 0, 0 };
 	struct spt_encode_opts def;
-	struct spt_tensor_stats st;
 	struct gemm_wsrc src;
-	uint64_t exec_macs = 0, blocks = 0, tiles, b_len;
-	size_t cap = spt_ct_bound(n, k);
+	struct ct_geom g;
+	uint64_t exec_macs = 0, blocks = 0, b_len;
 	float *y = NULL;
 	void *arena = NULL;
 	int err, ep_done = 0;
@@ -359,12 +358,13 @@ int spt_gemm_wq(enum spt_pass pass, const void *a, size_t a_len, const float *w,
 	}
 	/*
 	 * The fused path takes what it can: AVX2, nearest rounding, no
-	 * stochastic pruning, a valid shape whose encoding fits the format's
-	 * u32 offsets, operands and options that both calls accept.  Anything
-	 * else, errors included, goes through the two calls, which give the
-	 * errors in their order.
+	 * stochastic pruning, a valid shape whose densest encoding fits the
+	 * format's u32 offsets, operands and options that both calls accept.
+	 * Anything else, errors included, goes through the two calls, which
+	 * give the errors in their order.
 	 */
-	if (spt_core_get_isa() != SPT_ISA_AVX2 || !w || !cap || cap - 64 > UINT32_MAX ||
+	if (spt_core_get_isa() != SPT_ISA_AVX2 || !w || ct_out_begin(n, k, SIZE_MAX, &g) ||
+	    ct_size(&g, g.nblocks, g.nblocks * SPT_BLOCK_ELEMS) - g.payload_off > UINT32_MAX ||
 	    wo->round != SPT_ROUND_EVEN || wo->prune.mode == SPT_PRUNE_STOCHASTIC ||
 	    gemm_prune_check(&wo->prune) || gemm_args_check(pass, a, w, ep, out))
 		return gemm_wq_calls(pass, a, a_len, w, n, k, wo, wst, ep, out, cnt);
@@ -381,21 +381,11 @@ int spt_gemm_wq(enum spt_pass pass, const void *a, size_t a_len, const float *w,
 	}
 	if (err)
 		goto out_free;
-	/* the encoding's size (docs/formats.md), as the encoder counts it */
-	tiles = ((uint64_t)n * sh.nb + SPT_TILE_BLOCKS - 1) / SPT_TILE_BLOCKS;
-	b_len = 64 + 4 * (tiles + 1) + 8 * tiles + 5 * src.acc.nz_blocks + src.acc.nonzeros;
+	/* the encoding's size, as the encoder writes it */
+	b_len = ct_size(&g, src.acc.nz_blocks, src.acc.nonzeros);
 	if (wst) {	/* as the encoder gives them, whatever the product's fate */
-		memset(&st, 0, sizeof(st));
-		st.elements = (uint64_t)n * k;
-		st.natural_zeros = src.acc.natural_zeros;
-		st.pruned = src.acc.pruned;
-		st.nonzeros = src.acc.nonzeros;
-		st.nz_blocks = src.acc.nz_blocks;
-		st.underflow = st.elements - st.natural_zeros - st.pruned - st.nonzeros;
-		st.sum_abs = src.acc.sum_abs;
-		st.sum_abs_kept = src.acc.sum_abs_kept;
-		st.bytes = b_len;
-		*wst = st;
+		ct_acc_stats(&src.acc, n, k, wst);
+		wst->bytes = b_len;
 	}
 	if (out->y) {	/* the result went to scratch: nothing is written on -EDOM */
 		memcpy(out->y, y, (size_t)sh.m * sh.n * sizeof(float));

@@ -198,6 +198,7 @@ static int bfp8_forward(struct step *s, const struct spt_buf *x)
 	struct spt_model *m = s->m;
 	struct spt_ctx *ctx = m->ctx;
 	struct spt_encode_opts raw, o;
+	struct spt_buf *t;
 	int i, ret;
 
 	enc_opts(&raw, NULL);
@@ -244,16 +245,14 @@ static int bfp8_forward(struct step *s, const struct spt_buf *x)
 			continue;
 		}
 		enc_opts(&o, &s->prune[i + 1][SPT_CLASS_ACT]);
+		t = NULL;
 		if (s->train && l->kind != RT_CONV && m->layers[i + 1].kind != RT_CONV) {
 			/* y_ct is the next layer's A operand: its transpose too */
-			reblock_add(s, i + 1, &m->layers[i + 1].at_ct);
-			ret = fwd_gemm(s, i, s->a_op[i], l->relu ? SPT_ACT_RELU : SPT_ACT_NONE,
-				       NULL, &l->y_ct, &o, note(s, i + 1, SPT_CLASS_ACT),
-				       &m->layers[i + 1].at_ct);
-		} else {
-			ret = fwd_gemm(s, i, s->a_op[i], l->relu ? SPT_ACT_RELU : SPT_ACT_NONE,
-				       NULL, &l->y_ct, &o, note(s, i + 1, SPT_CLASS_ACT), NULL);
+			t = &m->layers[i + 1].at_ct;
+			reblock_add(s, i + 1, t);
 		}
+		ret = fwd_gemm(s, i, s->a_op[i], l->relu ? SPT_ACT_RELU : SPT_ACT_NONE, NULL,
+			       &l->y_ct, &o, note(s, i + 1, SPT_CLASS_ACT), t);
 		if (ret)
 			return ret;
 		if (needs_f32_out(m, i)) {
