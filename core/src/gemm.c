@@ -363,7 +363,7 @@ int spt_gemm_wq(enum spt_pass pass, const void *a, size_t a_len, const float *w,
 	 * Anything else, errors included, goes through the two calls, which
 	 * give the errors in their order.
 	 */
-	if (spt_core_get_isa() != SPT_ISA_AVX2 || !w || ct_out_begin(n, k, SIZE_MAX, &g) ||
+	if (spt_core_get_isa() < SPT_ISA_AVX2 || !w || ct_out_begin(n, k, SIZE_MAX, &g) ||
 	    ct_size(&g, g.nblocks, g.nblocks * SPT_BLOCK_ELEMS) - g.payload_off > UINT32_MAX ||
 	    wo->round != SPT_ROUND_EVEN || wo->prune.mode == SPT_PRUNE_STOCHASTIC ||
 	    gemm_prune_check(&wo->prune) || gemm_args_check(pass, a, w, ep, out))

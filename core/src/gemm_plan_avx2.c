@@ -1091,6 +1091,24 @@ static int gemm_swap_pays(const struct gemm_ct *ca, const struct gemm_ct *cb)
 }
 
 /*
+ * The kernel ISA for C = A B^T on a CPU that has @isa.  The AVX-512 kernel
+ * computes whole tiles of SPT_GEMM_JT_AVX512 columns, so a narrower C pays
+ * for columns it throws away and a copy out of the padding; and C^T, a
+ * streamed C and the narrow convolution kernel are AVX2 paths.  Those take
+ * AVX2 (measured: the CNN's step, whose convolutions all have C of 16 or
+ * 32 columns, took about 1.35x as long on the AVX-512 kernel).  Every path
+ * gives the same bits, so this is a choice of speed only.
+ */
+static enum spt_isa gemm_kernel_isa(enum spt_isa isa, const struct gemm_ct *ca,
+				    const struct gemm_ct *cb)
+{
+	if (isa == SPT_ISA_AVX512 &&
+	    (cb->rows < SPT_GEMM_JT_AVX512 || gemm_swap_pays(ca, cb)))
+		return SPT_ISA_AVX2;
+	return isa;
+}
+
+/*
  * Validate, re-lay out and multiply.  1: too large for this path's u32
  * indices, use the reference path.  Without y_user the result lives in
  * *arena, which the caller frees.
@@ -1117,6 +1135,7 @@ int spt_gemm_run_simd(enum spt_isa isa, const void *a, size_t a_len,
 	sh->n = cb.rows;
 	sh->k = ca.cols;
 	sh->nb = ca.bpr;
+	isa = gemm_kernel_isa(isa, &ca, &cb);
 	if (isa == SPT_ISA_AVX2 && gemm_swap_pays(&ca, &cb)) {
 		err = gemm_run_swapped(&ca, &cb, exec_macs, blocks, c, y_user, arena, ep_done);
 		if (err != 1)
