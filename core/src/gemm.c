@@ -357,9 +357,11 @@ int spt_gemm_wq(enum spt_pass pass, const void *a, size_t a_len, const float *w,
 		wo = &def;
 	}
 	/*
-	 * The fused path takes what it can: AVX2, nearest rounding, no
-	 * stochastic pruning, a valid shape whose densest encoding fits the
-	 * format's u32 offsets, operands and options that both calls accept.
+	 * The fused path takes what it can: AVX2 (an AVX-512 CPU too, where
+	 * it runs the AVX2 kernel: it saves B's encode and decode either way),
+	 * nearest rounding, no stochastic pruning, a valid shape whose densest
+	 * encoding fits the format's u32 offsets, operands and options that
+	 * both calls accept.
 	 * Anything else, errors included, goes through the two calls, which
 	 * give the errors in their order.
 	 */

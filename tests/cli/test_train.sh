@@ -20,6 +20,8 @@ expect "--wcopy-prune rejects an unknown kind" 1 "wcopy-prune: expected" \
 	"$S" train --wcopy-prune random
 expect "--wgrad-targets is rejected for the FP32 baseline" 1 "needs --precision bfp8" \
 	"$S" train --precision fp32 --wgrad-targets 0.9
+expect "--isa rejects an unknown path" 1 "--isa: expected auto, scalar, avx2 or avx512" \
+	"$S" train --isa sse9
 expect "--help lists the per-layer weight options" 0 "" "$S" train --help
 if grep -q -- '--wcopy-targets' out.txt && grep -q -- '--wgrad-targets' out.txt &&
    grep -q -- '--wcopy-prune' out.txt
@@ -66,6 +68,32 @@ else
 		if awk -v a="$wc0" -v b="$wc1" -v g="$wg1" 'BEGIN { exit !(a > 0.1 && b < 0.05 && g > 0.3) }'
 		then ok "per-layer targets reach their layers (wcopy $wc0 / $wc1, wgrad l1 $wg1)"
 		else not_ok "per-layer targets reach their layers" "wcopy l0 $wc0, l1 $wc1, wgrad l1 $wg1"; fi
+	fi
+
+	# every SIMD path gives the same bits: the same checkpoint and figures
+	if expect "--isa scalar: a short run" 0 "" \
+		"$S" train --isa scalar --limit-train 640 --limit-test 100 --target-sparsity 0.9 \
+		--save isa-scalar.ckpt --json && cp out.txt isa-scalar.json &&
+	   expect "--isa auto: the same run" 0 "" \
+		"$S" train --isa auto --limit-train 640 --limit-test 100 --target-sparsity 0.9 \
+		--save isa-auto.ckpt --json; then
+		if cmp -s isa-scalar.ckpt isa-auto.ckpt &&
+		   [ "$(sed 's/"seconds": [0-9.e+-]*//' isa-scalar.json)" = \
+		     "$(sed 's/"seconds": [0-9.e+-]*//' out.txt)" ]
+		then ok "--isa scalar and auto: the same checkpoint and JSON"
+		else not_ok "--isa scalar and auto: the same checkpoint and JSON" \
+			"$(cat isa-scalar.json out.txt)"; fi
+	fi
+	if grep -qw avx2 /proc/cpuinfo; then
+		expect "--isa avx2 --bench --json" 0 "" \
+			"$S" train --isa avx2 --bench --bench-steps 3 --batch 16 --json
+		if grep -q '"isa": "avx2"' out.txt
+		then ok "--bench --json names the SIMD path it timed"
+		else not_ok "--bench --json names the SIMD path it timed" "$(cat out.txt)"; fi
+	fi
+	if ! grep -qw avx512_vnni /proc/cpuinfo; then
+		expect "--isa avx512 on a CPU without it" 1 "--isa avx512: this CPU does not have it" \
+			"$S" train --isa avx512
 	fi
 
 	# the benchmark interleaves the two configurations in rounds

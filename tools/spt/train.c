@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "spt/core.h"
 #include "spt/spt.h"
 #include "spt.h"
 
@@ -28,6 +29,7 @@ struct train_args {
 	enum spt_lr_schedule sched;
 	unsigned long long seed;
 	enum spt_precision precision;
+	enum spt_isa isa;
 	float target, wcopy, wgrad;
 	float act_targets[MAX_LAYERS], wcopy_targets[MAX_LAYERS], wgrad_targets[MAX_LAYERS];
 	int n_act_targets, n_wcopy_targets, n_wgrad_targets;
@@ -170,6 +172,8 @@ static void train_usage(FILE *f)
 "  --report DIR              per-step and per-epoch CSV and SVG plots\n"
 "  --bench                   time training steps: FP32 OpenBLAS dense vs this config\n"
 "  --bench-steps N           steps timed per configuration (default 50)\n"
+"  --isa auto|scalar|avx2|avx512   the CPU backend's SIMD path (default auto:\n"
+"                            the best this CPU has; every path gives the same bits)\n"
 "  -j, --json                print one JSON object at the end\n"
 "  -q, --quiet               no progress output\n"
 "\n"
@@ -211,13 +215,28 @@ static int parse_kind(const char *s, enum spt_prune_mode *k)
 	return 0;
 }
 
+static int parse_isa(const char *s, enum spt_isa *isa)
+{
+	static const enum spt_isa all[] = { SPT_ISA_AUTO, SPT_ISA_SCALAR, SPT_ISA_AVX2,
+					    SPT_ISA_AVX512 };
+	size_t i;
+
+	for (i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
+		if (!strcmp(s, spt_core_isa_name(all[i]))) {
+			*isa = all[i];
+			return 0;
+		}
+	}
+	return -1;
+}
+
 enum {
 	OPT_BACKEND = 256, OPT_DEVICE, OPT_MODEL, OPT_PRECISION, OPT_EPOCHS, OPT_BATCH, OPT_LR,
 	OPT_SCHED, OPT_MOM, OPT_WD, OPT_SEED, OPT_TARGET, OPT_ACT_TARGETS, OPT_PRUNE,
 	OPT_ERR_PRUNE, OPT_WCOPY, OPT_WGRAD, OPT_WARMUP, OPT_RAMP, OPT_WARMUP_STEPS,
 	OPT_RAMP_STEPS, OPT_LIMIT_TRAIN, OPT_LIMIT_TEST, OPT_DATA, OPT_SAVE, OPT_RESUME,
 	OPT_REPORT, OPT_BENCH, OPT_BENCH_STEPS, OPT_LR_MIN, OPT_WCOPY_TARGETS, OPT_WCOPY_PRUNE,
-	OPT_WGRAD_TARGETS,
+	OPT_WGRAD_TARGETS, OPT_ISA,
 };
 
 static const struct option train_opts[] = {
@@ -254,6 +273,7 @@ static const struct option train_opts[] = {
 	{ "report", required_argument, NULL, OPT_REPORT },
 	{ "bench", no_argument, NULL, OPT_BENCH },
 	{ "bench-steps", required_argument, NULL, OPT_BENCH_STEPS },
+	{ "isa", required_argument, NULL, OPT_ISA },
 	{ "json", no_argument, NULL, 'j' },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "help", no_argument, NULL, 'h' },
@@ -436,6 +456,11 @@ static int parse_args(int argc, char **argv, struct train_args *a)
 		case OPT_BENCH_STEPS:
 			if (parse_ulong(optarg, 1, 100000, &a->bench_steps))
 				return spt_err("--bench-steps: expected 1..100000");
+			break;
+		case OPT_ISA:
+			if (parse_isa(optarg, &a->isa))
+				return spt_err("--isa: expected auto, scalar, avx2 or avx512, got '%s'",
+					       optarg);
 			break;
 		case 'j': a->json = true; break;
 		case 'q': a->quiet = true; break;
@@ -951,6 +976,8 @@ int cmd_train(int argc, char **argv)
 	ret = parse_args(argc, argv, &a);
 	if (ret)
 		return ret < 0 ? 0 : ret;
+	if (spt_core_set_isa(a.isa))
+		return spt_err("--isa %s: this CPU does not have it", spt_core_isa_name(a.isa));
 	if (a.bench)
 		return do_bench(&a);
 	if (open_ctx(&a, &ctx))
@@ -1350,20 +1377,23 @@ static int do_bench(const struct train_args *a)
 	if (bench_pair(&base, a, tr, a->bench_steps, &r))
 		goto out;
 	if (a->json) {
-		printf("{\"model\": \"%s\", \"batch\": %lu, \"steps\": %lu, \"rounds\": %u, "
+		printf("{\"model\": \"%s\", \"isa\": \"%s\", \"batch\": %lu, \"steps\": %lu, "
+		       "\"rounds\": %u, "
 		       "\"fp32_ms_per_step\": %.3f, \"%s_ms_per_step\": %.3f, "
 		       "\"fp32_cpu_ms_per_step\": %.3f, \"%s_cpu_ms_per_step\": %.3f, "
 		       "\"interim_sparsity\": %.4f, \"speedup_vs_fp32\": %.3f, "
 		       "\"cpu_speedup_vs_fp32\": %.3f, \"round_cpu_speedup_median\": %.3f, "
 		       "\"round_cpu_speedup_min\": %.3f, \"round_cpu_speedup_max\": %.3f}\n",
-		       a->model, a->batch, a->bench_steps, r.rounds, r.base_wall * 1e3, cfg,
+		       a->model, spt_core_isa_name(spt_core_get_isa()), a->batch, a->bench_steps,
+		       r.rounds, r.base_wall * 1e3, cfg,
 		       r.cfg_wall * 1e3, r.base_cpu * 1e3, cfg, r.cfg_cpu * 1e3, r.cfg_sparsity,
 		       r.base_wall / r.cfg_wall, r.base_cpu / r.cfg_cpu, r.ratio_med, r.ratio_min,
 		       r.ratio_max);
 	} else {
 		printf("model %s, batch %lu, %lu timed steps in %u interleaved rounds "
-		       "(cpu backend; wall and process CPU time)\n",
-		       a->model, a->batch, a->bench_steps, r.rounds);
+		       "(cpu backend, %s; wall and process CPU time)\n",
+		       a->model, a->batch, a->bench_steps, r.rounds,
+		       spt_core_isa_name(spt_core_get_isa()));
 		printf("  fp32 dense (OpenBLAS)      %8.3f ms/step (cpu %8.3f)  interim sparsity %.3f\n",
 		       r.base_wall * 1e3, r.base_cpu * 1e3, r.base_sparsity);
 		printf("  %-26s %8.3f ms/step (cpu %8.3f)  interim sparsity %.3f  (%.2fx wall, %.2fx cpu vs fp32)\n",
