@@ -357,13 +357,11 @@ int spt_gemm_wq(enum spt_pass pass, const void *a, size_t a_len, const float *w,
 		wo = &def;
 	}
 	/*
-	 * The fused path takes what it can: AVX2 (an AVX-512 CPU too, where
-	 * it runs the AVX2 kernel: it saves B's encode and decode either way),
-	 * nearest rounding, no stochastic pruning, a valid shape whose densest
+	 * The fused path takes what it can: AVX2 or AVX-512, nearest
+	 * rounding, no stochastic pruning, a valid shape whose densest
 	 * encoding fits the format's u32 offsets, operands and options that
-	 * both calls accept.
-	 * Anything else, errors included, goes through the two calls, which
-	 * give the errors in their order.
+	 * both calls accept.  Anything else, errors included, goes through
+	 * the two calls, which give the errors in their order.
 	 */
 	if (spt_core_get_isa() < SPT_ISA_AVX2 || !w || ct_out_begin(n, k, SIZE_MAX, &g) ||
 	    ct_size(&g, g.nblocks, g.nblocks * SPT_BLOCK_ELEMS) - g.payload_off > UINT32_MAX ||
@@ -375,8 +373,8 @@ int spt_gemm_wq(enum spt_pass pass, const void *a, size_t a_len, const float *w,
 	src.n = n;
 	src.k = k;
 	src.tau = wo->prune.mode == SPT_PRUNE_DETERMINISTIC ? wo->prune.tau : 0.0f;
-	err = spt_gemm_run_simd_w(a, a_len, &src, ep, &sh, &exec_macs, &blocks, &y, &arena,
-				  &ep_done);
+	err = spt_gemm_run_simd_w(spt_core_get_isa(), a, a_len, &src, ep, &sh, &exec_macs, &blocks,
+				  &y, &arena, &ep_done);
 	if (err && err != -EDOM) {	/* A's errors come after the encoder's */
 		free(arena);
 		return gemm_wq_calls(pass, a, a_len, w, n, k, wo, wst, ep, out, cnt);

@@ -259,12 +259,12 @@ struct gemm_wsrc {
 };
 
 /*
- * spt_gemm_run_simd() with B from @w instead of a compressed tensor (AVX2
- * only; no C^T path, which streams B's records): the same results, counters
- * and *c, which is inside *arena (the caller frees it).  -EDOM on a NaN or
- * Inf in @w, then *c unspecified.
+ * spt_gemm_run_simd() with B from @w instead of a compressed tensor (a CPU
+ * with AVX2, @isa AVX2 or AVX512; no C^T path, which streams B's records):
+ * the same results, counters and *c, which is inside *arena (the caller
+ * frees it).  -EDOM on a NaN or Inf in @w, then *c unspecified.
  */
-int spt_gemm_run_simd_w(const void *a, size_t a_len, struct gemm_wsrc *w,
+int spt_gemm_run_simd_w(enum spt_isa isa, const void *a, size_t a_len, struct gemm_wsrc *w,
 			const struct spt_gemm_epilogue *ep, struct gemm_shape *sh,
 			uint64_t *exec_macs, uint64_t *blocks, float **c, void **arena,
 			int *ep_done);

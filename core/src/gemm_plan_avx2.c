@@ -1103,7 +1103,7 @@ static enum spt_isa gemm_kernel_isa(enum spt_isa isa, const struct gemm_ct *ca,
 				    const struct gemm_ct *cb)
 {
 	if (isa == SPT_ISA_AVX512 &&
-	    (cb->rows < SPT_GEMM_JT_AVX512 || gemm_swap_pays(ca, cb)))
+	    (cb->rows < SPT_GEMM_JT_AVX512 || (ca && gemm_swap_pays(ca, cb))))
 		return SPT_ISA_AVX2;
 	return isa;
 }
@@ -1145,7 +1145,7 @@ int spt_gemm_run_simd(enum spt_isa isa, const void *a, size_t a_len,
 			&ex_hi);
 }
 
-int spt_gemm_run_simd_w(const void *a, size_t a_len, struct gemm_wsrc *w,
+int spt_gemm_run_simd_w(enum spt_isa isa, const void *a, size_t a_len, struct gemm_wsrc *w,
 			const struct spt_gemm_epilogue *ep, struct gemm_shape *sh,
 			uint64_t *exec_macs, uint64_t *blocks, float **c, void **arena,
 			int *ep_done)
@@ -1170,6 +1170,7 @@ int spt_gemm_run_simd_w(const void *a, size_t a_len, struct gemm_wsrc *w,
 	sh->n = w->n;
 	sh->k = ca.cols;
 	sh->nb = ca.bpr;
-	return gemm_run(SPT_ISA_AVX2, &ca, &cb, w, ep, exec_macs, blocks, c, NULL, arena,
-			ep_done, &ex_hi);
+	/* no C^T here: only the width decides */
+	return gemm_run(gemm_kernel_isa(isa, NULL, &cb), &ca, &cb, w, ep, exec_macs, blocks, c,
+			NULL, arena, ep_done, &ex_hi);
 }
