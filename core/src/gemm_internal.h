@@ -299,8 +299,8 @@ void spt_gemm_kernel_scalar(const struct spt_unpacked *a,
 #define SPT_GEMM_KC_AVX512	4u
 /*
  * One column tile of C into p->c; p->b_pairs and p->b_scale hold that tile
- * of B.  AVX2 writes the tile's nc columns, AVX-512 all jt (a partial last
- * tile goes to a pad buffer).
+ * of B.  AVX2 writes the tile's nc columns; AVX-512 takes whole tiles only
+ * (nc = jt), a partial last tile going to the AVX2 kernel.
  */
 void spt_gemm_kernel_avx2(const struct spt_gemm_plan *p);
 void spt_gemm_kernel_avx512(const struct spt_gemm_plan *p);

@@ -147,7 +147,6 @@ struct gemm_bufs {
 	uint8_t *w_e8;		/* B from FP32: the staged blocks' E8M0 bytes */
 	uint32_t *w_l2;		/* and L2 masks */
 	uint32_t *bits_a, *bits_b;	/* BITS32_STRIDE per block column */
-	float *cpad;
 	float *y;		/* the result when the caller wants only ct */
 	int ex_hi;		/* the largest exponent of B's blocks, and A's if streamed */
 };
@@ -159,7 +158,7 @@ static size_t gemm_round64(size_t n)
 
 /* Carve the buffers (64-byte aligned) out of one block; NULL arena: size only. */
 static size_t gemm_bufs_carve(struct gemm_bufs *g, const struct spt_gemm_plan *p,
-			      uint64_t nblk, uint64_t nonzeros, int pad_c, int own_y)
+			      uint64_t nblk, uint64_t nonzeros, int own_y)
 {
 	uint8_t *base = g->arena;
 	size_t off = 0;
@@ -182,8 +181,6 @@ static size_t gemm_bufs_carve(struct gemm_bufs *g, const struct spt_gemm_plan *p
 	GEMM_TAKE(w_l2, (size_t)8 * p->nb);
 	GEMM_TAKE(bits_a, (size_t)p->nb * BITS32_STRIDE);
 	GEMM_TAKE(bits_b, (size_t)p->nb * BITS32_STRIDE);
-	if (pad_c)
-		GEMM_TAKE(cpad, (size_t)p->m * p->jt);
 	if (own_y)
 		GEMM_TAKE(y, (size_t)p->m * p->n);
 #undef GEMM_TAKE
@@ -880,19 +877,14 @@ static void gemm_stream(const struct spt_gemm_plan *p, const struct gemm_ct *a, 
  * n < jt floats of a partial tile's row (AVX-512): inline, a library call
  * per row costs more.
  */
-static inline void gemm_copy_row(float *dst, const float *src, uint32_t n)
-{
-	uint32_t j;
-
-	for (j = 0; j + 8 <= n; j += 8)
-		_mm256_storeu_ps(dst + j, _mm256_loadu_ps(src + j));
-	for (; j < n; j++)
-		dst[j] = src[j];
-}
-
 static void gemm_plan_init(enum spt_isa isa, const struct gemm_ct *a,
 			   const struct gemm_ct *b, struct spt_gemm_plan *p)
 {
+	/* the AVX2 kernel takes an AVX-512 run's partial tile: the same plan */
+	_Static_assert(SPT_GEMM_JT_AVX512 == SPT_GEMM_JT_AVX2 &&
+		       SPT_GEMM_RG_AVX512 == SPT_GEMM_RG_AVX2 &&
+		       SPT_GEMM_KC_AVX512 == SPT_GEMM_KC_AVX2,
+		       "one plan serves both kernels");
 	memset(p, 0, sizeof(*p));
 	p->m = a->rows;
 	p->n = b->rows;
@@ -939,8 +931,8 @@ static int gemm_run(enum spt_isa isa, const struct gemm_ct *ca, const struct gem
 	struct gemm_bufs g;
 	struct gemm_cursor cur;
 	struct spt_gemm_plan p;
-	uint32_t t, i;
-	int pad_c, stream;
+	uint32_t t;
+	int stream;
 
 	memset(&g, 0, sizeof(g));
 	gemm_plan_init(isa, ca, cb, &p);
@@ -952,14 +944,11 @@ static int gemm_run(enum spt_isa isa, const struct gemm_ct *ca, const struct gem
 		p.relu = ep->act == SPT_ACT_RELU;
 	}
 	*ep_done = p.ep_fused;
-	/* AVX-512 writes whole tiles: a partial last tile goes to cpad first */
-	pad_c = isa == SPT_ISA_AVX512 && p.n % p.jt != 0;
-	g.arena = aligned_alloc(64, gemm_bufs_carve(&g, &p, ca->nblocks, ca->nonzeros,
-						    pad_c, !y_user));
+	g.arena = aligned_alloc(64, gemm_bufs_carve(&g, &p, ca->nblocks, ca->nonzeros, !y_user));
 	if (!g.arena)
 		return -ENOMEM;
 	*arena = g.arena;
-	gemm_bufs_carve(&g, &p, ca->nblocks, ca->nonzeros, pad_c, !y_user);
+	gemm_bufs_carve(&g, &p, ca->nblocks, ca->nonzeros, !y_user);
 	*c = y_user ? y_user : g.y;
 	memset(g.bits_a, 0, (size_t)p.nb * BITS32_STRIDE * sizeof(*g.bits_a));
 	memset(g.bits_b, 0, (size_t)p.nb * BITS32_STRIDE * sizeof(*g.bits_b));
@@ -978,14 +967,19 @@ static int gemm_run(enum spt_isa isa, const struct gemm_ct *ca, const struct gem
 	if (!wb)
 		gemm_cursor_init(&cur, cb);
 	for (t = 0; t < p.ntiles; t++) {
-		int part;
+		int wide;
 
 		p.nc = p.n - t * p.jt < p.jt ? p.n - t * p.jt : p.jt;
-		p.tw = isa == SPT_ISA_AVX512 ? p.jt : (p.nc + 7) & ~7u;
-		part = pad_c && p.nc < p.jt;
-		p.c = part ? g.cpad : *c + (size_t)t * p.jt;
+		/*
+		 * AVX-512 writes whole tiles: a partial last tile takes the
+		 * AVX2 kernel, whose plan (tile, group and chunk sizes) is the
+		 * same, without the epilogue (not fused on AVX-512)
+		 */
+		wide = isa == SPT_ISA_AVX512 && p.nc == p.jt;
+		p.tw = wide ? p.jt : (p.nc + 7) & ~7u;
+		p.c = *c + (size_t)t * p.jt;
 		p.col0 = t * p.jt;
-		p.ldc = part ? p.jt : p.n;
+		p.ldc = p.n;
 		if (!wb)
 			gemm_pack_tile(&cur, cb, &p, t, &g);
 		else if (gemm_pack_tile_w(wb, &p, t, &g))
@@ -995,13 +989,10 @@ static int gemm_run(enum spt_isa isa, const struct gemm_ct *ca, const struct gem
 			g.ex_hi = SPT_E8M0_BIAS;	/* not tracked */
 		} else if (stream)
 			gemm_stream(&p, ca, g.bits_a, &g.ex_hi);
-		else if (isa == SPT_ISA_AVX512)
+		else if (wide)
 			spt_gemm_kernel_avx512(&p);
 		else
 			spt_gemm_kernel_avx2(&p);
-		for (i = 0; part && i < p.m; i++)
-			gemm_copy_row(*c + (size_t)i * p.n + (size_t)t * p.jt,
-				      g.cpad + (size_t)i * p.jt, p.nc);
 	}
 	bits_total(g.bits_a, g.bits_b, p.nb, exec_macs, blocks);
 	*ex_hi = g.ex_hi;
