@@ -873,10 +873,6 @@ static void gemm_stream(const struct spt_gemm_plan *p, const struct gemm_ct *a, 
 	(p->nb <= STREAM_NB ? rows : chunks)[p->tw / 8 - 1][p->nc % 8 == 0](p, a, bits, ex_hi);
 }
 
-/*
- * n < jt floats of a partial tile's row (AVX-512): inline, a library call
- * per row costs more.
- */
 static void gemm_plan_init(enum spt_isa isa, const struct gemm_ct *a,
 			   const struct gemm_ct *b, struct spt_gemm_plan *p)
 {
@@ -1082,13 +1078,14 @@ static int gemm_swap_pays(const struct gemm_ct *ca, const struct gemm_ct *cb)
 }
 
 /*
- * The kernel ISA for C = A B^T on a CPU that has @isa.  The AVX-512 kernel
- * computes whole tiles of SPT_GEMM_JT_AVX512 columns, so a narrower C pays
- * for columns it throws away and a copy out of the padding; and C^T, a
- * streamed C and the narrow convolution kernel are AVX2 paths.  Those take
- * AVX2 (measured: the CNN's step, whose convolutions all have C of 16 or
- * 32 columns, took about 1.35x as long on the AVX-512 kernel).  Every path
- * gives the same bits, so this is a choice of speed only.
+ * The ISA a GEMM's run takes for C = A B^T on a CPU that has @isa.  The
+ * AVX-512 kernel takes whole tiles of SPT_GEMM_JT_AVX512 columns only, so
+ * a narrower C would run on the AVX2 kernel anyway; run as AVX2 it also
+ * gets the AVX2-only paths: C streamed without a plan, the narrow kernel
+ * of the first convolution, the fused epilogue.  C^T, where it pays, is
+ * an AVX2 path too.  (Measured: with all of these on the AVX-512 kernel,
+ * padded to whole tiles, the CNN's step took about 1.3x as long.)  Every
+ * path gives the same bits, so this is a choice of speed only.
  */
 static enum spt_isa gemm_kernel_isa(enum spt_isa isa, const struct gemm_ct *ca,
 				    const struct gemm_ct *cb)
