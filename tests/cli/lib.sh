@@ -40,7 +40,7 @@ expect() {
 	rc=$?
 	if [ "$rc" -ne "$want" ]; then
 		not_ok "$name" "expected exit status $want, got $rc" "stderr: $(head -c 300 err.txt)"
-	elif [ -n "$pattern" ] && ! grep -qE "$pattern" err.txt; then
+	elif [ -n "$pattern" ] && ! grep -qE -e "$pattern" err.txt; then
 		not_ok "$name" "expected stderr matching /$pattern/, got: $(head -c 300 err.txt)"
 	elif [ "$want" -ne 0 ] && [ -s out.txt ]; then
 		not_ok "$name" "expected nothing on stdout, got: $(head -c 300 out.txt)"
