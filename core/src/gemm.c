@@ -348,6 +348,7 @@ int spt_gemm_wq(enum spt_pass pass, const void *a, size_t a_len, const float *w,
 	struct gemm_wsrc src;
 	struct ct_geom g;
 	uint64_t exec_macs = 0, blocks = 0, b_len;
+	enum spt_isa isa = spt_core_get_isa();
 	float *y = NULL;
 	void *arena = NULL;
 	int err, ep_done = 0;
@@ -363,7 +364,7 @@ int spt_gemm_wq(enum spt_pass pass, const void *a, size_t a_len, const float *w,
 	 * both calls accept.  Anything else, errors included, goes through
 	 * the two calls, which give the errors in their order.
 	 */
-	if (spt_core_get_isa() < SPT_ISA_AVX2 || !w || ct_out_begin(n, k, SIZE_MAX, &g) ||
+	if (isa < SPT_ISA_AVX2 || !w || ct_out_begin(n, k, SIZE_MAX, &g) ||
 	    ct_size(&g, g.nblocks, g.nblocks * SPT_BLOCK_ELEMS) - g.payload_off > UINT32_MAX ||
 	    wo->round != SPT_ROUND_EVEN || wo->prune.mode == SPT_PRUNE_STOCHASTIC ||
 	    gemm_prune_check(&wo->prune) || gemm_args_check(pass, a, w, ep, out))
@@ -373,8 +374,8 @@ int spt_gemm_wq(enum spt_pass pass, const void *a, size_t a_len, const float *w,
 	src.n = n;
 	src.k = k;
 	src.tau = wo->prune.mode == SPT_PRUNE_DETERMINISTIC ? wo->prune.tau : 0.0f;
-	err = spt_gemm_run_simd_w(spt_core_get_isa(), a, a_len, &src, ep, &sh, &exec_macs, &blocks,
-				  &y, &arena, &ep_done);
+	err = spt_gemm_run_simd_w(isa, a, a_len, &src, ep, &sh, &exec_macs, &blocks, &y, &arena,
+				  &ep_done);
 	if (err && err != -EDOM) {	/* A's errors come after the encoder's */
 		free(arena);
 		return gemm_wq_calls(pass, a, a_len, w, n, k, wo, wst, ep, out, cnt);

@@ -1078,20 +1078,19 @@ static int gemm_swap_pays(const struct gemm_ct *ca, const struct gemm_ct *cb)
 }
 
 /*
- * The ISA a GEMM's run takes for C = A B^T on a CPU that has @isa.  The
- * AVX-512 kernel takes whole tiles of SPT_GEMM_JT_AVX512 columns only, so
- * a narrower C would run on the AVX2 kernel anyway; run as AVX2 it also
- * gets the AVX2-only paths: C streamed without a plan, the narrow kernel
- * of the first convolution, the fused epilogue.  C^T, where it pays, is
- * an AVX2 path too.  (Measured: with all of these on the AVX-512 kernel,
- * padded to whole tiles, the CNN's step took about 1.3x as long.)  Every
- * path gives the same bits, so this is a choice of speed only.
+ * The ISA a GEMM's run takes for C = A B^T, C of @n columns, on a CPU that
+ * has @isa; @swap: C^T pays (gemm_swap_pays()).  The AVX-512 kernel takes
+ * whole tiles of SPT_GEMM_JT_AVX512 columns only, so a narrower C would run
+ * on the AVX2 kernel anyway; run as AVX2 it also gets the AVX2-only paths:
+ * C streamed without a plan, the narrow kernel of the first convolution,
+ * the fused epilogue.  C^T is an AVX2 path too, and so is the plain run
+ * that follows a C^T that gives up.  (Measured: with all of these on the
+ * AVX-512 kernel, padded to whole tiles, the CNN's step took about 1.3x as
+ * long.)  Every path gives the same bits, so this is a choice of speed only.
  */
-static enum spt_isa gemm_kernel_isa(enum spt_isa isa, const struct gemm_ct *ca,
-				    const struct gemm_ct *cb)
+static enum spt_isa gemm_kernel_isa(enum spt_isa isa, uint32_t n, int swap)
 {
-	if (isa == SPT_ISA_AVX512 &&
-	    (cb->rows < SPT_GEMM_JT_AVX512 || (ca && gemm_swap_pays(ca, cb))))
+	if (isa == SPT_ISA_AVX512 && (n < SPT_GEMM_JT_AVX512 || swap))
 		return SPT_ISA_AVX2;
 	return isa;
 }
@@ -1107,7 +1106,7 @@ int spt_gemm_run_simd(enum spt_isa isa, const void *a, size_t a_len,
 		      float **c, float *y_user, void **arena, int *ep_done)
 {
 	struct gemm_ct ca, cb;
-	int err, ex_hi;
+	int err, ex_hi, swap;
 
 	err = gemm_ct_open(a, a_len, &ca);
 	if (err)
@@ -1123,8 +1122,9 @@ int spt_gemm_run_simd(enum spt_isa isa, const void *a, size_t a_len,
 	sh->n = cb.rows;
 	sh->k = ca.cols;
 	sh->nb = ca.bpr;
-	isa = gemm_kernel_isa(isa, &ca, &cb);
-	if (isa == SPT_ISA_AVX2 && gemm_swap_pays(&ca, &cb)) {
+	swap = gemm_swap_pays(&ca, &cb);
+	isa = gemm_kernel_isa(isa, cb.rows, swap);
+	if (swap) {
 		err = gemm_run_swapped(&ca, &cb, exec_macs, blocks, c, y_user, arena, ep_done);
 		if (err != 1)
 			return err;
@@ -1158,7 +1158,7 @@ int spt_gemm_run_simd_w(enum spt_isa isa, const void *a, size_t a_len, struct ge
 	sh->n = w->n;
 	sh->k = ca.cols;
 	sh->nb = ca.bpr;
-	/* no C^T here: only the width decides */
-	return gemm_run(gemm_kernel_isa(isa, NULL, &cb), &ca, &cb, w, ep, exec_macs, blocks, c,
+	/* no C^T here: it streams B's records */
+	return gemm_run(gemm_kernel_isa(isa, w->n, 0), &ca, &cb, w, ep, exec_macs, blocks, c,
 			NULL, arena, ep_done, &ex_hi);
 }

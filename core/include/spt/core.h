@@ -419,9 +419,9 @@ int spt_gemm(enum spt_pass pass, const void *a, size_t a_len,
  * (the n x k matrix @w quantised with @wo, NULL for defaults, then the
  * product): the same results, counters, statistics and errors, in that
  * order, and nothing written when either call would fail before writing.
- * On AVX2, with nearest rounding and no stochastic pruning, B is quantised
- * tile by tile straight into the kernel's layout, without the encoding (a
- * weight copy read by nothing else).
+ * On AVX2 or AVX-512, with nearest rounding and no stochastic pruning, B is
+ * quantised tile by tile straight into the kernel's layout, without the
+ * encoding (a weight copy read by nothing else).
  */
 int spt_gemm_wq(enum spt_pass pass, const void *a, size_t a_len, const float *w, uint32_t n,
 		uint32_t k, const struct spt_encode_opts *wo, struct spt_tensor_stats *wst,
